@@ -1,0 +1,56 @@
+"""The ``execbench`` command (bcc-style: examples in --help, --json output)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import ExecbenchError
+
+#: subcommand modules, in --help order; each has register(subparsers)
+COMMANDS = [
+    "execbench.commands.list_cmd",
+    "execbench.commands.run_cmd",
+    "execbench.commands.compare_cmd",
+]
+
+EXAMPLES = """examples:
+  execbench list                          # designs and shipped workloads
+  execbench compare                       # every design on the default workload
+  execbench run --design legacy --workload boot-cloud --seed 1
+  execbench <command> --help              # more examples per command
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="execbench",
+        description="Compare Linux executable-memory allocator designs on recorded workloads.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"execbench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="command")
+    for mod in COMMANDS:
+        importlib.import_module(mod).register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ExecbenchError as e:
+        print(f"execbench: error: {e}", file=sys.stderr)
+        return 1
+    except (KeyError, ValueError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"execbench: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

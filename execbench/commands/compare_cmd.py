@@ -1,0 +1,73 @@
+"""``execbench compare``: every design side by side on the same workload(s)."""
+from __future__ import annotations
+
+import argparse
+
+import pandas as pd
+
+from .. import registry
+from ..metrics import METRICS
+from ..report.table import render
+from ..results import RESULTS_DIR, write_csv
+from ..sweep import sweep
+from ..workload_ref import resolve
+from .common import add_machine_options, add_param_option, emit_json, machine_from, params_from
+
+EXAMPLES = """examples:
+  execbench compare                                  # all designs, default workload
+  execbench compare --workload boot-cloud --seeds 5  # mean over seeds 0..4
+  execbench compare --designs legacy --param legacy:bpf_prog_pack=false
+  execbench compare --json > cmp.json
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compare", help="compare designs on the same workloads",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", "-w", action="append",
+                   help="shipped workload name or trace path (repeatable; default: the default workload)")
+    p.add_argument("--designs", nargs="+", metavar="D", help=f"default: all ({', '.join(registry.names())})")
+    p.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 and average (default 1)")
+    p.add_argument("--out", metavar="CSV", help="tidy CSV (default results/compare.csv)")
+    p.add_argument("--json", action="store_true", help="print the tidy table as JSON")
+    add_param_option(p)
+    add_machine_options(p)
+    p.set_defaults(func=main)
+
+
+def table_rows(df: pd.DataFrame, designs: list[str]) -> list[list]:
+    """metric rows x design columns: gauges by mean and peak, counters by final."""
+    g = df.groupby(["design", "metric"])[["final", "peak", "mean"]].mean()
+    rows = []
+    for m in METRICS:
+        stats = ("mean", "peak") if m.kind == "gauge" else ("final",)
+        for st in stats:
+            label = m.name if st == "final" else f"{m.name} ({st})"
+            rows.append([label] + [float(g.loc[(d, m.name), st]) for d in designs])
+    return rows
+
+
+def main(args) -> int:
+    designs = args.designs or registry.names()
+    for d in designs:
+        registry.get(d)
+    traces = [resolve(w) for w in (args.workload or [None])]
+    machine, costs = machine_from(args)
+    df, results = sweep(traces, designs, list(range(args.seeds)), params=params_from(args),
+                        costs=costs, machine=machine)
+    out = args.out or RESULTS_DIR / "compare.csv"
+    write_csv(df, out)
+    if args.json:
+        emit_json(df.to_dict(orient="records"))
+        return 0
+    for tr in traces:
+        sub = df[df.workload == tr.name]
+        desc = tr.provenance.get("workload", {}).get("description", "")
+        print(f"workload {tr.name}: {len(tr)} events{' -- ' + desc if desc else ''}")
+        print(f"seeds 0..{args.seeds - 1}; gauges: time-weighted mean and peak; counters: total;"
+              f" lower is better except largest_free_extent")
+        print(render(["metric"] + designs, table_rows(sub, designs)))
+        print()
+    rate = sum(r.events for r in results) / max(sum(r.wall_s for r in results), 1e-9)
+    print(f"replayed {sum(r.events for r in results):,} events at {rate:,.0f} events/s; wrote {out}")
+    return 0

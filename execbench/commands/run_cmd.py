@@ -1,0 +1,57 @@
+"""``execbench run``: replay one workload on one design."""
+from __future__ import annotations
+
+import argparse
+
+from .. import registry
+from ..replay import run
+from ..report.table import render
+from ..results import RESULTS_DIR, write_csv
+from ..workload_ref import resolve
+from .common import add_machine_options, emit_json, machine_from
+
+EXAMPLES = """examples:
+  execbench run --design legacy                       # default workload, seed 0
+  execbench run --design legacy --workload boot-cloud --seed 3
+  execbench run --design legacy --workload my.csv.gz --param bpf_prog_pack=false
+  execbench run --design legacy --timeline /tmp/tl.csv --json
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="replay one workload on one design",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--design", "-d", required=True, help=f"one of: {', '.join(registry.names())}")
+    p.add_argument("--workload", "-w", help="shipped workload name or trace path (default: the default workload)")
+    p.add_argument("--seed", type=int, default=0, help="seed for KASLR, frames and randomised offsets (default 0)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="design parameter (repeatable)")
+    p.add_argument("--timeline", metavar="CSV", help="also write every metric after every event")
+    p.add_argument("--out", metavar="CSV", help="summary CSV (default results/run-<workload>-<design>-s<seed>.csv)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_machine_options(p)
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    cls = registry.get(args.design)
+    params = cls.parse_params(args.param)
+    trace = resolve(args.workload)
+    machine, costs = machine_from(args)
+    r = run(trace, args.design, seed=args.seed, params=params, costs=costs, machine=machine)
+    summary = r.summary()
+    out = args.out or RESULTS_DIR / f"run-{trace.name}-{args.design}-s{args.seed}.csv"
+    write_csv(summary, out)
+    if args.timeline:
+        write_csv(r.timeline(), args.timeline)
+    if args.json:
+        emit_json({"design": r.design, "workload": r.workload, "seed": r.seed, "params": r.params,
+                   "events": r.events, "events_per_s": r.events / r.wall_s if r.wall_s else None,
+                   "stats": {m: dict(zip(("final", "peak", "mean"), v)) for m, v in r.stats.items()},
+                   "counters": r.counters, "entry_points": r.entry_points})
+        return 0
+    print(f"{r.design} on {r.workload}: {r.events} events, seed {r.seed}, "
+          f"params {r.params}, {r.events / max(r.wall_s, 1e-9):,.0f} events/s")
+    print(render(["metric", "final", "peak", "mean"],
+                 [[m, f, p, mean] for m, (f, p, mean) in r.stats.items()]))
+    print(f"\nwrote {out}")
+    return 0

@@ -1,0 +1,63 @@
+"""What a design is: an allocator API over the simulated kernel, plus the
+four users (module loader, BPF JIT, ftrace, kprobes) written against it.
+
+Modelled on SimPy's ``BaseResource`` docstring: a design subclass provides
+
+* class attributes ``name`` (registry id), ``title`` (one line), ``source``
+  (what it follows: series, Message-ID or file@version), ``kernel_version``
+  (the CPA rules it runs under) and ``defaults`` (its parameters);
+* in ``__init__``, four user objects -- ``self.module``, ``self.bpf``,
+  ``self.ftrace``, ``self.kprobe`` -- each with one method per trace op
+  (see :mod:`execbench.users`), calling only the design's own API, which in
+  turn calls only :class:`~execbench.kernel.Kernel` primitives.
+
+A design never reads metrics, and metrics never read a design: they see the
+kernel's page tables, frames and counters only.  Adding a design is one new
+package under ``models/`` and one line in :mod:`execbench.registry`.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from .errors import DesignError
+from .kernel import Kernel
+
+
+class Design:
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+    kernel_version: ClassVar[tuple[int, int]] = (6, 1)
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, kernel: Kernel, **params: Any):
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise DesignError(f"design {self.name!r} has no parameter(s) {sorted(unknown)}; "
+                              f"known: {sorted(self.defaults)}")
+        self.kernel = kernel
+        self.params: dict[str, Any] = {**self.defaults, **params}
+
+    @classmethod
+    def parse_params(cls, items: list[str] | None) -> dict[str, Any]:
+        """``name=value`` strings -> typed values, typed like the defaults."""
+        out: dict[str, Any] = {}
+        for item in items or []:
+            key, sep, raw = item.partition("=")
+            if not sep or key not in cls.defaults:
+                raise DesignError(f"--param {item!r}: design {cls.name!r} takes "
+                                  f"{', '.join(f'{k}={v!r}' for k, v in cls.defaults.items()) or 'no parameters'}")
+            d = cls.defaults[key]
+            if isinstance(d, bool):
+                if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                    raise DesignError(f"--param {key}: {raw!r} is not a boolean")
+                out[key] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(d, int):
+                out[key] = int(raw)
+            elif isinstance(d, float):
+                out[key] = float(raw)
+            elif isinstance(d, tuple):
+                out[key] = tuple(int(p) for p in raw.split("."))
+            else:
+                out[key] = raw
+        return out

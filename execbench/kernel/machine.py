@@ -1,0 +1,300 @@
+"""The simulated x86-64 kernel every design runs on.
+
+:class:`Kernel` ties together the module range (:mod:`.layout`), vmap
+placement (:mod:`.vmap`), page tables (:mod:`.pagetable`), frames and the
+direct map (:mod:`.physmem`) and exposes the primitives the real kernel
+offers to executable-memory users -- ``vmalloc``/``vfree`` with
+``VM_FLUSH_RESET_PERMS``, ``set_memory_*`` (:mod:`.cpa`), ``text_poke*``
+(:mod:`.text_poke`) -- each advancing a virtual clock by its
+:class:`~.costs.Costs` and bumping :attr:`Kernel.counters`.
+
+Designs call these primitives; metrics read the state and counters; nothing
+here knows which design is running.
+"""
+from __future__ import annotations
+
+import bisect
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DesignError, KernelBug
+from ..units import GiB, PAGE_SIZE, PAGES_PER_PMD, PMD_SIZE, pages
+from . import cpa, text_poke
+from .costs import Costs
+from .layout import MODULES_END, MODULES_PAGES, MODULES_VADDR, module_load_offset
+from .pagetable import PageTable
+from .physmem import PhysMem
+from .vmap import VmapSpace
+
+COUNTERS = (
+    "vmalloc_calls", "vmalloc_bytes", "vmalloc_huge", "vfree_calls", "vfree_reset_perms",
+    "cpa_calls", "cpa_pages", "cpa_pages_req",
+    *(f"cpa_calls_{k}" for k in cpa.KINDS), *(f"cpa_pages_{k}" for k in cpa.KINDS),
+    "vmalloc_pmd_splits", "vmalloc_pmd_collapses",
+    "tlb_flush_all", "tlb_flush_ipis", "sync_core_ipis",
+    "direct_map_splits_2m", "direct_map_splits_1g",
+    "text_pokes", "text_poke_bytes", "text_poke_syncs", "text_poke_bp",
+    "memcpy_bytes", "api_calls",
+)
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """The machine and kernel version a replay runs on.
+
+    ``version`` selects version-dependent CPA rules (see :mod:`.cpa`); each
+    design states the version it models.
+    """
+
+    seed: int = 0
+    version: tuple[int, int] = (6, 1)
+    mem_bytes: int = 16 * GiB
+    placement: str = "contiguous"
+    kaslr: bool = True
+    costs: Costs = field(default_factory=Costs)
+
+
+@dataclass
+class Area:
+    """One vmap area (``struct vm_struct``) in page units."""
+
+    start: int            # first page (relative to MODULES_VADDR)
+    npages: int           # mapped pages (size / PAGE_SIZE)
+    guard: int            # guard pages after it (1, or 0 for VM_NO_GUARD)
+    huge: bool
+    reset_perms: bool     # VM_FLUSH_RESET_PERMS
+    caller: str
+
+
+class Kernel:
+    """State and primitives of the simulated kernel."""
+
+    def __init__(self, config: KernelConfig | None = None):
+        self.config = config or KernelConfig()
+        self.costs = self.config.costs
+        self.version = self.config.version
+        seed = self.config.seed
+        self.offset = module_load_offset(self.rng_for("kaslr"), self.config.kaslr)
+        self.lo_page = self.offset // PAGE_SIZE
+        self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement)
+        self.vmap = VmapSpace(MODULES_PAGES)
+        self.pt = PageTable(MODULES_PAGES)
+        self.areas: dict[int, Area] = {}
+        self._starts: list[int] = []
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.entry_points: set[tuple[str, str]] = set()
+        self.now = 0.0
+        self.idle_ns = 0.0
+        self.wx_page_ns = 0.0
+        self.wx_pages_peak = 0
+        self.cpu = 0
+        self.user = ""
+        self._seed = seed
+
+    # -- identity helpers --------------------------------------------------------
+    def rng_for(self, purpose: str) -> np.random.Generator:
+        """An independent, reproducible random stream per purpose."""
+        return np.random.default_rng([self.config.seed, zlib.crc32(purpose.encode())])
+
+    @staticmethod
+    def page_of(addr: int) -> int:
+        return (addr - MODULES_VADDR) >> 12
+
+    @staticmethod
+    def addr_of(page: int) -> int:
+        return MODULES_VADDR + page * PAGE_SIZE
+
+    @property
+    def vstart(self) -> int:
+        """``MODULES_VADDR + get_module_load_offset()``."""
+        return MODULES_VADDR + self.offset
+
+    # -- clock ---------------------------------------------------------------------
+    def tick(self, ns: float) -> None:
+        """Advance the virtual clock, integrating W^X exposure over the step."""
+        self.wx_page_ns += self.pt.wx_pages * ns
+        self.now += ns
+
+    def advance_to(self, t_ns: float) -> None:
+        """Idle until the next event's timestamp (time the trace spent
+        between events counts for W^X exposure, not for CPU cost)."""
+        if t_ns > self.now:
+            self.idle_ns += t_ns - self.now
+            self.tick(t_ns - self.now)
+
+    def note_wx(self) -> None:
+        if self.pt.wx_pages > self.wx_pages_peak:
+            self.wx_pages_peak = self.pt.wx_pages
+
+    # -- interface accounting ---------------------------------------------------------
+    def api(self, entry: str) -> None:
+        """Record one call into a design's exported API by the current user."""
+        self.counters["api_calls"] += 1
+        self.entry_points.add((self.user, entry))
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Bump a design-level counter (e.g. ``bpf_prog_pack_new``)."""
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    # -- vmalloc --------------------------------------------------------------------
+    def vmalloc(self, size: int, *, align: int = PAGE_SIZE, start: int | None = None,
+                end: int | None = None, w: bool = True, x: bool = False,
+                huge: bool = False, reset_perms: bool = False, guard: bool = True,
+                caller: str = "") -> int:
+        """``__vmalloc_node_range()`` (mm/vmalloc.c, v6.1).
+
+        ``w``/``x`` give the pgprot (PAGE_KERNEL = w, PAGE_KERNEL_EXEC = w+x,
+        PAGE_KERNEL_ROX = x).  ``huge`` is ``VM_ALLOW_HUGE_VMAP``: an area of at
+        least PMD_SIZE is then rounded up to whole PMDs, PMD-aligned and mapped
+        with 2 MiB leaves; smaller ones (and failures) use 4 KiB pages, exactly
+        as ``__vmalloc_node_range`` falls back.  ``guard=False`` is
+        ``VM_NO_GUARD``.
+        """
+        if size <= 0:
+            raise KernelBug(f"vmalloc({size})")
+        lo = self.page_of(self.vstart if start is None else start)
+        hi = self.page_of(MODULES_END if end is None else end)
+        use_huge = huge and size >= PMD_SIZE
+        npages = pages(size)
+        if use_huge:
+            npages = -(-size // PMD_SIZE) * PAGES_PER_PMD
+            align = max(align, PMD_SIZE)
+        need = npages + (1 if guard else 0)
+        p = self.vmap.find(need, max(1, align // PAGE_SIZE), lo, hi)
+        if p < 0 and use_huge:       # "fall back to small pages" path
+            use_huge, npages = False, pages(size)
+            need = npages + (1 if guard else 0)
+            p = self.vmap.find(need, 1, lo, hi)
+        if p < 0:
+            raise DesignError(f"vmalloc of {size} bytes does not fit the module range "
+                              f"({len(self.vmap)} areas live)")
+        if use_huge:
+            frames = np.concatenate([self.phys.alloc_huge_block()
+                                     for _ in range(npages // PAGES_PER_PMD)])
+        else:
+            frames = self.phys.alloc_frames(npages)
+        self.vmap.insert(p, need)
+        self.pt.map(p, frames, w, x, use_huge)
+        area = Area(p, npages, need - npages, use_huge, reset_perms, caller)
+        self.areas[p] = area
+        bisect.insort(self._starts, p)
+        c = self.counters
+        c["vmalloc_calls"] += 1
+        c["vmalloc_bytes"] += npages * PAGE_SIZE
+        c["vmalloc_huge"] += int(use_huge)
+        self.note_wx()
+        self.tick(self.costs.vmalloc_call + self.costs.vmalloc_page * npages)
+        return self.addr_of(p)
+
+    def find_area(self, addr: int) -> Area:
+        """``find_vm_area()``: the area containing ``addr``."""
+        p = self.page_of(addr)
+        i = bisect.bisect_right(self._starts, p) - 1
+        if i >= 0:
+            a = self.areas[self._starts[i]]
+            if p < a.start + a.npages:
+                return a
+        raise KernelBug(f"no vmap area contains {addr:#x}")
+
+    def set_vm_flush_reset_perms(self, addr: int) -> None:
+        """``set_vm_flush_reset_perms()`` (include/linux/vmalloc.h)."""
+        self.find_area(addr).reset_perms = True
+
+    def vfree(self, addr: int) -> None:
+        """``vfree()``; with VM_FLUSH_RESET_PERMS, ``vm_reset_perms()``
+        (mm/vmalloc.c, v6.1): every backing page's direct-map alias is set
+        invalid then default, one page at a time
+        (``set_direct_map_invalid_noflush``/``_default_noflush``, which split
+        a large direct-map leaf like any CPA), with one TLB flush covering
+        the area and the direct map in between (``_vm_unmap_aliases``).
+        Without the flag the unmap is lazy (purged in batches): no flush is
+        counted for it."""
+        p = self.page_of(addr)
+        area = self.areas.get(p)
+        if area is None:
+            raise KernelBug(f"vfree of {addr:#x}, which is not the start of a vmap area")
+        c = self.counters
+        if area.reset_perms:
+            frames = self.pt.pfn[p:p + area.npages].copy()
+            cpa.direct_map_touch(self, frames, whole_2m=False)
+            self.phys.alias_ro[frames] = False
+            cpa.flush_all(self)
+            c["vfree_reset_perms"] += 1
+        frames = self.pt.unmap(p, area.npages)
+        self.phys.free_frames(frames, huge=area.huge)
+        self.vmap.remove(p)
+        del self.areas[p]
+        self._starts.remove(p)
+        c["vfree_calls"] += 1
+        self.tick(self.costs.vfree_call + self.costs.vfree_page * area.npages)
+
+    # -- writes ------------------------------------------------------------------------
+    def memcpy(self, addr: int, nbytes: int) -> None:
+        """A plain store through the vmalloc mapping (memcpy/memset/relocation
+        writes).  The pages must be mapped writable: a real kernel would
+        oops on a read-only page, so a model that does this is wrong."""
+        if nbytes <= 0:
+            return
+        p0, p1 = self.page_of(addr), self.page_of(addr + nbytes - 1)
+        f = self.pt.flags[p0:p1 + 1]
+        if p0 < 0 or p1 >= self.pt.n_pages or not np.all(f & 1) or not np.all(f & 2):
+            raise KernelBug(f"write of {nbytes} bytes at {addr:#x} to a page that is not mapped writable")
+        self.counters["memcpy_bytes"] += nbytes
+        self.tick(self.costs.memcpy_byte * nbytes)
+
+    def memcpy_elsewhere(self, nbytes: int) -> None:
+        """A copy into memory outside the module range (a kvmalloc'ed RW
+        buffer, a vzalloc'ed shadow): costs time, touches no page we model."""
+        self.counters["memcpy_bytes"] += nbytes
+        self.tick(self.costs.memcpy_byte * nbytes)
+
+    # -- live text registry -----------------------------------------------------------------
+    def text_claim(self, addr: int, nbytes: int) -> None:
+        """Executable text the kernel now knows of (module text, a JITed
+        program, a trampoline, an insn slot) occupies ``[addr, +nbytes)``."""
+        self.pt.add_text(addr - MODULES_VADDR, nbytes, +1)
+
+    def text_release(self, addr: int, nbytes: int) -> None:
+        self.pt.add_text(addr - MODULES_VADDR, nbytes, -1)
+
+    # -- primitives implemented in sibling modules -----------------------------------------
+    def set_memory_ro(self, addr: int, npages: int) -> None:
+        cpa.set_memory(self, "ro", addr, npages)
+
+    def set_memory_rw(self, addr: int, npages: int) -> None:
+        cpa.set_memory(self, "rw", addr, npages)
+
+    def set_memory_x(self, addr: int, npages: int) -> None:
+        cpa.set_memory(self, "x", addr, npages)
+
+    def set_memory_nx(self, addr: int, npages: int) -> None:
+        cpa.set_memory(self, "nx", addr, npages)
+
+    def set_memory_rox(self, addr: int, npages: int, collapse: bool = False) -> None:
+        cpa.set_memory(self, "rox", addr, npages, collapse=collapse)
+
+    def text_poke(self, addr: int, nbytes: int) -> None:
+        text_poke.text_poke(self, addr, nbytes)
+
+    def text_poke_copy(self, addr: int, nbytes: int) -> None:
+        text_poke.text_poke_copy(self, addr, nbytes)
+
+    def text_poke_set(self, addr: int, nbytes: int) -> None:
+        text_poke.text_poke_set(self, addr, nbytes)
+
+    def text_poke_sync(self) -> None:
+        text_poke.text_poke_sync(self)
+
+    def text_poke_bp(self, addr: int, nbytes: int) -> None:
+        text_poke.text_poke_bp(self, addr, nbytes)
+
+    # -- state summaries ----------------------------------------------------------------------
+    def snapshot_counters(self) -> dict[str, int]:
+        c = dict(self.counters)
+        c["direct_map_splits_2m"] = self.phys.splits_2m
+        c["direct_map_splits_1g"] = self.phys.splits_1g
+        c["vmap_areas"] = len(self.areas)
+        c["api_entry_points"] = len({e for _, e in self.entry_points})
+        return c

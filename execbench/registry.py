@@ -1,0 +1,29 @@
+"""The explicit registry of designs (pyperformance's MANIFEST, as code).
+
+One line per design: its id and where its class lives.  Classes are
+imported lazily so that listing designs costs nothing.
+"""
+from __future__ import annotations
+
+import importlib
+
+DESIGNS: dict[str, str] = {
+    "legacy": "execbench.models.legacy:Legacy",
+}
+
+#: The design every ratio in a report is computed against.
+BASELINE = "legacy"
+
+
+def names() -> list[str]:
+    return list(DESIGNS)
+
+
+def get(name: str):
+    """The design class registered as ``name``."""
+    try:
+        target = DESIGNS[name]
+    except KeyError:
+        raise KeyError(f"unknown design {name!r}; known: {', '.join(DESIGNS)}") from None
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,1 @@
+"""Turning results into text a kernel developer can paste into a reply."""

@@ -1,0 +1,166 @@
+"""``bpf_prog_pack``: 2 MiB packs of 64-byte chunks for JITed BPF code.
+
+Follows kernel/bpf/core.c (v6.1; the same logic through v6.12, see
+kernel-semantics.md §3):
+
+* ``BPF_PROG_PACK_SIZE`` = ``PMD_SIZE * num_possible_nodes()`` = 2 MiB on one
+  node; ``BPF_PROG_CHUNK_SIZE`` = 64; a pack is one ``bpf_jit_alloc_exec()``
+  area mapped with **4 KiB pages** (no huge vmalloc in mainline x86).
+* ``alloc_new_pack()``: allocate, fill with illegal instructions while still
+  writable, ``set_vm_flush_reset_perms()``, then make the whole pack RO+X
+  (v6.1: ``set_memory_ro`` + ``set_memory_x``; v6.2+: ``set_memory_rox``)
+  and append it to ``pack_list``.
+* ``bpf_prog_pack_alloc(size)``: larger than a pack -> its own page-rounded
+  allocation, filled and protected the same way; otherwise
+  ``bitmap_find_next_zero_area()`` in each pack in list (creation) order --
+  first fit, lowest chunk, oldest pack -- else a new pack at chunk 0.
+* ``bpf_prog_pack_free(ptr, size)``: invalidate the chunks
+  (``bpf_arch_text_invalidate`` = ``text_poke_set(0xcc)`` on x86), clear the
+  bits, and free the pack at once when its bitmap is empty (no hysteresis).
+* ``bpf_jit_binary_pack_alloc(proglen)``: ``size = round_up(proglen +
+  sizeof(struct bpf_binary_header) + 16, 64)``; the image starts at a random
+  offset below ``min(size - (proglen + hdr), 64 - hdr)`` ("a random section
+  of illegal instructions"); JIT into a kvmalloc'ed RW copy, then
+  ``bpf_jit_binary_pack_finalize()`` = ``bpf_arch_text_copy()`` =
+  ``text_poke_copy`` of the whole ``size``.
+
+The allocator below the pack and the protection call differ per design, so
+they come in through :class:`PackOps`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from execbench.units import PAGE_SIZE, PMD_SIZE, round_up
+
+BPF_PROG_PACK_SIZE = PMD_SIZE           # PMD_SIZE * num_possible_nodes(), 1 node
+BPF_PROG_CHUNK_SIZE = 64                # 1 << BPF_PROG_CHUNK_SHIFT
+BPF_PROG_CHUNK_COUNT = BPF_PROG_PACK_SIZE // BPF_PROG_CHUNK_SIZE   # 32768
+BPF_BINARY_HEADER = 8                   # struct bpf_binary_header { u32 size; u8 image[] __aligned(8); }
+BPF_RANDOM_HOLE = 16                    # "add 16 bytes for a random section of illegal instructions"
+
+
+def pack_chunks(proglen: int) -> int:
+    """Chunks ``bpf_jit_binary_pack_alloc(proglen)`` takes from a pack."""
+    size = round_up(proglen + BPF_BINARY_HEADER + BPF_RANDOM_HOLE, BPF_PROG_CHUNK_SIZE)
+    return size // BPF_PROG_CHUNK_SIZE
+
+
+@dataclass
+class PackOps:
+    """What a design provides underneath the pack allocator."""
+
+    alloc_exec: Callable[[int], int]          # bpf_jit_alloc_exec(size) -> addr
+    free_exec: Callable[[int], None]          # bpf_jit_free_exec(addr)
+    fill: Callable[[int, int], None]          # bpf_fill_ill_insns(addr, size) on fresh memory
+    set_reset_perms: Callable[[int], None]    # set_vm_flush_reset_perms(addr)
+    protect: Callable[[int, int], None]       # make (addr, npages) RO+X
+    text_copy: Callable[[int, int], None]     # bpf_arch_text_copy
+    invalidate: Callable[[int, int], None]    # bpf_arch_text_invalidate
+
+
+class Pack:
+    __slots__ = ("addr", "bitmap")
+
+    def __init__(self, addr: int):
+        self.addr = addr
+        self.bitmap = np.zeros(BPF_PROG_CHUNK_COUNT, dtype=bool)
+
+    def find(self, nbits: int) -> int:
+        """``bitmap_find_next_zero_area(bitmap, COUNT, 0, nbits, 0)``."""
+        free = np.concatenate(([False], ~self.bitmap, [False])).astype(np.int8)
+        d = np.diff(free)
+        starts = np.flatnonzero(d == 1)
+        ends = np.flatnonzero(d == -1)
+        ok = np.flatnonzero(ends - starts >= nbits)
+        return int(starts[ok[0]]) if ok.size else -1
+
+
+class BpfProgPack:
+    """The pack allocator with its list of packs, for one kernel."""
+
+    def __init__(self, ops: PackOps, counter: Callable[[str], None]):
+        self.ops = ops
+        self.count = counter
+        self.packs: list[Pack] = []
+        self.big: set[int] = set()
+
+    def _new_pack(self) -> Pack:
+        o = self.ops
+        addr = o.alloc_exec(BPF_PROG_PACK_SIZE)
+        o.fill(addr, BPF_PROG_PACK_SIZE)
+        o.set_reset_perms(addr)
+        o.protect(addr, BPF_PROG_PACK_SIZE // PAGE_SIZE)
+        pack = Pack(addr)
+        self.packs.append(pack)
+        self.count("bpf_prog_pack_new")
+        return pack
+
+    def alloc(self, size: int) -> int:
+        """``bpf_prog_pack_alloc(size)``: address of ``size`` bytes of RO+X."""
+        o = self.ops
+        if size > BPF_PROG_PACK_SIZE:
+            size = round_up(size, PAGE_SIZE)
+            addr = o.alloc_exec(size)
+            o.fill(addr, size)
+            o.set_reset_perms(addr)
+            o.protect(addr, size // PAGE_SIZE)
+            self.big.add(addr)
+            self.count("bpf_prog_pack_big")
+            return addr
+        nbits = -(-size // BPF_PROG_CHUNK_SIZE)
+        for pack in self.packs:
+            pos = pack.find(nbits)
+            if pos >= 0:
+                break
+        else:
+            pack, pos = self._new_pack(), 0
+        pack.bitmap[pos:pos + nbits] = True
+        return pack.addr + pos * BPF_PROG_CHUNK_SIZE
+
+    def free(self, addr: int, size: int) -> None:
+        """``bpf_prog_pack_free(ptr, size)``."""
+        o = self.ops
+        if size > BPF_PROG_PACK_SIZE:
+            self.big.remove(addr)
+            o.free_exec(addr)
+            return
+        for i, pack in enumerate(self.packs):
+            if pack.addr <= addr < pack.addr + BPF_PROG_PACK_SIZE:
+                break
+        else:
+            raise KeyError(f"bpf_prog_pack_free: {addr:#x} is in no pack")
+        o.invalidate(addr, size)
+        pos = (addr - pack.addr) // BPF_PROG_CHUNK_SIZE
+        nbits = -(-size // BPF_PROG_CHUNK_SIZE)
+        pack.bitmap[pos:pos + nbits] = False
+        if not pack.bitmap.any():
+            del self.packs[i]
+            o.free_exec(pack.addr)
+            self.count("bpf_prog_pack_freed")
+
+
+class JitBinaryPack:
+    """``bpf_jit_binary_pack_alloc/finalize/free`` over a :class:`BpfProgPack`."""
+
+    def __init__(self, pack: BpfProgPack, rng: np.random.Generator,
+                 memcpy_rw: Callable[[int], None]):
+        self.pack = pack
+        self.rng = rng
+        self.memcpy_rw = memcpy_rw
+
+    def alloc_finalize(self, proglen: int) -> tuple[int, int, int]:
+        """JIT a program of ``proglen`` bytes; return (ro_header, size, image)."""
+        size = round_up(proglen + BPF_BINARY_HEADER + BPF_RANDOM_HOLE, BPF_PROG_CHUNK_SIZE)
+        ro = self.pack.alloc(size)
+        hole = min(size - (proglen + BPF_BINARY_HEADER), BPF_PROG_CHUNK_SIZE - BPF_BINARY_HEADER)
+        start = int(self.rng.integers(hole))        # get_random_u32_below(hole) & ~(1 - 1)
+        self.memcpy_rw(size)                          # JIT emits into the RW copy
+        self.pack.ops.text_copy(ro, size)             # bpf_arch_text_copy(ro, rw, size)
+        return ro, size, ro + BPF_BINARY_HEADER + start
+
+    def free(self, ro: int, size: int) -> None:
+        self.pack.free(ro, size)

@@ -1,0 +1,135 @@
+"""BPF's use of executable memory in v6.1.
+
+* Programs: ``bpf_jit_binary_pack_alloc()`` on ``bpf_prog_pack``
+  (:mod:`models.common.bpf_prog_pack`), packs from ``module_alloc()`` made
+  RO+X with ``set_memory_ro`` + ``set_memory_x`` (v6.1 has no
+  ``set_memory_rox``).  With ``bpf_prog_pack=False`` the v5.17 path instead:
+  ``bpf_jit_binary_alloc()`` -- ``size = round_up(proglen + sizeof(*hdr) +
+  128, PAGE_SIZE)`` ("allow at least 128 extra bytes to insert a random
+  section of illegal instructions"), ``module_alloc(size)``, JIT in place,
+  ``bpf_jit_binary_lock_ro()`` = ``set_vm_flush_reset_perms`` +
+  ``set_memory_ro`` + ``set_memory_x``; freed with ``module_memfree``.
+* Trampolines (kernel/bpf/trampoline.c, v6.1): every ``bpf_trampoline_update``
+  allocates a new image page with ``bpf_jit_alloc_exec(PAGE_SIZE)`` +
+  ``set_vm_flush_reset_perms``, ``arch_prepare_bpf_trampoline()`` writes it in
+  place, then ``set_memory_ro(image, 1)`` + ``set_memory_x(image, 1)``; the
+  previous image is freed (after RCU-tasks grace periods) with
+  ``bpf_jit_free_exec``.
+* Dispatcher (kernel/bpf/dispatcher.c, v6.1, "bpf: use bpf_prog_pack for
+  bpf_dispatcher"): on first use ``d->image = bpf_prog_pack_alloc(PAGE_SIZE)``
+  and ``d->rw_image = bpf_jit_alloc_exec(PAGE_SIZE)`` (a writable page never
+  made executable); each update emits the other half into ``rw_image`` and
+  copies ``PAGE_SIZE / 2`` with ``bpf_arch_text_copy`` (``text_poke_copy``).
+
+Not modelled: the ``text_poke_bp`` that re-points the traced function's
+call site or the dispatcher stub -- that patches core kernel text, outside
+the module range, identically in every design.
+"""
+from __future__ import annotations
+
+from execbench.kernel import Kernel
+from execbench.trace import Event
+from execbench.units import PAGE_SIZE, pages, round_up
+
+from ..common.bpf_prog_pack import BPF_BINARY_HEADER, BpfProgPack, JitBinaryPack, PackOps
+from .api import ModuleAllocApi
+
+BPF_V517_SLACK = 128   # bpf_jit_binary_alloc(), kernel/bpf/core.c (v5.17)
+
+
+def pack_ops_v61(api: ModuleAllocApi, k: Kernel) -> PackOps:
+    def protect(addr: int, npages: int) -> None:
+        api.set_memory_ro(addr, npages)
+        api.set_memory_x(addr, npages)
+
+    return PackOps(
+        alloc_exec=lambda size: api.module_alloc(size, caller="bpf_prog_pack_alloc"),
+        free_exec=api.module_memfree,
+        fill=k.memcpy,                       # bpf_fill_ill_insns: memset while RW
+        set_reset_perms=api.set_vm_flush_reset_perms,
+        protect=protect,
+        text_copy=api.text_poke_copy,
+        invalidate=api.text_poke_set,
+    )
+
+
+class Bpf61:
+    def __init__(self, kernel: Kernel, api: ModuleAllocApi, use_pack: bool = True):
+        self.k = kernel
+        self.api = api
+        self.use_pack = use_pack
+        self.pack = BpfProgPack(pack_ops_v61(api, kernel), kernel.count)
+        self.jit = JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
+        self.rng = kernel.rng_for("bpf_jit_hole_v517")
+        self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)
+        self.tramps: dict[str, tuple[int, int]] = {}            # obj -> (image page, size)
+        self.dispatchers: dict[str, list[int]] = {}             # obj -> [image, rw_image, off]
+
+    # -- programs ----------------------------------------------------------------
+    def prog_load(self, ev: Event) -> None:
+        if self.use_pack:
+            hdr, size, image = self.jit.alloc_finalize(ev.size)
+        else:
+            a = self.api
+            size = round_up(ev.size + BPF_BINARY_HEADER + BPF_V517_SLACK, PAGE_SIZE)
+            hdr = a.module_alloc(size, caller="bpf_jit_binary_alloc")
+            self.k.memcpy(hdr, size)                       # bpf_fill_ill_insns
+            hole = min(size - (ev.size + BPF_BINARY_HEADER), PAGE_SIZE - BPF_BINARY_HEADER)
+            image = hdr + BPF_BINARY_HEADER + int(self.rng.integers(hole))
+            self.k.memcpy(image, ev.size)                  # JIT writes in place
+            a.set_vm_flush_reset_perms(hdr)                # bpf_jit_binary_lock_ro()
+            a.set_memory_ro(hdr, pages(size))
+            a.set_memory_x(hdr, pages(size))
+        self.k.text_claim(image, ev.size)
+        self.progs[ev.obj] = (hdr, size, image, ev.size)
+
+    def prog_unload(self, ev: Event) -> None:
+        hdr, size, image, proglen = self.progs.pop(ev.obj)
+        self.k.text_release(image, proglen)
+        if self.use_pack:
+            self.jit.free(hdr, size)
+        else:
+            self.api.module_memfree(hdr)
+
+    # -- trampolines ----------------------------------------------------------------
+    def _tramp_image(self, size: int) -> int:
+        a = self.api
+        image = a.module_alloc(PAGE_SIZE, caller="bpf_tramp_image_alloc")
+        a.set_vm_flush_reset_perms(image)
+        self.k.memcpy(image, size)                  # arch_prepare_bpf_trampoline()
+        a.set_memory_ro(image, 1)
+        a.set_memory_x(image, 1)
+        self.k.text_claim(image, size)
+        return image
+
+    def _tramp_free(self, image: int, size: int) -> None:
+        self.k.text_release(image, size)
+        self.api.module_memfree(image)
+
+    def tramp_attach(self, ev: Event) -> None:
+        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
+
+    def tramp_update(self, ev: Event) -> None:
+        old = self.tramps[ev.obj]
+        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
+        self._tramp_free(*old)
+
+    def tramp_detach(self, ev: Event) -> None:
+        self._tramp_free(*self.tramps.pop(ev.obj))
+
+    # -- dispatcher -------------------------------------------------------------------
+    def dispatcher_update(self, ev: Event) -> None:
+        half = PAGE_SIZE // 2
+        d = self.dispatchers.get(ev.obj)
+        if d is None:
+            image = self.pack.alloc(PAGE_SIZE)
+            rw = self.api.module_alloc(PAGE_SIZE, caller="bpf_dispatcher")
+            d = self.dispatchers[ev.obj] = [image, rw, half]
+        else:
+            self.k.text_release(d[0] + d[2], half)
+        image, rw, off = d
+        noff = off ^ half
+        self.k.memcpy(rw + noff, half)              # bpf_dispatcher_prepare()
+        self.api.text_poke_copy(image + noff, half)  # bpf_arch_text_copy()
+        self.k.text_claim(image + noff, half)
+        d[2] = noff
