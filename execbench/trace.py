@@ -113,10 +113,20 @@ class Trace:
         return len(self.df)
 
     def events(self) -> Iterator[Event]:
-        """Yield the events in order (the replay hot path reads these)."""
-        cols = [self.df[c].tolist() for c in COLUMNS]
-        for row in zip(*cols):
-            yield Event(*[None if v is pd.NA else v for v in row])
+        """Yield the events in order (the replay hot path reads these).
+
+        Built once per trace and kept: a sweep replays the same trace for
+        every design and seed, and no design writes to an event."""
+        cache = self.__dict__.get("_events")
+        if cache is None or cache[0] is not self.df:
+            cols = [self.df[c].tolist() for c in COLUMNS]
+            cache = (self.df, [Event(*[None if v is pd.NA else v for v in row]) for row in zip(*cols)])
+            self.__dict__["_events"] = cache
+        return iter(cache[1])
+
+    def __getstate__(self) -> dict:
+        # the event cache is rebuilt on demand; do not ship it to worker processes
+        return {k: v for k, v in self.__dict__.items() if k != "_events"}
 
 
 def _fail_first(path: str, mask: np.ndarray, reason) -> tuple[int, str] | None:
@@ -161,7 +171,7 @@ def _int_column(path: str, df: pd.DataFrame, col: str, required: np.ndarray):
     if conv.any():
         vals[conv] = s[conv].astype(np.int64).to_numpy()
     missing = _fail_first(path, required & ~present, f"column {col!r} is empty")
-    return vals, present, [b for b in (bad, missing) if b]
+    return vals, conv, [b for b in (bad, missing) if b]
 
 
 def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
@@ -251,13 +261,13 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
     if (p := _fail_first(path, present["len"] & (ints["len"] <= 0), "patch len must be >= 1")):
         problems.append(p)
 
-    first_bad = min(problems)[0] if problems else n
+    first_bad = min(p[0] for p in problems) if problems else n
     life = _check_lifecycle(user[:first_bad], op[:first_bad], obj[:first_bad],
                             {c: ints[c][:first_bad] for c in ("text", "offset", "len")})
     if life:
         problems.append(life)
     if problems:
-        row, reason = min(problems)
+        row, reason = min(problems, key=lambda p: p[0])   # earliest row; first check wins
         raise TraceError(path, row, reason)
 
     out = pd.DataFrame({"seq": ints["seq"], "t_ns": ints["t_ns"], "cpu": ints["cpu"],
@@ -357,8 +367,15 @@ def from_frame(df: pd.DataFrame, name: str = "<frame>") -> Trace:
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
-    """The canonical CSV encoding: schema column order, empty cells for unused."""
-    return df.reindex(columns=COLUMNS).to_csv(index=False, lineterminator="\n").encode()
+    """The canonical CSV encoding: schema column order, integers written as
+    integers, empty cells where an op does not use a column."""
+    out = df.reindex(columns=COLUMNS).copy()
+    for c in ["seq", "t_ns", "cpu"] + SIZE_COLUMNS:
+        if out[c].dtype == object:
+            out[c] = pd.to_numeric(out[c].map(lambda v: None if v is None or v == "" else v),
+                                   errors="raise")
+        out[c] = out[c].astype("Int64")
+    return out.to_csv(index=False, lineterminator="\n").encode()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
