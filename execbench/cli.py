@@ -13,6 +13,10 @@ COMMANDS = [
     "execbench.commands.list_cmd",
     "execbench.commands.run_cmd",
     "execbench.commands.compare_cmd",
+    "execbench.commands.report_cmd",
+    "execbench.commands.plot_cmd",
+    "execbench.commands.all_cmd",
+    "execbench.commands.record",
 ]
 
 EXAMPLES = """examples:

@@ -11,7 +11,12 @@
   one allocation of ``PAGE_ALIGN(size)`` per non-empty ``enum mod_mem_type``.
 
 Section-level padding inside a type (``ALIGN(size, sh_addralign)``) is
-already in the recorded sizes.
+already in the recorded sizes.  Simplified: v6.1 ``layout_sections()``
+page-aligns the end of the data sections (mask 4, "whole core") *before*
+``layout_symtab()`` appends the core kallsyms, so the real core area can be
+one page larger than ``PAGE_ALIGN(ro_after_init_size + data)``; the trace
+carries data with kallsyms as one number (the v6.4+ MOD_DATA size), so
+legacy may undercount a module's core area by at most one data page.
 """
 from __future__ import annotations
 

@@ -1,0 +1,349 @@
+"""Lay out one kernel module (.ko) the way the kernel's module loader does.
+
+Why: every design under test receives a module load as the seven per-type sizes of
+``enum mod_mem_type`` plus the loader's write work.  Those numbers must come from the
+loader's own rules applied to real ``.ko`` files, not from ``size(1)`` or section
+totals, because alignment padding, the sections the loader drops and the kallsyms it
+appends change the answer by tens of percent (data-sources.md §1.2).
+
+Kernel rules followed (Linux v6.1, the version of the shipped Debian package, with the
+per-type grouping that v6.4 made explicit as ``enum mod_mem_type``):
+
+* ``kernel/module/main.c`` ``layout_and_allocate()`` / ``rewrite_section_headers()``
+  (v6.1): SHF_ALLOC is cleared on ``.modinfo``, ``__versions`` and ``.data..percpu``
+  (per-CPU data is allocated by ``percpu_modalloc`` instead; its size is kept in the
+  ``percpu`` column).  ``.data..ro_after_init`` and ``__jump_table`` get
+  ``SHF_RO_AFTER_INIT`` (0x00200000, ``include/uapi/linux/elf.h``) via ``find_sec()``
+  (first SHF_ALLOC section of that name).
+* ``kernel/module/main.c`` ``layout_sections()`` (v6.1; ``__layout_sections()`` in v6.4+):
+  five masks, each pass over the section headers in order, core pass then init pass;
+  ``ARCH_SHF_SMALL`` is 0 on x86 so mask 4 never catches a section.  A section is init
+  when ``module_init_layout_section()`` holds: name starts with ``.init`` (``.exit*``
+  only when !CONFIG_MODULE_UNLOAD; Debian has MODULE_UNLOAD=y, see the ``module_unload``
+  parameter).  ``module_get_offset()``: ``off = ALIGN(size, sh_addralign ?: 1);
+  size = off + sh_size`` (``arch_mod_section_prepend`` is 0 on x86).
+  v6.4 maps an init section of mask 2 to MOD_INVALID (warn, skip); v6.1 puts it in the
+  writable part of the init layout.  We count it in ``init_data`` (v6.1 behaviour) and
+  report it in ``init_ro_after_init_secs`` so a reader can see it happened.
+* ``kernel/module/kallsyms.c`` ``layout_symtab()`` (v6.1, CONFIG_KALLSYMS_ALL=y):
+  init data gets the whole ``.symtab`` (aligned), ``.strtab``, then ``struct
+  mod_kallsyms`` (32 bytes, 8-aligned: symtab ptr, num_symtab + pad, strtab ptr, typetab
+  ptr) and ``nsrc`` type bytes; core data gets the core symbols (24 B each, aligned to
+  the symtab's sh_addralign), their names and one type byte each.  A symbol is core when
+  ``is_core_symbol()`` holds (defined, named, in an SHF_ALLOC non-init section or in
+  per-CPU data), or always for livepatch modules (``is_livepatch_module``, modinfo
+  ``livepatch=Y``); symbol 0 is always kept.
+
+Simplifications (and why they do not change the numbers we ship):
+
+* Each type is laid out from offset 0.  In v6.1 text, rodata, ro_after_init and data sit
+  in one ``core_layout`` with page-aligned boundaries (``strict_align`` = PAGE_ALIGN under
+  STRICT_MODULE_RWX), so each type still starts on a page boundary and the in-type
+  offsets are identical as long as no section asks for more than 4 KiB alignment.
+* v6.1 appends the core kallsyms after the *page-aligned* end of core data (and the init
+  kallsyms after the page-aligned end of init data).  The trace's ``data``/``init_data``
+  are the v6.4 per-type sums; the table also keeps ``data_sections`` and
+  ``init_data_sections`` so a v6.1 (``legacy``) model can place the kallsyms page exactly.
+* ``.exit*`` sections follow CONFIG_MODULE_UNLOAD (Debian: y → core text).
+
+Loader write work, counted from the file (the schema's definitions):
+
+* ``relocs``/``reloc_secs``: entries of SHT_RELA sections (x86-64 modules use RELA only;
+  ``apply_relocations()`` skips sections whose target is not SHF_ALLOC) whose target
+  section lands in MOD_TEXT, MOD_RODATA, MOD_INIT_TEXT or MOD_INIT_RODATA.
+* ``alt_sites``: ``.altinstructions`` / ALT_INSTR_SIZE + ``.parainstructions`` /
+  PARA_SITE_SIZE + ``.retpoline_sites``, ``.return_sites``, ``.call_sites``,
+  ``.ibt_endbr_seal`` / 4 (``arch/x86/kernel/module.c`` ``module_finalize()``).
+* ``orc_entries``: ``.orc_unwind_ip`` / 4 (``unwind_module_init``, one ``int`` per entry).
+* ``mcount_locs``: ``__mcount_loc`` / 8 (one ``unsigned long`` per call site,
+  ``ftrace_module_init``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import BinaryIO
+
+import numpy as np
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+# include/uapi/linux/elf.h
+SHF_WRITE = 0x1
+SHF_ALLOC = 0x2
+SHF_EXECINSTR = 0x4
+SHF_RO_AFTER_INIT = 0x00200000
+# arch/x86/include/asm/module.h does not define ARCH_SHF_SMALL -> include/linux/moduleloader.h: 0
+ARCH_SHF_SMALL = 0
+
+# arch/x86/include/asm/alternative.h (v6.1): struct alt_instr {s32 instr_offset;
+# s32 repl_offset; u16 cpuid; u8 instrlen; u8 replacementlen;} __packed = 12 bytes.
+# (v6.3+ widened cpuid to u32 ft_flags -> 14 bytes; pass alt_instr_size=14 for those.)
+ALT_INSTR_SIZE_V61 = 12
+# arch/x86/include/asm/paravirt_types.h (v6.1): struct paravirt_patch_site {u8 *instr;
+# u8 type; u8 len;} -> 8 + 1 + 1, padded to the pointer's 8-byte alignment = 16 bytes.
+PARA_SITE_SIZE_V61 = 16
+# .retpoline_sites/.return_sites/.call_sites/.ibt_endbr_seal: arrays of s32 (4 bytes).
+S32_SITE = 4
+# arch/x86/kernel/unwind_orc.c: .orc_unwind_ip is an array of int (4 bytes).
+ORC_IP_SIZE = 4
+# kernel/trace/ftrace.c: __mcount_loc is an array of unsigned long (8 bytes on x86-64).
+MCOUNT_LOC_SIZE = 8
+# sizeof(Elf64_Sym), include/uapi/linux/elf.h
+ELF64_SYM_SIZE = 24
+# include/linux/module.h (v6.1): struct mod_kallsyms, 4 pointer-sized words
+MOD_KALLSYMS_SIZE = 32
+MOD_KALLSYMS_ALIGN = 8
+SHN_UNDEF = 0
+
+#: enum mod_mem_type names (v6.4 include/linux/module.h), schema column order.
+MEM_TYPES = ("text", "rodata", "ro_after_init", "data", "init_text", "init_rodata", "init_data")
+
+_MASKS = (
+    (SHF_EXECINSTR | SHF_ALLOC, ARCH_SHF_SMALL),
+    (SHF_ALLOC, SHF_WRITE | ARCH_SHF_SMALL),
+    (SHF_RO_AFTER_INIT | SHF_ALLOC, ARCH_SHF_SMALL),
+    (SHF_WRITE | SHF_ALLOC, ARCH_SHF_SMALL),
+    (ARCH_SHF_SMALL | SHF_ALLOC, 0),
+)
+_CORE_TYPES = ("text", "rodata", "ro_after_init", "data", "data")
+# v6.1 keeps init mask-2 sections in the writable init part (see module docstring).
+_INIT_TYPES = ("init_text", "init_rodata", "init_data", "init_data", "init_data")
+_WRITE_WORK_TYPES = frozenset({"text", "rodata", "init_text", "init_rodata"})
+_DROPPED = (".modinfo", "__versions", ".data..percpu")
+_RO_AFTER_INIT_SECS = (".data..ro_after_init", "__jump_table")
+
+
+class ModuleParseError(ValueError):
+    """A .ko that is not a relocatable x86-64 ELF module, with the file named."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModuleLayout:
+    """Per-type sizes and loader write work of one module, as the loader computes them."""
+
+    module: str
+    text: int
+    rodata: int
+    ro_after_init: int
+    data: int
+    init_text: int
+    init_rodata: int
+    init_data: int
+    data_sections: int
+    init_data_sections: int
+    align: int
+    relocs: int
+    reloc_secs: int
+    alt_sites: int
+    orc_entries: int
+    mcount_locs: int
+    percpu: int
+    nsyms: int
+    ncore_syms: int
+    init_ro_after_init_secs: int
+    depends: str
+    license: str
+    intree: bool
+
+
+def _align(x: int, a: int) -> int:
+    a = a or 1
+    return (x + a - 1) // a * a
+
+
+def _modinfo(elf: ELFFile) -> dict[str, str]:
+    sec = elf.get_section_by_name(".modinfo")
+    if sec is None:
+        return {}
+    out: dict[str, str] = {}
+    for item in sec.data().split(b"\0"):
+        if b"=" in item:
+            k, v = item.split(b"=", 1)
+            out.setdefault(k.decode("utf-8", "replace"), v.decode("utf-8", "replace"))
+    return out
+
+
+_SYM_DTYPE = np.dtype([("st_name", "<u4"), ("st_info", "u1"), ("st_other", "u1"),
+                       ("st_shndx", "<u2"), ("st_value", "<u8"), ("st_size", "<u8")])
+
+
+def _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source):
+    """Count the symbols ``layout_symtab()`` keeps in core and the bytes of their names.
+
+    kernel/module/kallsyms.c (v6.1) ``is_core_symbol()``: reject SHN_UNDEF, st_shndx >= shnum
+    (this also rejects SHN_ABS/SHN_COMMON) and unnamed symbols; keep per-CPU symbols
+    (KALLSYMS_ALL); else keep symbols whose section is SHF_ALLOC and not laid out as init.
+    Vectorised with numpy because big modules have tens of thousands of symbols.
+    """
+    raw = np.frombuffer(symsec.data(), dtype=_SYM_DTYPE)
+    strtab = np.frombuffer(strsec.data(), dtype=np.uint8)
+    if raw.size == 0:
+        return 0, 0
+    shnum = len(flags)
+    core_sec = np.zeros(shnum, dtype=bool)
+    for i, f in enumerate(flags):
+        core_sec[i] = bool(f & SHF_ALLOC) and not placed.get(i, "").startswith("init")
+    shndx = raw["st_shndx"].astype(np.int64)
+    valid = (shndx != SHN_UNDEF) & (shndx < shnum) & (raw["st_name"] != 0)
+    keep = np.zeros(raw.size, dtype=bool)
+    idx_ok = np.where(valid, shndx, 0)
+    keep[valid] = (shndx[valid] == pcpu_idx) & (pcpu_idx != 0) | core_sec[idx_ok[valid]]
+    keep[0] = True
+    if livepatch:
+        keep[:] = True
+    nul = np.flatnonzero(strtab == 0)
+    starts = raw["st_name"][keep].astype(np.int64)
+    if starts.size and (nul.size == 0 or starts.max() > nul[-1]):
+        raise ModuleParseError(f"{source}: symbol name offset outside .strtab")
+    ends = nul[np.searchsorted(nul, starts)]
+    return int(keep.sum()), int((ends - starts).sum() + starts.size)
+
+
+def layout_module(
+    data: bytes | BinaryIO,
+    source: str,
+    *,
+    module_unload: bool = True,
+    alt_instr_size: int = ALT_INSTR_SIZE_V61,
+    para_site_size: int = PARA_SITE_SIZE_V61,
+    fallback_name: str | None = None,
+) -> ModuleLayout:
+    """Parse one decompressed .ko and lay it out as the v6.1 loader does.
+
+    ``source`` names the file in errors.  Raises ModuleParseError on anything that is
+    not a 64-bit little-endian relocatable ELF with a symbol table.
+    """
+    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    try:
+        elf = ELFFile(stream)
+        if elf.elfclass != 64 or not elf.little_endian or elf["e_type"] != "ET_REL":
+            raise ModuleParseError(f"{source}: not a 64-bit little-endian relocatable ELF")
+        shdrs = [elf.get_section(i) for i in range(elf.num_sections())]
+        return _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size,
+                       fallback_name)
+    except ELFError as exc:
+        raise ModuleParseError(f"{source}: bad ELF: {exc}") from exc
+
+
+def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, fallback_name):
+    names = [s.name for s in shdrs]
+    flags = [int(s["sh_flags"]) for s in shdrs]
+    info = _modinfo(elf)
+    module = info.get("name") or fallback_name
+    if not module:
+        raise ModuleParseError(f"{source}: no .modinfo name= and no file name to fall back on")
+    module = module.replace("-", "_")
+
+    percpu = 0
+    pcpu_idx = 0  # info->index.pcpu: 0 when the module has no per-CPU section
+    for drop in _DROPPED:
+        # find_sec(): first section with that name that has SHF_ALLOC.
+        for i, n in enumerate(names):
+            if n == drop and flags[i] & SHF_ALLOC:
+                flags[i] &= ~SHF_ALLOC
+                if drop == ".data..percpu":
+                    percpu = int(shdrs[i]["sh_size"])
+                    pcpu_idx = i
+                break
+    for special in _RO_AFTER_INIT_SECS:
+        for i, n in enumerate(names):
+            if n == special and flags[i] & SHF_ALLOC:
+                flags[i] |= SHF_RO_AFTER_INIT
+                break
+
+    for i, f in enumerate(flags):
+        if f & SHF_ALLOC and (f & (SHF_WRITE | SHF_EXECINSTR)) == (SHF_WRITE | SHF_EXECINSTR):
+            # module_enforce_rwx_sections(): the kernel refuses such a module.
+            raise ModuleParseError(f"{source}: section {names[i]} is WRITE|EXEC; the loader rejects it")
+
+    def is_init(name: str) -> bool:
+        if not module_unload and name.startswith(".exit"):
+            return True
+        return name.startswith(".init")
+
+    sizes = dict.fromkeys(MEM_TYPES, 0)
+    placed: dict[int, str] = {}
+    init_rai = 0
+    for init_pass, types in ((False, _CORE_TYPES), (True, _INIT_TYPES)):
+        for m, (need, excl) in enumerate(_MASKS):
+            for i, s in enumerate(shdrs):
+                f = flags[i]
+                if (f & need) != need or (f & excl) or i in placed or is_init(names[i]) != init_pass:
+                    continue
+                t = types[m]
+                off = _align(sizes[t], int(s["sh_addralign"]))
+                sizes[t] = off + int(s["sh_size"])
+                placed[i] = t
+                if init_pass and m == 2:
+                    init_rai += 1
+    data_sections = sizes["data"]
+    init_data_sections = sizes["init_data"]
+
+    # Largest sh_addralign among the sections laid into MOD_TEXT / MOD_INIT_TEXT.
+    text_align = max((int(shdrs[i]["sh_addralign"]) or 1 for i, t in placed.items()
+                      if t in ("text", "init_text")), default=0)
+
+    # layout_symtab()
+    symidx = next((i for i, s in enumerate(shdrs) if s["sh_type"] == "SHT_SYMTAB"), None)
+    if symidx is None:
+        raise ModuleParseError(f"{source}: no symbol table (the loader refuses modules without one)")
+    symsec = shdrs[symidx]
+    strsec = shdrs[int(symsec["sh_link"])]
+    nsrc = int(symsec["sh_size"]) // ELF64_SYM_SIZE
+    livepatch = info.get("livepatch", "") == "Y"
+    shnum = len(shdrs)
+    ndst, strtab_size = _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source)
+    d = _align(sizes["data"], int(symsec["sh_addralign"]))
+    sizes["data"] = d + ndst * ELF64_SYM_SIZE + strtab_size + ndst
+    idata = _align(sizes["init_data"], int(symsec["sh_addralign"])) + int(symsec["sh_size"])
+    idata = _align(idata, int(strsec["sh_addralign"])) + int(strsec["sh_size"])
+    idata = _align(idata, MOD_KALLSYMS_ALIGN) + MOD_KALLSYMS_SIZE + nsrc
+    sizes["init_data"] = idata
+
+    relocs = reloc_secs = 0
+    for s in shdrs:
+        if s["sh_type"] != "SHT_RELA":
+            continue
+        tgt = int(s["sh_info"])
+        if tgt >= shnum or not flags[tgt] & SHF_ALLOC:
+            continue
+        if placed.get(tgt) in _WRITE_WORK_TYPES:
+            reloc_secs += 1
+            relocs += int(s["sh_size"]) // (int(s["sh_entsize"]) or 24)
+
+    def count(name: str, entsize: int) -> int:
+        for i, n in enumerate(names):
+            if n == name and flags[i] & SHF_ALLOC:
+                size = int(shdrs[i]["sh_size"])
+                if size % entsize:
+                    raise ModuleParseError(
+                        f"{source}: section {name} size {size} is not a multiple of its "
+                        f"entry size {entsize}")
+                return size // entsize
+        return 0
+
+    alt_sites = (count(".altinstructions", alt_instr_size) + count(".parainstructions", para_site_size)
+                 + count(".retpoline_sites", S32_SITE) + count(".return_sites", S32_SITE)
+                 + count(".call_sites", S32_SITE) + count(".ibt_endbr_seal", S32_SITE))
+
+    return ModuleLayout(
+        module=module,
+        **sizes,
+        data_sections=data_sections,
+        init_data_sections=init_data_sections,
+        align=text_align,
+        relocs=relocs,
+        reloc_secs=reloc_secs,
+        alt_sites=alt_sites,
+        orc_entries=count(".orc_unwind_ip", ORC_IP_SIZE),
+        mcount_locs=count("__mcount_loc", MCOUNT_LOC_SIZE),
+        percpu=percpu,
+        nsyms=nsrc,
+        ncore_syms=ndst,
+        init_ro_after_init_secs=init_rai,
+        depends=info.get("depends", ""),
+        license=info.get("license", ""),
+        intree=info.get("intree", "") == "Y",
+    )

@@ -1,0 +1,175 @@
+"""Fetch and unpack the Debian kernel package a recording boots.
+
+Why Debian packages only: the recording must be reproducible from pinned,
+signed artifacts (package name + version + sha256 in the provenance), and the
+project's machines reach only Debian's, PyPI's and npm's registries.
+
+* 6.1 comes from the machine's own suite (bookworm) through plain
+  ``apt-get download``.
+* 6.12 comes from trixie through a *private* apt configuration (its own
+  sources list, state and cache folders under the scratch folder), so the
+  machine's apt state is left untouched.  trixie's keys are in bookworm's
+  ``debian-archive-keyring`` (``/etc/apt/trusted.gpg.d``).
+
+The metapackage (``linux-image-amd64`` / ``linux-image-cloud-amd64``) is
+resolved to the concrete ABI package (``linux-image-6.1.0-56-amd64``) whose
+``.deb`` holds ``vmlinuz`` and the ``.ko`` files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import re
+import subprocess
+
+from execbench.workloads.recorders.sources import sha256_file
+
+MIRROR = "http://deb.debian.org/debian"
+
+
+class FetchError(RuntimeError):
+    """A package could not be resolved, downloaded or unpacked (command named)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelSpec:
+    series: str  # "6.1" or "6.12"
+    flavour: str  # "generic" or "cloud"
+    suite: str  # Debian suite
+    private_apt: bool  # use a private apt configuration
+
+    @property
+    def metapackage(self) -> str:
+        return "linux-image-cloud-amd64" if self.flavour == "cloud" else "linux-image-amd64"
+
+
+SPECS = {
+    "6.1": ("bookworm", False),
+    "6.12": ("trixie", True),
+}
+
+
+def spec(series: str, flavour: str = "generic") -> KernelSpec:
+    if series not in SPECS:
+        raise FetchError(f"unknown kernel series {series!r}; known: {sorted(SPECS)}")
+    if flavour not in ("generic", "cloud"):
+        raise FetchError(f"unknown flavour {flavour!r}; known: generic, cloud")
+    suite, private = SPECS[series]
+    return KernelSpec(series, flavour, suite, private)
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    """An unpacked kernel package."""
+
+    package: str
+    version: str
+    sha256: str
+    deb: pathlib.Path
+    root: pathlib.Path  # unpacked tree
+    vmlinuz: pathlib.Path
+    moddir: pathlib.Path  # .../lib/modules/<release>
+    release: str
+
+
+def _run(cmd: list[str], **kw) -> str:
+    try:
+        res = subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+    except FileNotFoundError as exc:
+        raise FetchError(f"{cmd[0]}: not installed ({exc})") from exc
+    except subprocess.CalledProcessError as exc:
+        raise FetchError(f"{' '.join(cmd)} failed ({exc.returncode}): {exc.stderr.strip()[-800:]}") from exc
+    return res.stdout
+
+
+def _apt_opts(scratch: pathlib.Path, ks: KernelSpec) -> list[str]:
+    """Options that point apt at a private configuration for ``ks.suite``."""
+    if not ks.private_apt:
+        return []
+    base = scratch / f"apt-{ks.suite}"
+    for d in ("lists/partial", "cache/archives/partial", "etc/preferences.d"):
+        (base / d).mkdir(parents=True, exist_ok=True)
+    src = base / "etc/sources.list"
+    src.write_text(f"deb {MIRROR} {ks.suite} main\n")
+    (base / "status").touch()
+    return [
+        "-o", f"Dir::Etc::sourcelist={src}",
+        "-o", "Dir::Etc::sourceparts=-",
+        "-o", f"Dir::Etc::preferencesparts={base}/etc/preferences.d",
+        "-o", f"Dir::State::Lists={base}/lists",
+        "-o", f"Dir::State::status={base}/status",
+        "-o", f"Dir::Cache={base}/cache",
+        "-o", "APT::Get::List-Cleanup=0",
+    ]
+
+
+def resolve(ks: KernelSpec, scratch: pathlib.Path, update: bool = True) -> tuple[str, str]:
+    """(concrete package, version) the metapackage depends on in ``ks.suite``."""
+    opts = _apt_opts(scratch, ks)
+    if ks.private_apt and update:
+        _run(["apt-get", *opts, "update"])
+    out = _run(["apt-cache", *opts, "depends", ks.metapackage])
+    m = re.search(r"Depends: (linux-image-[0-9][^\s]*)", out)
+    if not m:
+        raise FetchError(f"apt-cache depends {ks.metapackage}: no linux-image-<abi> dependency in:\n{out}")
+    pkg = m.group(1)
+    pol = _run(["apt-cache", *opts, "policy", pkg])
+    v = re.search(r"Candidate: (\S+)", pol)
+    if not v or v.group(1) == "(none)":
+        raise FetchError(f"apt-cache policy {pkg}: no candidate version")
+    return pkg, v.group(1)
+
+
+def fetch(ks: KernelSpec, scratch: pathlib.Path, package: str | None = None) -> Fetched:
+    """Download (if absent) and unpack the kernel package into ``scratch``."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    debs = scratch / "debs"
+    debs.mkdir(exist_ok=True)
+    pkg, ver = (package, "") if package else resolve(ks, scratch)
+    opts = _apt_opts(scratch, ks)
+    found = sorted(debs.glob(f"{pkg}_*.deb"))
+    if ver:
+        found = [p for p in found if p.name.startswith(f"{pkg}_{ver.replace(':', '%3a')}_")]
+    if not found:
+        _run(["apt-get", *opts, "download", pkg], cwd=debs)
+        found = sorted(debs.glob(f"{pkg}_*.deb"))
+        if not found:
+            raise FetchError(f"apt-get download {pkg}: no .deb appeared in {debs}")
+    deb = found[-1]
+    version = deb.name.split("_")[1].replace("%3a", ":")
+    root = scratch / deb.name.removesuffix(".deb")
+    if not (root / ".unpacked").exists():
+        _run(["dpkg-deb", "-x", str(deb), str(root)])
+        (root / ".unpacked").touch()
+    vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
+    mods = sorted((root / "lib/modules").glob("*")) + sorted((root / "usr/lib/modules").glob("*"))
+    if not vmlinuz or not mods:
+        raise FetchError(f"{deb}: no boot/vmlinuz-* or lib/modules/<release> inside")
+    return Fetched(pkg, version, sha256_file(deb), deb, root, vmlinuz[0], mods[0], mods[0].name)
+
+
+def tool_versions() -> dict[str, str]:
+    """Installed versions of the host packages the recording used (for provenance)."""
+    out = {}
+    for p in ("qemu-system-x86", "busybox-static", "linux-libc-dev", "gcc"):
+        try:
+            out[p] = _run(["dpkg-query", "-W", "-f=${Version}", p]).strip()
+        except FetchError:
+            out[p] = "not installed"
+    return out
+
+
+def ensure_host_packages() -> None:
+    """apt-get install what the recording needs on the host, if missing."""
+    need = [p for p, v in tool_versions().items() if v == "not installed"]
+    need += [p for p in ("xz-utils",) if not _which("xz")]
+    if need:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        _run(["apt-get", "update", "-q"], env=env)
+        _run(["apt-get", "install", "-y", "-q", *need], env=env)
+
+
+def _which(name: str) -> bool:
+    return any(os.access(os.path.join(d, name), os.X_OK) for d in os.environ.get("PATH", "").split(":"))

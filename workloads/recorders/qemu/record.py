@@ -1,0 +1,168 @@
+"""One recording, end to end: fetch -> initramfs -> boot -> parse -> write a recording folder.
+
+A recording folder ``workloads/data/qemu/qemu-<series>-<flavour>/`` holds
+
+* ``qemu-<...>.csv.gz`` + ``qemu-<...>.toml`` -- the workload trace (execbench schema)
+  and its provenance (package versions + sha256, what is synthetic);
+* ``events.csv.gz`` -- every parsed guest event (the raw material: the trace and
+  the truth table are rebuilt from it by ``rebuild()``, which the tests do);
+* ``truth.csv`` -- ground-truth counts per primitive (``truth.py``);
+* ``modules.csv`` -- the ``.ko`` layouts of the loaded modules (``modlayout``);
+* ``guest/`` -- the guest's small dumps (log, probe status, bpfinfo,
+  kprobes list, ring-buffer stats, module-range lines of /proc/vmallocinfo).
+
+Writes go to a temporary sibling folder that replaces the old one at the end
+(``os.replace``), so a failed run never leaves a half-written recording.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import gzip
+import io
+import os
+import pathlib
+import shutil
+import tempfile
+import time
+
+import pandas as pd
+import tomli_w
+
+from execbench.trace import from_frame, save_trace
+from execbench.workloads.recorders import modlayout
+
+from . import boot, build, guest, initramfs, kernels, modset, parse, truth
+
+GUEST_KEEP = ("log", "probe_status", "kprobe_events", "bpfinfo", "ftrace_filters",
+              "ftrace_tramp_count", "enabled_functions", "kprobes_list", "stats", "modules",
+              "kallsyms_probed", "insmod_err")
+
+
+def name_for(series: str, flavour: str) -> str:
+    return f"qemu-{series}-{flavour}"
+
+
+def _events_bytes(ev: pd.DataFrame) -> bytes:
+    return gzip.compress(ev.to_csv(index=False, lineterminator="\n").encode(), 9, mtime=0)
+
+
+def layouts(mods: list[modset.Module], series: str) -> pd.DataFrame:
+    """modlayout of every module in the set (v6.3+ widened struct alt_instr to 14 bytes)."""
+    alt = modlayout.ALT_INSTR_SIZE_V61 if series == "6.1" else 14
+    recs = [dataclasses.asdict(modlayout.layout_module(modset.read_ko(m.path), str(m.path),
+                                                       alt_instr_size=alt)) for m in mods]
+    return pd.DataFrame(recs)
+
+
+def events_kind(series: str) -> tuple[str, str]:
+    """(allocation event, free event) of the kernel's executable-memory API."""
+    return ("module_alloc", "module_memfree") if series == "6.1" else ("execmem_alloc", "execmem_free")
+
+
+def rebuild(folder: pathlib.Path, series: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(trace, truth, notes) from a recording folder's events/modules/vmallocinfo."""
+    ev = pd.read_csv(folder / "events.csv.gz", dtype=str, keep_default_na=False)
+    lay = pd.read_csv(folder / "modules.csv")
+    vmi = (folder / "guest" / "vmallocinfo_exec.txt").read_text()
+    alloc_e, free_e = events_kind(series)
+    tr, notes = build.build(ev, lay, alloc_e, free_e)
+    return tr, truth.truth(ev, vmi), notes
+
+
+def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.Path,
+           timeout: float = 900.0, log=print) -> pathlib.Path:
+    """Run one recording and write its folder under ``out_root``; return the folder."""
+    t_all = time.monotonic()
+    ks = kernels.spec(series, flavour)
+    kernels.ensure_host_packages()
+    work = scratch / name_for(series, flavour)
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"[qemu] resolving and fetching {ks.metapackage} ({ks.suite})")
+    k = kernels.fetch(ks, scratch / f"k-{series}")
+    log(f"[qemu] {k.package} {k.version} sha256 {k.sha256[:16]}...")
+    mods = modset.closure(k.moddir)
+    missing = modset.missing_roots(k.moddir)
+    if missing:
+        log(f"[qemu] roots not in {k.package}: {missing}")
+    bpf = guest.build_bpfload(work / "bpfload")
+    initrd = work / "initrd.gz"
+    initrd.write_bytes(initramfs.build(guest.entries(mods, bpf, guest.busybox_path())))
+    log(f"[qemu] initramfs {initrd.stat().st_size} bytes, {len(mods)} modules; booting (TCG)")
+    console = work / "console.txt"
+    wall = boot.run(k.vmlinuz, initrd, console, timeout=timeout)
+    log(f"[qemu] qemu wall {wall:.1f} s")
+    dumps = boot.sections(console.read_bytes(), str(console))
+    ev = parse.parse(dumps["trace"].decode("utf-8", "replace"), f"{console}:trace")
+    lay = layouts(mods, series)
+    vmi_exec = "\n".join(
+        line for line in dumps["vmallocinfo"].decode().splitlines()
+        if (m := truth._VMI.match(line)) and build.EXEC_LO <= int(m.group(1), 16) < build.EXEC_HI) + "\n"
+    alloc_e, free_e = events_kind(series)
+    tr, notes = build.build(ev, lay, alloc_e, free_e)
+    tt = truth.truth(ev, vmi_exec)
+    name = name_for(series, flavour)
+    from_frame(tr, name)  # schema check before anything is written
+    out_root.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_root))
+    try:
+        save_trace(tr, tmp / f"{name}.csv.gz")
+        (tmp / "events.csv.gz").write_bytes(_events_bytes(ev))
+        tt.to_csv(tmp / "truth.csv", index=False, lineterminator="\n")
+        lay.to_csv(tmp / "modules.csv", index=False, lineterminator="\n")
+        (tmp / "guest").mkdir()
+        for g in GUEST_KEEP:
+            if g in dumps:
+                (tmp / "guest" / f"{g}.txt").write_bytes(dumps[g])
+        (tmp / "guest" / "vmallocinfo_exec.txt").write_text(vmi_exec)
+        stats = {"qemu_wall_s": round(wall, 1), "record_wall_s": round(time.monotonic() - t_all, 1),
+                 "guest_events": len(ev), "trace_events": len(tr),
+                 "modules_in_set": len(mods), "missing_roots": missing, **{k2: int(v) for k2, v in notes.items()}}
+        prov = provenance(name, ks, k, tr, stats, dumps)
+        (tmp / f"{name}.toml").write_bytes(tomli_w.dumps(prov).encode())
+        final = out_root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"[qemu] wrote {final}: {len(tr)} trace events from {len(ev)} guest events")
+    return final
+
+
+def provenance(name: str, ks: kernels.KernelSpec, k: kernels.Fetched, tr: pd.DataFrame,
+               stats: dict, dumps: dict[str, bytes]) -> dict:
+    users = sorted(tr["user"].unique().tolist())
+    log = dumps.get("log", b"").decode("utf-8", "replace").strip().splitlines()
+    return {
+        "workload": {
+            "name": name,
+            "description": (f"Real Linux {k.release} under QEMU/TCG: {stats['modules_in_set']} modules "
+                            "insmod/rmmod, BPF socket+seccomp filters, ftrace instances, kprobes; "
+                            "attributed from tracefs kprobe events"),
+            "users": users,
+            "events": int(len(tr)),
+            "synthetic": True,
+            "synthetic_what": ("the guest script's schedule (which modules, in what order, which "
+                               "are removed; the BPF programs' instruction mix; kprobe targets and "
+                               "ftrace filters) is chosen by execbench; every size, address, count "
+                               "and time is measured in the real kernel"),
+        },
+        "source": {
+            "packages": {
+                k.package: {"version": k.version, "sha256": k.sha256, "suite": ks.suite},
+                **{p: {"version": v} for p, v in kernels.tool_versions().items()},
+            },
+            "artifacts": ["vmlinuz and .ko files of the package above (not shipped)",
+                          "guest tracefs trace_pipe text (parsed into events.csv.gz)",
+                          "/proc/vmallocinfo (module-range lines in guest/)"],
+            "date": _dt.date.today().isoformat(),
+            "guest_log": log,
+        },
+        "measured": stats,
+        "regenerate": {"command": f"execbench record qemu --kernel {ks.series} --flavour {ks.flavour}"},
+        "licence": {"note": ("Derived numbers only (sizes, counts, times, addresses) from GPL-2.0 "
+                             "Debian kernel packages; no kernel code is shipped.")},
+    }

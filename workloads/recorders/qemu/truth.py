@@ -1,0 +1,146 @@
+"""Ground truth: what the real kernel did with executable memory, counted per primitive.
+
+Why these rows: each one is a counter the simulated kernel also keeps
+(``res.counters`` of ``execbench.replay.run``) under the same name, so that
+``execbench.validation`` can put them side by side.  Rows the simulator has no
+counter for (per-caller splits, ``__text_poke`` inside module text, ...) are
+kept because they explain the differences.
+
+Scope: events between ``tracing_on`` in ``/init`` and the end of the workload,
+addresses inside the module range ``[EXEC_LO, EXEC_HI)`` unless the row says
+otherwise.  ``vmap_areas`` comes from ``/proc/vmallocinfo`` at the end, so it
+*includes* areas made before ``/init`` (boot-time BPF pack, kprobe-ftrace
+trampoline, ...) that no traced event created.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from .build import EXEC_HI, EXEC_LO, in_exec
+from .parse import num
+
+CPA_KINDS = ("ro", "rw", "x", "nx", "rox")
+#: execmem_type values (include/linux/execmem.h, v6.10+)
+EXECMEM_TYPES = {0: "module_text", 1: "kprobes", 2: "ftrace", 3: "bpf", 4: "module_data"}
+
+
+def _n(series) -> list[int]:
+    return [num(v) for v in series]
+
+
+def truth(ev: pd.DataFrame, vmallocinfo: str) -> pd.DataFrame:
+    """Rows ``metric,value,scope`` in a fixed order (deterministic output)."""
+    rows: list[tuple[str, int, str]] = []
+
+    def add(metric: str, value: int, scope: str) -> None:
+        rows.append((metric, int(value), scope))
+
+    def sel(name: str) -> pd.DataFrame:
+        return ev[ev.event == name]
+
+    # allocation entry points
+    for fn in ("module_alloc", "execmem_alloc"):
+        d = sel(fn)
+        if len(d):
+            add(f"{fn}_calls", len(d), "all calls")
+            add(f"{fn}_bytes", sum(_n(d["size"])), "sum of size argument")
+            for caller, g in sorted(d.groupby(d["caller"].replace("", "?"))):
+                add(f"{fn}_calls_from_{caller}", len(g), "owner frame of the stack")
+            if fn == "execmem_alloc":
+                for t, g in sorted(d.groupby(d["type"])):
+                    name = EXECMEM_TYPES.get(int(t), t) if str(t).lstrip("-").isdigit() else t
+                    add(f"execmem_alloc_calls_{name}", len(g), "type argument")
+                    add(f"execmem_alloc_bytes_{name}", sum(_n(g["size"])), "type argument")
+    v = sel("vmalloc_node_range")
+    add("vmalloc_calls", len(v), "__vmalloc_node_range with start in the module range")
+    add("vmalloc_bytes", sum(_n(v["size"])), "size argument (before PAGE_ALIGN)")
+    add("vmalloc_pages", sum(-(-s // 4096) for s in _n(v["size"])), "PAGE_ALIGN(size)/4096")
+    add("vmalloc_bytes_page_aligned", 4096 * sum(-(-s // 4096) for s in _n(v["size"])),
+        "sum of PAGE_ALIGN(size): what __vmalloc_node_range maps")
+    vf = sel("vfree")
+    vf = vf[[in_exec(a) for a in _n(vf["addr"])]]
+    add("vfree_calls", len(vf), "vfree of a module-range address")
+    for fn in ("module_memfree", "execmem_free"):
+        d = sel(fn)
+        if len(d):
+            add(f"{fn}_calls", len(d), "all calls (NULL included)")
+            add(f"{fn}_calls_nonnull", sum(1 for a in _n(d["addr"]) if a), "non-NULL address")
+    # permissions
+    tot_c = tot_p = 0
+    for k in CPA_KINDS:
+        d = sel(f"set_memory_{k}")
+        addrs = _n(d["addr"])
+        pages = _n(d["npages"])
+        ex = [(a, p) for a, p in zip(addrs, pages) if in_exec(a)]
+        add(f"cpa_calls_{k}", len(ex), "set_memory_* on a module-range address")
+        add(f"cpa_pages_{k}", sum(p for _, p in ex), "numpages argument")
+        add(f"cpa_calls_{k}_zero_pages", sum(1 for _, p in ex if p == 0), "numpages == 0 (no-op)")
+        add(f"cpa_calls_{k}_outside", len(addrs) - len(ex), "outside the module range")
+        tot_c += len(ex)
+        tot_p += sum(p for _, p in ex)
+    add("cpa_calls", tot_c, "sum over ro, rw, x, nx, rox")
+    add("cpa_pages", tot_p, "sum over ro, rw, x, nx, rox")
+    add("set_direct_map_invalid_noflush", len(sel("set_direct_map_invalid_noflush")),
+        "one per page, VM_FLUSH_RESET_PERMS frees (vm_reset_perms)")
+    # text patching
+    tp = sel("__text_poke")
+    lens = _n(tp["len"])
+    add("text_pokes", len(tp), "__text_poke calls, any address")
+    add("text_poke_bytes", sum(lens), "sum of len")
+    tpe = [(a, l) for a, l in zip(_n(tp["addr"]), lens) if in_exec(a)]
+    add("text_pokes_module_range", len(tpe), "__text_poke into the module range")
+    add("text_poke_bytes_module_range", sum(l for _, l in tpe), "sum of len")
+    for fn in ("text_poke_bp", "text_poke_queue", "text_poke", "text_poke_copy", "text_poke_set"):
+        d = sel(fn)
+        ex = [a for a in _n(d["addr"]) if in_exec(a)]
+        add(f"{fn}_calls", len(d), "any address")
+        add(f"{fn}_calls_module_range", len(ex), "address in the module range")
+        if fn in ("text_poke_copy", "text_poke_set"):
+            add(f"{fn}_bytes", sum(_n(d["len"])), "sum of len")
+    add("text_poke_bp_batch", len(sel("text_poke_bp_batch")), "batches (one sync sequence each)")
+    add("text_poke_bp_batch_sites", sum(_n(sel("text_poke_bp_batch")["len"])), "nr_entries summed")
+    # BPF
+    pa = sel("bpf_prog_pack_alloc")
+    add("bpf_prog_pack_alloc_calls", len(pa), "chunk requests")
+    add("bpf_prog_pack_alloc_bytes", sum(_n(pa["size"])), "size argument")
+    ma = ev[(ev.event.isin(["module_alloc", "execmem_alloc"])) & (ev.caller.isin(["bpf_prog_pack_alloc", "bpf_jit_alloc_exec"]))]
+    add("bpf_prog_pack_new", len(ma), "2 MiB packs allocated (module_alloc from bpf_prog_pack_alloc)")
+    add("bpf_prog_pack_free_calls", len(sel("bpf_prog_pack_free")), "chunk frees")
+    add("bpf_jit_binary_pack_alloc_calls", len(sel("bpf_jit_binary_pack_alloc")), "JIT images")
+    add("bpf_jit_binary_pack_alloc_bytes", sum(_n(sel("bpf_jit_binary_pack_alloc")["size"])),
+        "proglen argument")
+    # kprobes
+    add("insn_pages_new", len(sel("alloc_insn_page")), "alloc_insn_page calls")
+    gs = sel("__get_insn_slot")
+    for sym, g in sorted(gs.groupby("type")):
+        add(f"insn_slots_{sym}", len(g), "__get_insn_slot on this cache")
+    add("insn_slot_frees", len(sel("__free_insn_slot")), "__free_insn_slot calls")
+    # modules
+    add("module_load_events", len(sel("module_load")), "module:module_load tracepoint")
+    add("module_free_events", len(sel("module_free")), "module:module_free tracepoint")
+    # vmallocinfo at the end
+    areas = exec_areas(vmallocinfo)
+    add("vmap_areas", len(areas), "/proc/vmallocinfo areas in the module range at the end")
+    for caller, n in sorted(areas["caller"].value_counts().items()):
+        add(f"vmap_areas_{caller}", n, "by caller in /proc/vmallocinfo")
+    add("vmap_area_bytes", int(areas["size"].sum()), "sizes in /proc/vmallocinfo (include the guard page)")
+    return pd.DataFrame(rows, columns=["metric", "value", "scope"])
+
+
+_VMI = re.compile(r"^0x([0-9a-f]+)-0x([0-9a-f]+)\s+(\d+)\s+(\S+)")
+
+
+def exec_areas(vmallocinfo: str) -> pd.DataFrame:
+    """Areas of ``/proc/vmallocinfo`` inside the module range: lo, hi, size, caller."""
+    out = []
+    for line in vmallocinfo.splitlines():
+        m = _VMI.match(line)
+        if not m:
+            continue
+        lo = int(m.group(1), 16)
+        if EXEC_LO <= lo < EXEC_HI:
+            out.append((lo, int(m.group(2), 16), int(m.group(3)), m.group(4).split("+")[0]))
+    return pd.DataFrame(out, columns=["lo", "hi", "size", "caller"])
