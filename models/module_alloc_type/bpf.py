@@ -1,0 +1,128 @@
+"""BPF on ``module_alloc_type`` (v6.4-rc + Song Liu's v1).
+
+kernel/bpf/core.c, trampoline.c and arch/x86/net/bpf_jit_comp.c as patched
+by "[PATCH 1/3]" (20230526051529.3387103-2-song@kernel.org) and "[PATCH
+3/3]" (20230526051529.3387103-4-song@kernel.org):
+
+* Programs keep ``bpf_prog_pack`` (:mod:`models.common.bpf_prog_pack`):
+  ``alloc_new_pack()`` = ``module_alloc_type(BPF_PROG_PACK_SIZE, MOD_TEXT)``
+  (RO+X on return: the text allocator has MOD_ALLOC_SET_MEMORY; with
+  VM_ALLOW_HUGE_VMAP a 2 MiB pack is PMD-mapped), then
+  ``bpf_fill_ill_insns()`` = x86 ``jit_fill_hole()`` = ``text_poke_set(0xcc)``
+  ("bpf_fill_ill_insns is used to write to RO memory"), then
+  ``module_memory_protect()`` -- a no-op under SET_MEMORY, replacing
+  ``set_vm_flush_reset_perms`` + ``set_memory_rox``.  Programs larger than a
+  pack: the same on a page-rounded ``module_alloc_type``.  Frees:
+  ``module_memfree_type()``.
+* Trampolines (v6.4 ``bpf_tramp_image_alloc()``): every generation takes a
+  page from ``bpf_jit_alloc_exec(PAGE_SIZE)`` = ``module_alloc_type(
+  PAGE_SIZE, MOD_TEXT)`` (RO+X), ``set_vm_flush_reset_perms(image)``; x86
+  ``arch_prepare_bpf_trampoline()`` "cannot jit directly into module memory
+  yet": ``module_memory_force_unprotect(page)`` (``set_memory_nx`` +
+  ``set_memory_rw``), JIT in place, ``module_memory_force_protect(page)``
+  (``set_memory_rox``); then ``bpf_trampoline_update()`` calls
+  ``module_memory_protect()`` (no-op).  Under ``module_alloc_type_pmd`` the
+  page sits in a shared PMD-mapped granule, so the unprotect splits that
+  granule's 2 MiB mapping (CPA on part of a large page).
+* Dispatcher (v6.4 kernel/bpf/dispatcher.c): ``d->image =
+  bpf_prog_pack_alloc(PAGE_SIZE)`` and ``d->rw_image =
+  bpf_jit_alloc_exec(PAGE_SIZE)`` -- which v1 makes a RO+X MOD_TEXT page.
+  ``bpf_dispatcher_prepare()`` then emits into ``rw_image`` with plain
+  stores, which would fault on that page: **the series as posted breaks the
+  XDP dispatcher on x86**.  We keep the allocation as posted (it costs a
+  page and a ``set_memory_rox``), count ``mat_dispatcher_rw_image_is_rox``,
+  and emit into a kernel buffer instead (the obvious fix), then
+  ``bpf_arch_text_copy()`` = ``text_poke_copy`` of half a page as before.
+
+Not modelled (as in :mod:`models.legacy.bpf`): the ``text_poke_bp`` that
+re-points the traced function or dispatcher stub, in core kernel text.
+"""
+from __future__ import annotations
+
+from execbench.kernel import Kernel
+from execbench.trace import Event
+from execbench.units import PAGE_SIZE
+
+from ..common.bpf_prog_pack import BpfProgPack, JitBinaryPack, PackOps
+from .api import ModuleAllocTypeApi
+
+MOD_TEXT = "text"
+
+
+def pack_ops_mat(api: ModuleAllocTypeApi) -> PackOps:
+    return PackOps(
+        alloc_exec=lambda size: api.module_alloc_type(size, MOD_TEXT, caller="bpf_prog_pack_alloc"),
+        free_exec=lambda addr: api.module_memfree_type(addr, MOD_TEXT),
+        fill=api.text_poke_set,                       # jit_fill_hole() on RO memory
+        set_reset_perms=lambda addr: None,            # removed by patch 1/3
+        protect=lambda addr, npages: api.module_memory_protect(addr, npages * PAGE_SIZE, MOD_TEXT),
+        text_copy=api.text_poke_copy,
+        invalidate=api.text_poke_set,
+    )
+
+
+class BpfMat:
+    def __init__(self, kernel: Kernel, api: ModuleAllocTypeApi):
+        self.k = kernel
+        self.api = api
+        self.pack = BpfProgPack(pack_ops_mat(api), kernel.count)
+        self.jit = JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
+        self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)
+        self.tramps: dict[str, tuple[int, int]] = {}            # obj -> (image page, size)
+        self.dispatchers: dict[str, list[int]] = {}             # obj -> [image, rw_image, off]
+
+    # -- programs ---------------------------------------------------------------------
+    def prog_load(self, ev: Event) -> None:
+        hdr, size, image = self.jit.alloc_finalize(ev.size)
+        self.k.text_claim(image, ev.size)
+        self.progs[ev.obj] = (hdr, size, image, ev.size)
+
+    def prog_unload(self, ev: Event) -> None:
+        hdr, size, image, proglen = self.progs.pop(ev.obj)
+        self.k.text_release(image, proglen)
+        self.jit.free(hdr, size)
+
+    # -- trampolines ------------------------------------------------------------------
+    def _tramp_image(self, size: int) -> int:
+        a = self.api
+        image = a.module_alloc_type(PAGE_SIZE, MOD_TEXT, caller="bpf_tramp_image_alloc")
+        a.set_vm_flush_reset_perms(image)
+        a.module_memory_force_unprotect(image, PAGE_SIZE, MOD_TEXT)   # arch_prepare_bpf_trampoline
+        self.k.memcpy(image, size)
+        a.module_memory_force_protect(image, PAGE_SIZE, MOD_TEXT)
+        a.module_memory_protect(image, PAGE_SIZE, MOD_TEXT)           # bpf_trampoline_update: no-op
+        self.k.text_claim(image, size)
+        return image
+
+    def _tramp_free(self, image: int, size: int) -> None:
+        self.k.text_release(image, size)
+        self.api.module_memfree_type(image, MOD_TEXT)                  # bpf_jit_free_exec
+
+    def tramp_attach(self, ev: Event) -> None:
+        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
+
+    def tramp_update(self, ev: Event) -> None:
+        old = self.tramps[ev.obj]
+        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
+        self._tramp_free(*old)
+
+    def tramp_detach(self, ev: Event) -> None:
+        self._tramp_free(*self.tramps.pop(ev.obj))
+
+    # -- dispatcher -------------------------------------------------------------------
+    def dispatcher_update(self, ev: Event) -> None:
+        half = PAGE_SIZE // 2
+        d = self.dispatchers.get(ev.obj)
+        if d is None:
+            image = self.pack.alloc(PAGE_SIZE)
+            rw = self.api.module_alloc_type(PAGE_SIZE, MOD_TEXT, caller="bpf_dispatcher")
+            d = self.dispatchers[ev.obj] = [image, rw, half]
+        else:
+            self.k.text_release(d[0] + d[2], half)
+        image, rw, off = d
+        noff = off ^ half
+        self.k.count("mat_dispatcher_rw_image_is_rox")
+        self.k.memcpy_elsewhere(half)                    # bpf_dispatcher_prepare(), fixed
+        self.api.text_poke_copy(image + noff, half)      # bpf_arch_text_copy()
+        self.k.text_claim(image + noff, half)
+        d[2] = noff
