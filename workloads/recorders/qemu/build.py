@@ -94,8 +94,7 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
     rows: list[dict] = []
     notes: dict[str, int] = {"failed_load_allocs": 0, "pokes_in_module_text": 0,
                              "pokes_in_init_or_data": 0, "pokes_outside_modules": 0,
-                             "ftrace_pokes_at_register": 0, "kprobes_without_slot": 0,
-                             "modules_missing_layout": 0}
+                             "ftrace_pokes_at_register": 0}
     want_ret: dict[int, tuple[str, int, int, int, dict]] = {}  # pid -> (owner, size, t, cpu, extra)
     pending: dict[int, _Load] = {}  # pid -> coming module
     live_mod: dict[str, dict] = {}  # name -> {text_lo, text_len, allocs, init_done}
@@ -108,7 +107,6 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
     slot_pending: dict[int, tuple[str, int, str]] = {}  # pid -> (cache sym, insn_size, ctx)
     kp_slots: dict[int, str] = {}  # slot addr -> kprobe obj
     kp_live: dict[str, dict] = {}
-    ctx = ""
 
     def module_at(a: int):
         for name, m in live_mod.items():
@@ -144,7 +142,6 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
     for r in ev.itertuples(index=False):
         e = r.event
         if e == "tracing_mark_write":
-            ctx = r.context
             continue
         if e == alloc_event:
             owner = r.caller or ""
@@ -175,7 +172,6 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
             if pl is None:
                 raise BuildError(f"seq {r.seq}: module_load {name} without allocations on pid {r.pid}")
             if name not in lay.index:
-                notes["modules_missing_layout"] += 1
                 raise BuildError(f"seq {r.seq}: no .ko layout for loaded module {name!r}")
             L = lay.loc[name]
             rows.append(_row(pl.t_ns, pl.cpu, "module", "load", name,

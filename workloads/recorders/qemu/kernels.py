@@ -129,6 +129,8 @@ def fetch(ks: KernelSpec, scratch: pathlib.Path, package: str | None = None) -> 
     debs.mkdir(exist_ok=True)
     pkg, ver = (package, "") if package else resolve(ks, scratch)
     opts = _apt_opts(scratch, ks)
+    if package and ks.private_apt and not any((scratch / f"apt-{ks.suite}" / "lists").glob("*Packages*")):
+        _run(["apt-get", *opts, "update"])
     found = sorted(debs.glob(f"{pkg}_*.deb"))
     if ver:
         found = [p for p in found if p.name.startswith(f"{pkg}_{ver.replace(':', '%3a')}_")]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import gzip
-import io
 import os
 import pathlib
 import shutil
@@ -72,7 +71,7 @@ def rebuild(folder: pathlib.Path, series: str) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.Path,
-           timeout: float = 900.0, log=print) -> pathlib.Path:
+           timeout: float = 900.0, log=print, package: str | None = None) -> pathlib.Path:
     """Run one recording and write its folder under ``out_root``; return the folder."""
     t_all = time.monotonic()
     ks = kernels.spec(series, flavour)
@@ -80,7 +79,7 @@ def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.P
     work = scratch / name_for(series, flavour)
     work.mkdir(parents=True, exist_ok=True)
     log(f"[qemu] resolving and fetching {ks.metapackage} ({ks.suite})")
-    k = kernels.fetch(ks, scratch / f"k-{series}")
+    k = kernels.fetch(ks, scratch / f"k-{series}", package=package)
     log(f"[qemu] {k.package} {k.version} sha256 {k.sha256[:16]}...")
     mods = modset.closure(k.moddir)
     missing = modset.missing_roots(k.moddir)
@@ -162,7 +161,8 @@ def provenance(name: str, ks: kernels.KernelSpec, k: kernels.Fetched, tr: pd.Dat
             "guest_log": log,
         },
         "measured": stats,
-        "regenerate": {"command": f"execbench record qemu --kernel {ks.series} --flavour {ks.flavour}"},
+        "regenerate": {"command": (f"execbench record qemu --kernel {ks.series} --flavour {ks.flavour} "
+                                   f"--package {k.package}")},
         "licence": {"note": ("Derived numbers only (sizes, counts, times, addresses) from GPL-2.0 "
                              "Debian kernel packages; no kernel code is shipped.")},
     }

@@ -1,0 +1,34 @@
+"""The real recording: boots a Debian kernel under QEMU (minutes, network, root).
+
+Marked ``qemu`` and skipped unless EXECBENCH_QEMU=1, so the default test run never
+downloads packages or boots anything.  Run: EXECBENCH_QEMU=1 pytest -m qemu
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+from execbench import validation
+from execbench.trace import load_trace
+
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.skipif(os.environ.get("EXECBENCH_QEMU") != "1",
+                       reason="boots QEMU and downloads Debian packages; set EXECBENCH_QEMU=1"),
+]
+
+
+@pytest.mark.parametrize("series", ["6.1", "6.12"])
+def test_record_and_validate(series, tmp_path):
+    from execbench.workloads.recorders.qemu import record
+
+    scratch = pathlib.Path(os.environ.get("EXECBENCH_QEMU_SCRATCH", tmp_path / "scratch"))
+    folder = record.record(series, "generic", tmp_path / "out", scratch)
+    t = load_trace(folder / f"{folder.name}.csv.gz")
+    truth = validation.load_truth(folder)
+    assert (t.df.op == "load").sum() == truth["module_load_events"] > 100
+    d = validation.module_allocations(folder)
+    assert d.init_match.all() and d.core_match.mean() >= 0.99
