@@ -1,0 +1,69 @@
+"""``execmem_rox``: execmem with the ROX cache for module text (v6.13), with
+a ``version`` switch for v6.15 and v6.17.
+
+Sources (kernel-semantics.md §2.6, §4.2, §5, §6.2-6.3, §8.6):
+
+* the cache -- mm/execmem.c ``execmem_cache_{alloc,populate,free,clean}``,
+  series "x86/module: use large ROX pages for text allocations"
+  (20241007062858.44248-1-rppt@kernel.org), x86 5185e7f9f3bd -- :mod:`.cache`;
+* the API and x86 ranges -- :mod:`.api`;
+* module text through a writable shadow and one ``text_poke_copy`` (v6.13),
+  or temporary RW + ``set_memory_rox(CPA_COLLAPSE)`` (v6.15, S16
+  20250126074733.1384926-*-rppt@kernel.org; 41d88484c71c) --
+  :mod:`.module_loader`;
+* v6.17 (S17 20250709134933.3848895-1-rppt@kernel.org): ftrace trampolines
+  and kprobe insn pages on the cache too -- :mod:`.ftrace`, :mod:`.kprobes`;
+* BPF never uses the cache on x86: v6.10's ``bpf_prog_pack`` on
+  ``execmem_alloc(EXECMEM_BPF)`` (:mod:`models.execmem.bpf`), with
+  CPA_COLLAPSE on its ``set_memory_rox`` from v6.15.
+
+``version`` (default ``6.13``): 6.13 is the default because its semantics
+are verified best (the v4/v7 patch text and S13/S14 code); the v6.15
+remap-RW flow is verified from S14 + patch text, but which mappings
+``cpa_collapse_large_pages()`` collapses is not (we collapse the vmalloc
+mapping only); v6.17's cache-free rework is [U].
+
+Simplified: the cache's clean worker runs synchronously after each free; KASAN
+and the unused fallback range are left out; the kernel model runs v6.13's CPA
+rules for every version (v6.2+ rules; CPA_COLLAPSE is passed explicitly).
+"""
+from __future__ import annotations
+
+from execbench.design import Design
+from execbench.errors import DesignError
+from execbench.kernel import Kernel
+
+from ..execmem.bpf import Bpf610
+from ..execmem.ftrace import Ftrace610
+from ..execmem.kprobes import Kprobes610
+from .api import VERSIONS, ExecmemRoxApi
+from .ftrace import FtraceRox
+from .kprobes import KprobesRox
+from .module_loader import ModuleLoaderRox
+
+
+class ExecmemRox(Design):
+    name = "execmem_rox"
+    title = "v6.13+: execmem ROX cache -- module text in shared 2 MiB ROX blocks, written by text_poke"
+    source = ("mm/execmem.c + arch/x86/mm/init.c after 5185e7f9f3bd (v6.13); "
+              "20241007062858.44248-1-rppt@kernel.org, 20250126074733.1384926-*-rppt@kernel.org (v6.15), "
+              "20250709134933.3848895-1-rppt@kernel.org (v6.17)")
+    kernel_version = (6, 13)
+    defaults = {"version": (6, 13)}
+
+    def __init__(self, kernel: Kernel, **params):
+        super().__init__(kernel, **params)
+        version = tuple(self.params["version"])
+        if version not in VERSIONS:
+            raise DesignError(f"execmem_rox: version must be one of "
+                              f"{', '.join('.'.join(map(str, v)) for v in VERSIONS)}, not {version}")
+        self.params["version"] = version
+        api = ExecmemRoxApi(kernel, version)
+        self.module = ModuleLoaderRox(kernel, api)
+        self.bpf = Bpf610(kernel, api)
+        if version >= (6, 17):
+            self.ftrace = FtraceRox(kernel, api)
+            self.kprobe = KprobesRox(kernel, api)
+        else:
+            self.ftrace = Ftrace610(kernel, api)
+            self.kprobe = Kprobes610(kernel, api)
