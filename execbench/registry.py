@@ -9,6 +9,11 @@ import importlib
 
 DESIGNS: dict[str, str] = {
     "legacy": "execbench.models.legacy:Legacy",
+    "jitalloc": "execbench.models.jitalloc:JitAlloc",
+    "module_alloc_type": "execbench.models.module_alloc_type:ModuleAllocType",
+    "module_alloc_type_pmd": "execbench.models.module_alloc_type:ModuleAllocTypePmd",
+    "execmem": "execbench.models.execmem:Execmem",
+    "execmem_rox": "execbench.models.execmem_rox:ExecmemRox",
 }
 
 #: The design every ratio in a report is computed against.

@@ -7,6 +7,7 @@ import pandas as pd
 
 from .. import registry
 from ..metrics import METRICS
+from ..metrics.floor import DISTANCE_METRICS, FLOOR_NAME, with_floor
 from ..report.table import render
 from ..results import RESULTS_DIR, write_csv
 from ..sweep import sweep
@@ -30,6 +31,10 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 and average (default 1)")
     p.add_argument("--out", metavar="CSV", help="tidy CSV (default results/compare.csv)")
     p.add_argument("--json", action="store_true", help="print the tidy table as JSON")
+    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                   help="local worker processes (default 0 = one per CPU, serial for small sweeps)")
+    p.add_argument("--scheduler", metavar="ADDR",
+                   help="run the replays on a Dask cluster, e.g. tcp://host:8786 (overrides --jobs)")
     add_param_option(p)
     add_machine_options(p)
     p.set_defaults(func=main)
@@ -47,6 +52,14 @@ def table_rows(df: pd.DataFrame, designs: list[str]) -> list[list]:
     return rows
 
 
+def distance_rows(df: pd.DataFrame, designs: list[str]) -> list[list]:
+    """Each design's distance to the floor (design - floor) on the metrics the
+    allocator decides (:data:`execbench.metrics.floor.DISTANCE_METRICS`)."""
+    full = table_rows(df, designs + [FLOOR_NAME])
+    keep = [r for r in full if r[0].split(" (")[0] in DISTANCE_METRICS and not pd.isna(r[-1])]
+    return [[r[0]] + [v - r[-1] for v in r[1:-1]] for r in keep]
+
+
 def main(args) -> int:
     designs = args.designs or registry.names()
     for d in designs:
@@ -54,11 +67,14 @@ def main(args) -> int:
     traces = [resolve(w) for w in (args.workload or [None])]
     machine, costs = machine_from(args)
     df, results = sweep(traces, designs, list(range(args.seeds)), params=params_from(args),
-                        costs=costs, machine=machine)
+                        costs=costs, machine=machine, jobs=args.jobs, scheduler=args.scheduler)
+    # the floor: design-free lower bounds, one column beside the designs
+    df = with_floor(df, traces, list(range(args.seeds)))
     out = args.out or RESULTS_DIR / "compare.csv"
     write_csv(df, out)
     if args.json:
-        emit_json(df.to_dict(orient="records"))
+        # the floor leaves undefined metrics NaN: null in JSON, not the non-standard NaN
+        emit_json(df.astype(object).where(df.notna(), None).to_dict(orient="records"))
         return 0
     for tr in traces:
         sub = df[df.workload == tr.name]
@@ -66,7 +82,10 @@ def main(args) -> int:
         print(f"workload {tr.name}: {len(tr)} events{' -- ' + desc if desc else ''}")
         print(f"seeds 0..{args.seeds - 1}; gauges: time-weighted mean and peak; counters: total;"
               f" lower is better except largest_free_extent")
-        print(render(["metric"] + designs, table_rows(sub, designs)))
+        print(render(["metric"] + designs + [FLOOR_NAME], table_rows(sub, designs + [FLOOR_NAME])))
+        print()
+        print("distance to the floor (design - floor):")
+        print(render(["metric"] + designs, distance_rows(sub, designs)))
         print()
     rate = sum(r.events for r in results) / max(sum(r.wall_s for r in results), 1e-9)
     print(f"replayed {sum(r.events for r in results):,} events at {rate:,.0f} events/s; wrote {out}")

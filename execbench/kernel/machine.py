@@ -21,9 +21,10 @@ import numpy as np
 
 from ..errors import DesignError, KernelBug
 from ..units import GiB, PAGE_SIZE, PAGES_PER_PMD, PMD_SIZE, pages
-from . import cpa, text_poke
+from . import cpa, text_poke, text_poke_batch
 from .costs import Costs
 from .layout import MODULES_END, MODULES_PAGES, MODULES_VADDR, module_load_offset
+from .locks import LockModel
 from .pagetable import PageTable
 from .physmem import PhysMem
 from .vmap import VmapSpace
@@ -54,6 +55,10 @@ class KernelConfig:
     placement: str = "contiguous"
     kaslr: bool = True
     costs: Costs = field(default_factory=Costs)
+    # dynamic iTLB metric (execbench/metrics/itlb.py): CPU preset from
+    # execbench/itlb_cpus.py or "off"; fetch-stream parameters as (name, value)
+    itlb_cpu: str = "skylake-sp"
+    itlb_params: tuple = ()
 
 
 @dataclass
@@ -91,7 +96,13 @@ class Kernel:
         self.wx_pages_peak = 0
         self.cpu = 0
         self.user = ""
+        self.obj = ""                     # the current event's object (set by the replay)
+        # live text regions by start address -> (bytes, user, obj): the
+        # kernel's own per-object text index (mod->mem[], the bpf_ksym tree,
+        # the kprobe insn pages) that the dynamic iTLB metric samples from
+        self.text_regions: dict[int, tuple[int, str, str]] = {}
         self._seed = seed
+        self.locks = LockModel(self)      # shadow per-CPU timeline (see locks.py)
 
     # -- identity helpers --------------------------------------------------------
     def rng_for(self, purpose: str) -> np.random.Generator:
@@ -119,10 +130,15 @@ class Kernel:
 
     def advance_to(self, t_ns: float) -> None:
         """Idle until the next event's timestamp (time the trace spent
-        between events counts for W^X exposure, not for CPU cost)."""
+        between events counts for W^X exposure, not for CPU cost).
+
+        Also marks the event boundary for :class:`.locks.LockModel` (the
+        previous event ends on its CPU; the next begins at ``t_ns``)."""
+        self.locks.end_event()
         if t_ns > self.now:
             self.idle_ns += t_ns - self.now
             self.tick(t_ns - self.now)
+        self.locks.begin_event(t_ns)
 
     def note_wx(self) -> None:
         if self.pt.wx_pages > self.wx_pages_peak:
@@ -133,6 +149,16 @@ class Kernel:
         """Record one call into a design's exported API by the current user."""
         self.counters["api_calls"] += 1
         self.entry_points.add((self.user, entry))
+
+    def lock(self, name: str):
+        """``with k.lock("jit_alloc_lock"): ...`` -- hold a named kernel mutex
+        (lock waiting across CPUs, :mod:`.locks`)."""
+        return self.locks.hold(name)
+
+    def page_update(self, addr: int, nbytes: int):
+        """``with k.page_update(addr, n): ...`` -- the block is one update of
+        ``[addr, +n)`` for page-write race counting (:mod:`.locks`)."""
+        return self.locks.page_update(addr, nbytes)
 
     def count(self, name: str, n: int = 1) -> None:
         """Bump a design-level counter (e.g. ``bpf_prog_pack_new``)."""
@@ -223,6 +249,7 @@ class Kernel:
             cpa.flush_all(self)
             c["vfree_reset_perms"] += 1
         frames = self.pt.unmap(p, area.npages)
+        self.locks.forget_pages(addr, area.npages)
         self.phys.free_frames(frames, huge=area.huge)
         self.vmap.remove(p)
         del self.areas[p]
@@ -239,10 +266,11 @@ class Kernel:
             return
         p0, p1 = self.page_of(addr), self.page_of(addr + nbytes - 1)
         f = self.pt.flags[p0:p1 + 1]
-        if p0 < 0 or p1 >= self.pt.n_pages or not np.all(f & 1) or not np.all(f & 2):
+        if p0 < 0 or p1 >= self.pt.n_pages or not ((f & 3) == 3).all():
             raise KernelBug(f"write of {nbytes} bytes at {addr:#x} to a page that is not mapped writable")
         self.counters["memcpy_bytes"] += nbytes
-        self.tick(self.costs.memcpy_byte * nbytes)
+        with self.locks.page_update(addr, nbytes):
+            self.tick(self.costs.memcpy_byte * nbytes)
 
     def memcpy_elsewhere(self, nbytes: int) -> None:
         """A copy into memory outside the module range (a kvmalloc'ed RW
@@ -255,9 +283,13 @@ class Kernel:
         """Executable text the kernel now knows of (module text, a JITed
         program, a trampoline, an insn slot) occupies ``[addr, +nbytes)``."""
         self.pt.add_text(addr - MODULES_VADDR, nbytes, +1)
+        if nbytes > 0:
+            self.text_regions[addr] = (nbytes, self.user, self.obj)
 
     def text_release(self, addr: int, nbytes: int) -> None:
         self.pt.add_text(addr - MODULES_VADDR, nbytes, -1)
+        if nbytes > 0:
+            self.text_regions.pop(addr, None)
 
     # -- primitives implemented in sibling modules -----------------------------------------
     def set_memory_ro(self, addr: int, npages: int) -> None:
@@ -275,20 +307,51 @@ class Kernel:
     def set_memory_rox(self, addr: int, npages: int, collapse: bool = False) -> None:
         cpa.set_memory(self, "rox", addr, npages, collapse=collapse)
 
+    # text_poke*: serialised by text_mutex (text_poke_copy/set take it;
+    # text_poke and text_poke_bp callers hold it: lockdep_assert_held in
+    # arch/x86/kernel/alternative.c); each poke is a write to its pages.
     def text_poke(self, addr: int, nbytes: int) -> None:
-        text_poke.text_poke(self, addr, nbytes)
+        with self.locks.hold("text_mutex"), self.locks.page_update(addr, nbytes):
+            text_poke.text_poke(self, addr, nbytes)
 
     def text_poke_copy(self, addr: int, nbytes: int) -> None:
-        text_poke.text_poke_copy(self, addr, nbytes)
+        with self.locks.hold("text_mutex"), self.locks.page_update(addr, nbytes):
+            text_poke.text_poke_copy(self, addr, nbytes)
 
     def text_poke_set(self, addr: int, nbytes: int) -> None:
-        text_poke.text_poke_set(self, addr, nbytes)
+        with self.locks.hold("text_mutex"), self.locks.page_update(addr, nbytes):
+            text_poke.text_poke_set(self, addr, nbytes)
 
     def text_poke_sync(self) -> None:
-        text_poke.text_poke_sync(self)
+        with self.locks.hold("text_mutex"):
+            text_poke.text_poke_sync(self)
 
     def text_poke_bp(self, addr: int, nbytes: int) -> None:
-        text_poke.text_poke_bp(self, addr, nbytes)
+        with self.locks.hold("text_mutex"), self.locks.page_update(addr, nbytes):
+            text_poke.text_poke_bp(self, addr, nbytes)
+
+    # -- ROX-cache primitives (execbench/kernel/direct_map.py, v6.13) ------------------------
+    def set_direct_map_valid(self, addr: int, npages: int, valid: bool) -> None:
+        """``set_direct_map_valid_noflush()`` on the frames behind
+        ``[addr, +npages)`` of the range (see :mod:`.direct_map`)."""
+        from . import direct_map
+        p = self.page_of(addr)
+        direct_map.set_direct_map_valid(self, self.pt.pfn[p:p + npages].copy(), valid)
+
+    def vmap_remap(self, addr: int, npages: int, w: bool, x: bool) -> None:
+        """``vunmap_range()`` + ``vmap_pages_range_noflush()`` with a new
+        pgprot (see :mod:`.direct_map`)."""
+        from . import direct_map
+        direct_map.vmap_remap(self, self.page_of(addr), npages, w, x)
+
+    def text_poke_repeat(self, addr: int, span: int, nbytes: int, count: int) -> None:
+        """``count`` separate ``nbytes``-byte text pokes inside ``[addr, +span)``
+        (:mod:`.text_poke_batch`)."""
+        text_poke_batch.text_poke_repeat(self, addr, span, nbytes, count)
+
+    def api_repeat(self, entry: str, count: int) -> None:
+        """Record ``count`` calls of one API entry point (:mod:`.text_poke_batch`)."""
+        text_poke_batch.api_repeat(self, entry, count)
 
     # -- state summaries ----------------------------------------------------------------------
     def snapshot_counters(self) -> dict[str, int]:
@@ -297,4 +360,5 @@ class Kernel:
         c["direct_map_splits_1g"] = self.phys.splits_1g
         c["vmap_areas"] = len(self.areas)
         c["api_entry_points"] = len({e for _, e in self.entry_points})
+        c.update(self.locks.counters())
         return c

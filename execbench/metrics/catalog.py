@@ -44,6 +44,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("api_calls", "interface", "counter", "calls", "calls the users made into the design's API"),
     MetricSpec("api_entry_points", "interface", "counter", "functions", "distinct API entry points the users needed"),
     MetricSpec("cpu_ns", "cost", "counter", "ns", "estimated CPU time of all primitives (virtual clock minus idle gaps)"),
+    MetricSpec("lock_wait_ns", "concurrency", "counter", "ns", "time CPUs spent waiting for a kernel mutex held by another CPU (per-CPU shadow timeline, execbench/kernel/locks.py; not part of cpu_ns)"),
+    MetricSpec("page_write_races", "concurrency", "counter", "pages", "writes/update windows to a page overlapping in virtual time with another CPU's on the same page"),
+    MetricSpec("itlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses per million instruction fetches: seeded fetch stream over live text + vmlinux through the page tables, set-associative LRU model of the CPU preset, at checkpoints (execbench/metrics/itlb.py)"),
+    MetricSpec("stlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses (page walks) per million instruction fetches, same stream and model as itlb_miss_per_mfetch"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}

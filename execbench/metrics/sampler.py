@@ -11,6 +11,7 @@ from ..kernel import Kernel
 from ..units import PAGE_SIZE, PMD_SIZE
 from .catalog import METRICS
 from .demand import Demand
+from .itlb import ItlbParams, ItlbProbe
 
 NAMES = [m.name for m in METRICS]
 _IDX = {n: i for i, n in enumerate(NAMES)}
@@ -24,36 +25,54 @@ class Sampler:
         self.demand = Demand()
         self.samples = np.zeros((n_events, len(NAMES)), dtype=np.float64)
         self.t = np.zeros(n_events, dtype=np.float64)
+        self._eps = (-1, 0)     # (len(k.entry_points), distinct entry names): the set only grows
+        cfg = kernel.config
+        self.itlb = (None if cfg.itlb_cpu == "off" else
+                     ItlbProbe(kernel, n_events, cfg.itlb_cpu, ItlbParams.parse(cfg.itlb_params)))
 
     def sample(self, i: int) -> None:
+        """Row ``i`` = every metric after event ``i``, in catalogue order.
+
+        Built as one list and stored with a single numpy assignment: setting
+        27 numpy elements one by one cost more than the rest of the sampler.
+        A new metric goes into the list at its catalogue position (a length
+        mismatch fails loudly here)."""
         k, pt, c, d = self.k, self.k.pt, self.k.counters, self.demand
-        ptes = pt.text_ptes_4k()
-        pmds = pt.text_pmds_2m()
+        ptes = pt.n_text_ptes_4k
+        pmds = pt.n_text_pmds_2m
         backing = pt.present_pages * PAGE_SIZE
-        row = self.samples[i]
-        row[0] = ptes
-        row[1] = pmds
-        row[2] = ptes + pmds
-        row[3] = -(-d.text // PMD_SIZE)
-        row[4] = d.requested
-        row[5] = backing
-        row[6] = (1.0 - d.requested / backing) if backing else 0.0
-        row[7] = pt.free_in_partial_2m() * PAGE_SIZE
-        row[8] = k.vmap.largest_free(k.lo_page) * PAGE_SIZE
-        row[9] = len(k.areas)
-        row[10] = c["cpa_calls"]
-        row[11] = c["cpa_pages"]
-        row[12] = c["tlb_flush_all"]
-        row[13] = k.phys.splits_2m
-        row[14] = k.phys.splits_1g
-        row[15] = c["text_pokes"]
-        row[16] = c["text_poke_bytes"]
-        row[17] = pt.wx_pages
-        row[18] = k.wx_pages_peak
-        row[19] = k.wx_page_ns
-        row[20] = c["api_calls"]
-        row[21] = len({e for _, e in k.entry_points})
-        row[22] = k.now - k.idle_ns
+        if len(k.entry_points) != self._eps[0]:
+            self._eps = (len(k.entry_points), len({e for _, e in k.entry_points}))
+        row = [
+            ptes,                                               # text_ptes_4k
+            pmds,                                               # text_pmds_2m
+            ptes + pmds,                                        # itlb_entries
+            -(-d.text // PMD_SIZE),                             # itlb_entries_ideal
+            d.requested,                                        # requested_bytes
+            backing,                                            # backing_bytes
+            (1.0 - d.requested / backing) if backing else 0.0,  # internal_frag
+            pt.n_free_in_partial * PAGE_SIZE,                   # free_in_partial_2m
+            k.vmap.largest_free(k.lo_page) * PAGE_SIZE,         # largest_free_extent
+            len(k.areas),                                       # vmap_areas
+            c["cpa_calls"],
+            c["cpa_pages"],
+            c["tlb_flush_all"],
+            k.phys.splits_2m,                                   # direct_map_splits_2m
+            k.phys.splits_1g,                                   # direct_map_splits_1g
+            c["text_pokes"],
+            c["text_poke_bytes"],
+            pt.wx_pages,                                        # wx_pages
+            k.wx_pages_peak,
+            k.wx_page_ns,
+            c["api_calls"],
+            self._eps[1],                                       # api_entry_points
+            k.now - k.idle_ns,                                  # cpu_ns
+            k.locks.wait_total,                                 # lock_wait_ns
+            k.locks.races,                                      # page_write_races
+        ]
+        # itlb_miss_per_mfetch, stlb_miss_per_mfetch: checkpoints only, held in between
+        row.extend(self.itlb.sample(i) if self.itlb is not None else (0.0, 0.0))
+        self.samples[i] = row
         self.t[i] = k.now
 
 

@@ -1,0 +1,251 @@
+"""Lock waiting and racing page writes across CPUs, in virtual time.
+
+The replay runs events one after another on a single global clock
+(:attr:`Kernel.now`): every primitive advances it, and the W^X and cost
+metrics (``wx_page_ns``, ``cpu_ns``) integrate over it.  That clock is left
+exactly as it is.  This module keeps a *shadow* timeline per CPU beside it,
+built from the same durations, so that two events on different CPUs whose
+work overlaps in trace time can be seen to contend:
+
+* **Event start.**  An event on CPU ``c`` starts at ``max(t_ns, free[c])``:
+  its own timestamp, or later if CPU ``c`` is still busy with its previous
+  event.  Its local time at any moment is ``start + (now - g0) + waited``
+  where ``g0`` is the global clock when the event began and ``waited`` the
+  lock waiting it has done so far.  When it ends, ``free[c]`` is its local
+  end.
+* **Locks** (``text_mutex``, ``jit_alloc_lock``, ``pack_mutex``,
+  ``module_mutex`` ...) are sleeping mutexes named by the kernel source
+  that defines them.  A hold is an interval of local time ``[acquire,
+  release)`` owned by one CPU.  Acquiring a lock at local time ``t`` while
+  another CPU's recorded hold covers ``t`` waits until that hold ends (and
+  again if another hold covers the new time); the wait is added to
+  ``lock_wait_ns`` (total and per lock).  Re-acquiring a lock the current
+  event already holds nests (the real callers are structured so that they
+  do not deadlock; e.g. ``text_poke_bp()`` runs with ``text_mutex`` held).
+* **Page writes.**  Every store into the module range through the
+  simulated kernel (``memcpy``, ``text_poke*``), and every wider *update
+  window* a design declares with :meth:`LockModel.page_update` (e.g. the
+  unprotect -> memcpy -> protect sequence of Kent Overstreet's
+  ``jitalloc_update()`` fallback, Message-ID ZHF21CSxyjQy9C7F@moria.home.lan),
+  records ``(cpu, start, end)`` for each page it touches.  A write whose
+  interval overlaps a recorded interval of *another* CPU on the same page
+  counts one ``page_write_races`` per page, unless both were made under a
+  common lock (mutual exclusion makes such an overlap an artefact of the
+  shadow timeline, see below): the race Kent's "single lock"
+  in the helper exists to prevent ("different threads with different
+  allocations on the same page will race", ZHEy5SkFwI+dZjOC@moria.home.lan).
+
+Simplifications, and why:
+
+* Priority is trace order.  Events are replayed in ``seq`` order, so an
+  earlier event's holds are already recorded when a later, overlapping
+  event asks for the lock; the later one waits.  A hold that starts in a
+  gap between another CPU's recorded holds and runs into the next one
+  (its length is unknown when it is taken) is, at release, charged the
+  overlap as waiting and extended by it: mutual exclusion means someone
+  waited that long, and charging the later event keeps trace-order
+  priority.  Where exactly inside the hold the wait fell is not modelled,
+  so writes made under a common lock are never counted as racing.
+* Causality across CPUs is only as good as the timestamps: a CPU whose
+  previous event overran runs "late", so its writes can appear to overlap a
+  later event on another CPU.  Unmapping pages (``vfree``) forgets their
+  write records so reuse of the addresses is not counted as a race.
+* Waiting does not move the global clock: costs and W^X exposure are
+  integrated once, serially, as before.  ``lock_wait_ns`` is therefore an
+  *additional* figure (time CPUs spent blocked), not part of ``cpu_ns``.
+* An uncontended acquire costs nothing, and a waiter gets the lock the
+  moment the holder releases it (no wake-up latency, no spinning).
+* Holds and page intervals that end before the current event's timestamp
+  are dropped (no later event can start earlier: ``t_ns`` is
+  non-decreasing).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from .machine import Kernel
+
+PAGE_SHIFT = 12
+
+#: Locks the models take, with the kernel source that defines each.
+KNOWN_LOCKS: dict[str, str] = {
+    "text_mutex": "kernel/extable.c DEFINE_MUTEX(text_mutex); taken by text_poke_copy/set, "
+                  "held by callers of text_poke/text_poke_bp (arch/x86/kernel/alternative.c)",
+    "jit_alloc_lock": "mm/jitalloc.c DEFINE_MUTEX(jit_alloc_lock) in Kent Overstreet's 80ceffd6b110",
+    "pack_mutex": "kernel/bpf/core.c DEFINE_MUTEX(pack_mutex) (bpf_prog_pack_alloc/free)",
+    "module_mutex": "kernel/module/main.c DEFINE_MUTEX(module_mutex) (complete_formation, do_init_module)",
+}
+
+
+class LockModel:
+    """Per-CPU shadow timeline, named mutexes and page-write intervals."""
+
+    def __init__(self, kernel: "Kernel"):
+        self.k = kernel
+        self.cpu_free: dict[int, float] = {}
+        self.holds: dict[str, list[tuple[float, float, int]]] = {}     # lock -> [(start, end, cpu)]
+        self.open: dict[str, list] = {}                                  # lock -> [cpu, start, depth]
+        self.wait_by_lock: dict[str, float] = {}
+        self.acquires: dict[str, int] = {}
+        self.contended: dict[str, int] = {}
+        self.wait_total = 0.0
+        self.page_writes: dict[int, list[tuple[int, float, float, frozenset]]] = {}
+        self.races = 0
+        self._update_depth = 0
+        # the current event
+        self._t = 0.0
+        self._g0 = 0.0
+        self._cpu: int | None = None
+        self._start = 0.0
+        self._waited = 0.0
+
+    # -- event boundaries (called by Kernel.advance_to) -------------------------------
+    def end_event(self) -> None:
+        """Close the current event: its CPU is busy until its local end."""
+        cpu = self._ensure_started()
+        self.cpu_free[cpu] = self.local()
+
+    def begin_event(self, t_ns: float) -> None:
+        """A new event with timestamp ``t_ns`` begins at the current global time.
+
+        Its CPU is read lazily (the replay sets ``Kernel.cpu`` after
+        advancing the clock)."""
+        self._t = float(t_ns)
+        self._g0 = self.k.now
+        self._cpu = None
+        self._waited = 0.0
+        self._prune(self._t)
+
+    def _ensure_started(self) -> int:
+        if self._cpu is None:
+            self._cpu = int(self.k.cpu)
+            self._start = max(self._t, self.cpu_free.get(self._cpu, 0.0))
+        return self._cpu
+
+    def local(self) -> float:
+        """Local (per-CPU) time of the current event now."""
+        self._ensure_started()
+        return self._start + (self.k.now - self._g0) + self._waited
+
+    def _prune(self, t: float) -> None:
+        for name, hs in self.holds.items():
+            kept = [h for h in hs if h[1] >= t]
+            if len(kept) != len(hs):
+                self.holds[name] = kept
+        if len(self.page_writes) > 4096:
+            self.page_writes = {p: kept for p, ws in self.page_writes.items()
+                                if (kept := [w for w in ws if w[2] >= t])}
+
+    # -- mutexes ---------------------------------------------------------------------
+    def acquire(self, name: str) -> None:
+        cpu = self._ensure_started()
+        o = self.open.get(name)
+        if o is not None and o[0] == cpu:
+            o[2] += 1
+            return
+        t0 = t = self.local()
+        moved = True
+        while moved:
+            moved = False
+            for s, e, c in self.holds.get(name, ()):
+                if c != cpu and s <= t < e:
+                    t, moved = e, True
+        wait = t - t0
+        self.acquires[name] = self.acquires.get(name, 0) + 1
+        if wait > 0:
+            self._waited += wait
+            self.wait_total += wait
+            self.wait_by_lock[name] = self.wait_by_lock.get(name, 0.0) + wait
+            self.contended[name] = self.contended.get(name, 0) + 1
+        self.wait_by_lock.setdefault(name, 0.0)
+        self.open[name] = [cpu, t, 1]
+
+    def release(self, name: str) -> None:
+        o = self.open.get(name)
+        if o is None:
+            raise RuntimeError(f"release of {name}, which is not held")
+        o[2] -= 1
+        if o[2] == 0:
+            del self.open[name]
+            cpu, start, end = o[0], o[1], self.local()
+            # mutual exclusion: time this hold shared with another CPU's
+            # recorded hold must have been waited for (see module doc)
+            overlap = sum(max(0.0, min(end, e) - max(start, s))
+                          for s, e, c in self.holds.get(name, ()) if c != cpu)
+            if overlap > 0:
+                self._waited += overlap
+                self.wait_total += overlap
+                self.wait_by_lock[name] = self.wait_by_lock.get(name, 0.0) + overlap
+                self.contended[name] = self.contended.get(name, 0) + 1
+                end += overlap
+            self.holds.setdefault(name, []).append((start, end, cpu))
+
+    @contextmanager
+    def hold(self, name: str) -> Iterator[None]:
+        """``mutex_lock(&name)`` ... ``mutex_unlock(&name)``."""
+        self.acquire(name)
+        try:
+            yield
+        finally:
+            self.release(name)
+
+    # -- page writes -------------------------------------------------------------------
+    def record_write(self, addr: int, nbytes: int, start: float, end: float) -> None:
+        """A write (or update window) by the current CPU over ``[start, end)``
+        of local time touching ``[addr, addr + nbytes)``."""
+        if nbytes <= 0:
+            return
+        cpu = self._ensure_started()
+        held = frozenset(n for n, o in self.open.items() if o[0] == cpu)
+        p0, p1 = addr >> PAGE_SHIFT, (addr + nbytes - 1) >> PAGE_SHIFT
+        for p in range(p0, p1 + 1):
+            ws = self.page_writes.setdefault(p, [])
+            if len(ws) > 16:
+                # drop intervals that ended before this event's timestamp, as
+                # _prune() does: no later write can overlap them.  Done per page
+                # so a hot page's list stays short (speed only; same result).
+                ws[:] = [w for w in ws if w[2] >= self._t]
+            if any(c != cpu and s < end and start < e and not (held & locks)
+                   for c, s, e, locks in ws):
+                self.races += 1
+            ws.append((cpu, start, end, held))
+
+    def forget_pages(self, addr: int, npages: int) -> None:
+        """The pages were unmapped (``vfree``): a later mapping of the same
+        addresses is new memory, not a neighbour of the old writes."""
+        p0 = addr >> PAGE_SHIFT
+        for p in range(p0, p0 + npages):
+            self.page_writes.pop(p, None)
+
+    @contextmanager
+    def page_update(self, addr: int, nbytes: int) -> Iterator[None]:
+        """Declare everything inside the block one update of ``[addr, +nbytes)``.
+
+        Only the outermost update of an event is recorded: the stores a
+        design makes inside its own declared window (the ``memcpy`` between
+        unprotect and protect) are part of that window, not further races."""
+        if self._update_depth:
+            self._update_depth += 1
+            try:
+                yield
+            finally:
+                self._update_depth -= 1
+            return
+        start = self.local()
+        self._update_depth = 1
+        try:
+            yield
+        finally:
+            self._update_depth = 0
+            self.record_write(addr, nbytes, start, self.local())
+
+    # -- summaries ------------------------------------------------------------------------
+    def counters(self) -> dict[str, int]:
+        out = {"lock_wait_ns": int(round(self.wait_total)), "page_write_races": self.races}
+        for name in sorted(self.wait_by_lock):
+            out[f"lock_wait_ns_{name}"] = int(round(self.wait_by_lock[name]))
+            out[f"lock_acquires_{name}"] = self.acquires.get(name, 0)
+            out[f"lock_contended_{name}"] = self.contended.get(name, 0)
+        return out

@@ -1,0 +1,64 @@
+"""``jitalloc``: Kent Overstreet's "mm: jit/text allocator" (May 2023).
+
+Sources, point by point (kernel-semantics.md §1.7, §2.1-2.2, §8.4):
+
+* Allocator: commit 80ceffd6b110 "mm: jit/text allocator" (mm/jitalloc.c,
+  include/linux/jitalloc.h) as quoted in Message-ID
+  ZHEy5SkFwI+dZjOC@moria.home.lan -- :mod:`.slab`.  Power-of-two slabs of
+  16..2048 bytes, one 4 KiB page each made ``set_memory_rox`` once at
+  creation, first free slot of the first partial slab, one global
+  ``jit_alloc_lock``; larger requests are page-granular ``module_alloc`` +
+  ``set_memory_rox``; an empty slab is released.
+* ``jit_update``: ``text_poke_copy`` on x86 (the commit); option
+  ``text_poke=False`` models the ``jitalloc_update()`` fallback sketched in
+  ZHF21CSxyjQy9C7F@moria.home.lan (lock; unprotect; memcpy; protect), with
+  ``fallback_lock`` and ``fallback_unprotect`` ("nx_rw" | "rw") because the
+  sketch leaves both open -- see :mod:`.slab` for what is counted.
+* Exported surface (:mod:`.api`): ``jit_alloc``, ``jit_update``,
+  ``jit_free``; no flags, no permission calls for text users.
+* Users: modules (:mod:`.module_loader`: text via jit_alloc + one jit_update
+  of an image built in a temporary buffer; data/rodata/ro_after_init as in
+  v6.4), BPF (:mod:`.bpf`: programs, trampolines and the dispatcher directly
+  on jit_alloc; ``bpf_prog_pack=True`` keeps the pack on top), ftrace
+  (:mod:`.ftrace`), kprobes (:mod:`.kprobes`: slots are jit_alloc(16)
+  objects; ``kprobe_cache=True`` keeps the insn-slot cache).
+* Kernel version: the series sits on v6.4-rc (v6.2+ CPA rules,
+  ``set_memory_rox`` exists).
+
+Simplified (and why): the sketch's leak of an empty slab's vmalloc area is
+modelled as ``vfree`` (its evident intent); ``len < 16`` uses the 16-byte
+class (the sketch computes ``ilog2(0)``); no huge pages, NUMA or per-type
+ranges -- the sketch has none.
+"""
+from __future__ import annotations
+
+from execbench.design import Design
+from execbench.kernel import Kernel
+
+from .api import JitAllocApi
+from .bpf import BpfJit
+from .ftrace import FtraceJit
+from .kprobes import KprobesJit
+from .module_loader import ModuleLoaderJit
+from .slab import JitAllocator
+
+
+class JitAlloc(Design):
+    name = "jitalloc"
+    title = "Kent Overstreet's jit_alloc/jit_update/jit_free: 16-2048 B ROX slabs, text_poke writes"
+    source = ("80ceffd6b110 'mm: jit/text allocator' in ZHEy5SkFwI+dZjOC@moria.home.lan; "
+              "jitalloc_update fallback ZHF21CSxyjQy9C7F@moria.home.lan; v6.4 module loader")
+    kernel_version = (6, 4)
+    defaults = {"text_poke": True, "fallback_lock": True, "fallback_unprotect": "nx_rw",
+                "bpf_prog_pack": False, "kprobe_cache": False}
+
+    def __init__(self, kernel: Kernel, **params):
+        super().__init__(kernel, **params)
+        p = self.params
+        self.allocator = JitAllocator(kernel, text_poke=p["text_poke"], fallback_lock=p["fallback_lock"],
+                                      fallback_unprotect=p["fallback_unprotect"])
+        api = JitAllocApi(kernel, self.allocator)
+        self.module = ModuleLoaderJit(kernel, api, text_poke=p["text_poke"])
+        self.bpf = BpfJit(kernel, api, use_pack=p["bpf_prog_pack"])
+        self.ftrace = FtraceJit(kernel, api, text_poke=p["text_poke"])
+        self.kprobe = KprobesJit(kernel, api, use_cache=p["kprobe_cache"])

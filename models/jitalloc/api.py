@@ -1,0 +1,62 @@
+"""The jitalloc design's exported API, as its users see it.
+
+Text (Kent Overstreet, 80ceffd6b110 "mm: jit/text allocator",
+include/linux/jitalloc.h)::
+
+    void *jit_alloc(void *buf, size_t len);     /* RO+X memory, filled from buf if given */
+    void  jit_update(void *buf, void *new_buf, size_t len);
+    void  jit_free(void *buf);
+
+Three entry points and no flags: callers never see permissions.
+
+Non-text module memory is "not its business" (Kent in ZHEy5SkFwI+dZjOC:
+"I'm still not seeing the justification for why this needs to handle
+non-text allocations"), so the module loader keeps what v6.4 does for data,
+rodata and ro_after_init: ``module_alloc()`` per ``mod_mem_type`` and
+``set_memory_ro/nx`` from kernel/module/strict_rwx.c -- inherited from
+:class:`~models.common.api.KernelApi` and counted as API calls of the module
+user, because that user still needs them.  ``text_poke_bp`` (live patching of
+running code: jump labels, ftrace call sites) also stays what it is on x86.
+"""
+from __future__ import annotations
+
+from execbench.errors import DesignError
+from execbench.kernel import Kernel
+from execbench.kernel.layout import MODULES_LEN
+from execbench.units import PAGE_SIZE, page_align
+
+from ..common.api import KernelApi
+from .slab import JitAllocator
+
+
+class JitAllocApi(KernelApi):
+    def __init__(self, kernel: Kernel, alloc: JitAllocator):
+        super().__init__(kernel)
+        self.jit = alloc
+
+    # -- mm/jitalloc.c ---------------------------------------------------------------
+    def jit_alloc(self, length: int, buf: bool = False) -> int:
+        """``jit_alloc(buf, len)``: ``buf=False`` is ``jit_alloc(NULL, len)``
+        (reserve; contents come later with :meth:`jit_update`)."""
+        self.k.api("jit_alloc")
+        return self.jit.alloc(length, buf)
+
+    def jit_update(self, dst: int, length: int) -> None:
+        self.k.api("jit_update")
+        self.jit.update(dst, length)
+
+    def jit_free(self, addr: int) -> None:
+        self.k.api("jit_free")
+        self.jit.free(addr)
+
+    # -- non-text module memory (v6.4 kernel/module/main.c module_memory_alloc) ----------
+    def module_alloc(self, size: int, caller: str = "") -> int:
+        """x86 ``module_alloc()`` (arch/x86/kernel/module.c, v6.4): RW+NX."""
+        self.k.api("module_alloc")
+        if page_align(size) > MODULES_LEN:
+            raise DesignError(f"module_alloc({size}) is larger than MODULES_LEN")
+        return self.k.vmalloc(size, align=PAGE_SIZE, w=True, x=False, caller=caller)
+
+    def module_memfree(self, addr: int) -> None:
+        self.k.api("module_memfree")
+        self.k.vfree(addr)
