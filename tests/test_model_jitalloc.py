@@ -291,7 +291,7 @@ def _live_ranges(d) -> list[tuple[int, int]]:
         out += [(m.base[t], m.size[t]) for t in m.base]
     out += [(ro, size) for ro, size, _, _ in d.bpf.progs.values()]
     out += list(d.bpf.tramps.values())
-    out += [(im, 4096) for im, _ in d.bpf.dispatchers.values()]
+    out += [(im, 4096) for im, _, _ in d.bpf.dispatchers.values()]
     out += list(d.ftrace.tramps.values())
     for slot, n, oslot, on in d.kprobe.probes.values():
         out.append((slot, n))

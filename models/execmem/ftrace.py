@@ -14,37 +14,18 @@ the trampoline (it only decides which page the poke touches).
 """
 from __future__ import annotations
 
-from execbench.kernel import Kernel
-from execbench.trace import Event
 from execbench.units import pages
 
-from .api import ExecmemApi, ExecmemType
+from .api import ExecmemType
+from ..common.ftrace import FtraceTrampolines
 
-MCOUNT_INSN_SIZE = 5   # arch/x86/include/asm/ftrace.h
 
-
-class Ftrace610:
-    def __init__(self, kernel: Kernel, api: ExecmemApi):
-        self.k = kernel
-        self.api = api
-        self.tramps: dict[str, tuple[int, int]] = {}
-
-    def _alloc_write(self, size: int) -> int:
+class Ftrace610(FtraceTrampolines):
+    def _create(self, size: int) -> int:
         t = self.api.execmem_alloc(ExecmemType.FTRACE, size, caller="arch_ftrace_update_trampoline")
         self.k.memcpy(t, size)
         self.api.set_memory_rox(t, pages(size))
         return t
 
-    def ops_register(self, ev: Event) -> None:
-        t = self._alloc_write(ev.size)
-        self.k.text_claim(t, ev.size)
-        self.tramps[ev.obj] = (t, ev.size)
-
-    def ops_update(self, ev: Event) -> None:
-        t, size = self.tramps[ev.obj]
-        self.api.text_poke_bp(t + max(0, size // 2 - MCOUNT_INSN_SIZE), MCOUNT_INSN_SIZE)
-
-    def ops_unregister(self, ev: Event) -> None:
-        t, size = self.tramps.pop(ev.obj)
-        self.k.text_release(t, size)
+    def _free(self, t: int) -> None:
         self.api.execmem_free(t)

@@ -17,7 +17,7 @@ from ..execmem.ftrace import Ftrace610
 
 
 class FtraceRox(Ftrace610):
-    def _alloc_write(self, size: int) -> int:
+    def _create(self, size: int) -> int:
         t = self.api.execmem_alloc_rw(ExecmemType.FTRACE, size, caller="arch_ftrace_update_trampoline")
         self.k.memcpy(t, size)
         self.api.set_memory_rox(t, pages(size))

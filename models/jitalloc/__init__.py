@@ -38,7 +38,7 @@ from execbench.kernel import Kernel
 from .api import JitAllocApi
 from .bpf import BpfJit
 from .ftrace import FtraceJit
-from .kprobes import KprobesJit
+from .kprobes import KprobesJit, KprobesJitCached
 from .module_loader import ModuleLoaderJit
 from .slab import JitAllocator
 
@@ -61,4 +61,4 @@ class JitAlloc(Design):
         self.module = ModuleLoaderJit(kernel, api, text_poke=p["text_poke"])
         self.bpf = BpfJit(kernel, api, use_pack=p["bpf_prog_pack"])
         self.ftrace = FtraceJit(kernel, api, text_poke=p["text_poke"])
-        self.kprobe = KprobesJit(kernel, api, use_cache=p["kprobe_cache"])
+        self.kprobe = (KprobesJitCached(kernel, api) if p["kprobe_cache"] else KprobesJit(kernel, api))

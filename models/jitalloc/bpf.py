@@ -41,6 +41,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SIZE
 
+from ..common.bpf_users import Dispatchers, TrampolineTable
 from ..common.bpf_prog_pack import BPF_BINARY_HEADER, BPF_RANDOM_HOLE, BpfProgPack, JitBinaryPack, PackOps
 from .api import JitAllocApi
 
@@ -73,7 +74,7 @@ class _LockedPack(BpfProgPack):
             super().free(addr, size)
 
 
-class BpfJit:
+class BpfJit(TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: JitAllocApi, use_pack: bool = False):
         self.k = kernel
         self.api = api
@@ -84,7 +85,7 @@ class BpfJit:
         self.rng = kernel.rng_for("bpf_jit_hole")
         self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (ro, size, image, proglen)
         self.tramps: dict[str, tuple[int, int]] = {}
-        self.dispatchers: dict[str, list[int]] = {}              # obj -> [image, off]
+        self.dispatchers: dict[str, list] = {}                   # obj -> [image, None, off]
 
     # -- programs ----------------------------------------------------------------
     def prog_load(self, ev: Event) -> None:
@@ -125,29 +126,10 @@ class BpfJit:
         else:
             self.api.jit_free(im)
 
-    def tramp_attach(self, ev: Event) -> None:
-        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
-
-    def tramp_update(self, ev: Event) -> None:
-        old = self.tramps[ev.obj]
-        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
-        self._tramp_free(*old)
-
-    def tramp_detach(self, ev: Event) -> None:
-        self._tramp_free(*self.tramps.pop(ev.obj))
-
     # -- dispatcher ---------------------------------------------------------------------
-    def dispatcher_update(self, ev: Event) -> None:
-        half = PAGE_SIZE // 2
-        d = self.dispatchers.get(ev.obj)
-        if d is None:
-            image = self.pack.alloc(PAGE_SIZE) if self.use_pack else self.api.jit_alloc(PAGE_SIZE)
-            d = self.dispatchers[ev.obj] = [image, half]
-        else:
-            self.k.text_release(d[0] + d[1], half)
-        image, off = d
-        noff = off ^ half
-        self.k.memcpy_elsewhere(half)                   # bpf_dispatcher_prepare() into rw
-        self.api.jit_update(image + noff, half)         # bpf_arch_text_copy()
-        self.k.text_claim(image + noff, half)
-        d[1] = noff
+    def _dispatcher_new(self) -> tuple[int, None]:
+        image = self.pack.alloc(PAGE_SIZE) if self.use_pack else self.api.jit_alloc(PAGE_SIZE)
+        return image, None                  # rw_image: a plain buffer outside the range
+
+    def _dispatcher_copy(self, dst: int, n: int) -> None:
+        self.api.jit_update(dst, n)

@@ -17,36 +17,27 @@ trampoline's middle.
 from __future__ import annotations
 
 from execbench.kernel import Kernel
-from execbench.trace import Event
 
 from .api import JitAllocApi
+from ..common.ftrace import FtraceTrampolines
 
-MCOUNT_INSN_SIZE = 5   # arch/x86/include/asm/ftrace.h
 
-
-class FtraceJit:
+class FtraceJit(FtraceTrampolines):
     def __init__(self, kernel: Kernel, api: JitAllocApi, text_poke: bool = True):
-        self.k = kernel
-        self.api = api
+        super().__init__(kernel, api)
         self.text_poke = text_poke
-        self.tramps: dict[str, tuple[int, int]] = {}
 
-    def ops_register(self, ev: Event) -> None:
-        t = self.api.jit_alloc(ev.size)
-        self.k.memcpy_elsewhere(ev.size)
-        self.api.jit_update(t, ev.size)
-        self.k.text_claim(t, ev.size)
-        self.tramps[ev.obj] = (t, ev.size)
+    def _create(self, size: int) -> int:
+        t = self.api.jit_alloc(size)
+        self.k.memcpy_elsewhere(size)
+        self.api.jit_update(t, size)
+        return t
 
-    def ops_update(self, ev: Event) -> None:
-        t, size = self.tramps[ev.obj]
-        site = t + max(0, size // 2 - MCOUNT_INSN_SIZE)
-        if self.text_poke:
-            self.api.text_poke_bp(site, MCOUNT_INSN_SIZE)
-        else:
-            self.api.jit_update(site, MCOUNT_INSN_SIZE)
-
-    def ops_unregister(self, ev: Event) -> None:
-        t, size = self.tramps.pop(ev.obj)
-        self.k.text_release(t, size)
+    def _free(self, t: int) -> None:
         self.api.jit_free(t)
+
+    def _update_call(self, site: int, n: int) -> None:
+        if self.text_poke:
+            self.api.text_poke_bp(site, n)
+        else:
+            self.api.jit_update(site, n)

@@ -23,58 +23,55 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SIZE
 
-from ..common.kprobe_insn_cache import MAX_INSN_SIZE, InsnCache
+from ..common.kprobe_insn_cache import MAX_INSN_SIZE
+from ..common.kprobes import SlotKprobes
 from .api import JitAllocApi
 
 
-class KprobesJit:
-    def __init__(self, kernel: Kernel, api: JitAllocApi, use_cache: bool = False):
-        self.k = kernel
-        self.api = api
-        self.use_cache = use_cache
-        self.slots = (InsnCache(MAX_INSN_SIZE, self._alloc_page, api.jit_free, kernel.count,
-                                "kprobe_insn") if use_cache else None)
-        self.opt: InsnCache | None = None
-        self.probes: dict[str, list] = {}
+def _write(k: Kernel, api: JitAllocApi, slot: int, n: int) -> None:
+    k.memcpy_elsewhere(n)          # prepare the instruction in a buffer
+    api.jit_update(slot, n)
+
+
+class KprobesJitCached(SlotKprobes):
+    """``kprobe_cache=True``: kernel/kprobes.c's caches over jitalloc pages."""
 
     def _alloc_page(self) -> int:
         return self.api.jit_alloc(PAGE_SIZE)
 
-    def _get(self, cache: InsnCache | None, size: int) -> int:
-        return cache.get() if cache is not None else self.api.jit_alloc(size)
+    def _free_page(self, page: int) -> None:
+        self.api.jit_free(page)
+
+    def _write_slot(self, slot: int, n: int) -> None:
+        _write(self.k, self.api, slot, n)
+
+
+class KprobesJit:
+    """Default: every slot is its own ``jit_alloc``."""
+
+    def __init__(self, kernel: Kernel, api: JitAllocApi):
+        self.k = kernel
+        self.api = api
+        self.probes: dict[str, list] = {}
+
+    def _slot(self, size: int, n: int) -> int:
+        slot = self.api.jit_alloc(size)
+        _write(self.k, self.api, slot, n)
+        self.k.text_claim(slot, n)
+        return slot
 
     def register(self, ev: Event) -> None:
         n = min(ev.size, MAX_INSN_SIZE)
-        slot = self._get(self.slots, MAX_INSN_SIZE)
-        self.k.memcpy_elsewhere(n)
-        self.api.jit_update(slot, n)
-        self.k.text_claim(slot, n)
-        self.probes[ev.obj] = [slot, n, None, 0]
+        self.probes[ev.obj] = [self._slot(MAX_INSN_SIZE, n), n, None, 0]
 
     def optimize(self, ev: Event) -> None:
-        if self.use_cache and self.opt is None:
-            # kprobe_optinsn_slots.insn_size is fixed per arch; the first
-            # recorded optprobe size stands for it (as in the legacy model)
-            self.opt = InsnCache(ev.size, self._alloc_page, self.api.jit_free,
-                                 self.k.count, "kprobe_optinsn")
-        n = min(ev.size, self.opt.insn_size) if self.use_cache else ev.size
-        slot = self._get(self.opt, ev.size)
-        self.k.memcpy_elsewhere(n)
-        self.api.jit_update(slot, n)
-        self.k.text_claim(slot, n)
         p = self.probes[ev.obj]
-        p[2], p[3] = slot, n
+        p[2], p[3] = self._slot(ev.size, ev.size), ev.size
 
     def unregister(self, ev: Event) -> None:
         slot, n, oslot, on = self.probes.pop(ev.obj)
         self.k.text_release(slot, n)
-        if self.use_cache:
-            self.slots.free(slot, dirty=True)
-        else:
-            self.api.jit_free(slot)
+        self.api.jit_free(slot)
         if oslot is not None:
             self.k.text_release(oslot, on)
-            if self.use_cache:
-                self.opt.free(oslot, dirty=True)
-            else:
-                self.api.jit_free(oslot)
+            self.api.jit_free(oslot)

@@ -31,6 +31,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SIZE, pages, round_up
 
+from ..common.bpf_users import Dispatchers, TrampolineTable
 from ..common.bpf_prog_pack import BPF_BINARY_HEADER, BpfProgPack, JitBinaryPack, PackOps
 from .api import ModuleAllocApi
 
@@ -53,7 +54,7 @@ def pack_ops_v61(api: ModuleAllocApi, k: Kernel) -> PackOps:
     )
 
 
-class Bpf61:
+class Bpf61(TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: ModuleAllocApi, use_pack: bool = True):
         self.k = kernel
         self.api = api
@@ -106,30 +107,8 @@ class Bpf61:
         self.k.text_release(image, size)
         self.api.module_memfree(image)
 
-    def tramp_attach(self, ev: Event) -> None:
-        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
-
-    def tramp_update(self, ev: Event) -> None:
-        old = self.tramps[ev.obj]
-        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
-        self._tramp_free(*old)
-
-    def tramp_detach(self, ev: Event) -> None:
-        self._tramp_free(*self.tramps.pop(ev.obj))
-
     # -- dispatcher -------------------------------------------------------------------
-    def dispatcher_update(self, ev: Event) -> None:
-        half = PAGE_SIZE // 2
-        d = self.dispatchers.get(ev.obj)
-        if d is None:
-            image = self.pack.alloc(PAGE_SIZE)
-            rw = self.api.module_alloc(PAGE_SIZE, caller="bpf_dispatcher")
-            d = self.dispatchers[ev.obj] = [image, rw, half]
-        else:
-            self.k.text_release(d[0] + d[2], half)
-        image, rw, off = d
-        noff = off ^ half
-        self.k.memcpy(rw + noff, half)              # bpf_dispatcher_prepare()
-        self.api.text_poke_copy(image + noff, half)  # bpf_arch_text_copy()
-        self.k.text_claim(image + noff, half)
-        d[2] = noff
+    def _dispatcher_new(self) -> tuple[int, int]:
+        image = self.pack.alloc(PAGE_SIZE)
+        rw = self.api.module_alloc(PAGE_SIZE, caller="bpf_dispatcher")
+        return image, rw

@@ -15,36 +15,20 @@ decides which page the poke touches, and a trampoline is under a page.
 """
 from __future__ import annotations
 
-from execbench.kernel import Kernel
-from execbench.trace import Event
 from execbench.units import pages
 
-from .api import ModuleAllocApi
-
-MCOUNT_INSN_SIZE = 5   # arch/x86/include/asm/ftrace.h
+from ..common.ftrace import FtraceTrampolines
 
 
-class Ftrace61:
-    def __init__(self, kernel: Kernel, api: ModuleAllocApi):
-        self.k = kernel
-        self.api = api
-        self.tramps: dict[str, tuple[int, int]] = {}
-
-    def ops_register(self, ev: Event) -> None:
+class Ftrace61(FtraceTrampolines):
+    def _create(self, size: int) -> int:
         a = self.api
-        t = a.module_alloc(ev.size, caller="arch_ftrace_update_trampoline")
-        self.k.memcpy(t, ev.size)
+        t = a.module_alloc(size, caller="arch_ftrace_update_trampoline")
+        self.k.memcpy(t, size)
         a.set_vm_flush_reset_perms(t)
-        a.set_memory_ro(t, pages(ev.size))
-        a.set_memory_x(t, pages(ev.size))
-        self.k.text_claim(t, ev.size)
-        self.tramps[ev.obj] = (t, ev.size)
+        a.set_memory_ro(t, pages(size))
+        a.set_memory_x(t, pages(size))
+        return t
 
-    def ops_update(self, ev: Event) -> None:
-        t, size = self.tramps[ev.obj]
-        self.api.text_poke_bp(t + max(0, size // 2 - MCOUNT_INSN_SIZE), MCOUNT_INSN_SIZE)
-
-    def ops_unregister(self, ev: Event) -> None:
-        t, size = self.tramps.pop(ev.obj)
-        self.k.text_release(t, size)
+    def _free(self, t: int) -> None:
         self.api.module_memfree(t)

@@ -43,6 +43,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SIZE
 
+from ..common.bpf_users import Dispatchers, TrampolineTable
 from ..common.bpf_prog_pack import BpfProgPack, JitBinaryPack, PackOps
 from .api import ModuleAllocTypeApi
 
@@ -61,7 +62,7 @@ def pack_ops_mat(api: ModuleAllocTypeApi) -> PackOps:
     )
 
 
-class BpfMat:
+class BpfMat(TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: ModuleAllocTypeApi):
         self.k = kernel
         self.api = api
@@ -98,31 +99,14 @@ class BpfMat:
         self.k.text_release(image, size)
         self.api.module_memfree_type(image, MOD_TEXT)                  # bpf_jit_free_exec
 
-    def tramp_attach(self, ev: Event) -> None:
-        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
-
-    def tramp_update(self, ev: Event) -> None:
-        old = self.tramps[ev.obj]
-        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
-        self._tramp_free(*old)
-
-    def tramp_detach(self, ev: Event) -> None:
-        self._tramp_free(*self.tramps.pop(ev.obj))
-
     # -- dispatcher -------------------------------------------------------------------
-    def dispatcher_update(self, ev: Event) -> None:
-        half = PAGE_SIZE // 2
-        d = self.dispatchers.get(ev.obj)
-        if d is None:
-            image = self.pack.alloc(PAGE_SIZE)
-            rw = self.api.module_alloc_type(PAGE_SIZE, MOD_TEXT, caller="bpf_dispatcher")
-            d = self.dispatchers[ev.obj] = [image, rw, half]
-        else:
-            self.k.text_release(d[0] + d[2], half)
-        image, rw, off = d
-        noff = off ^ half
+    def _dispatcher_new(self) -> tuple[int, int]:
+        image = self.pack.alloc(PAGE_SIZE)
+        rw = self.api.module_alloc_type(PAGE_SIZE, MOD_TEXT, caller="bpf_dispatcher")
+        return image, rw
+
+    def _dispatcher_stage(self, rw: int | None, off: int, n: int) -> None:
+        # rw_image is RO+X here: emitting into it with stores would oops; the
+        # obvious fix (emit into a kernel buffer) is what is modelled
         self.k.count("mat_dispatcher_rw_image_is_rox")
-        self.k.memcpy_elsewhere(half)                    # bpf_dispatcher_prepare(), fixed
-        self.api.text_poke_copy(image + noff, half)      # bpf_arch_text_copy()
-        self.k.text_claim(image + noff, half)
-        d[2] = noff
+        self.k.memcpy_elsewhere(n)

@@ -26,26 +26,17 @@ under a page).
 """
 from __future__ import annotations
 
-from execbench.kernel import Kernel
-from execbench.trace import Event
-
-from .api import ModuleAllocTypeApi
+from ..common.ftrace import FtraceTrampolines
 
 MOD_TEXT = "text"
-MCOUNT_INSN_SIZE = 5      # arch/x86/include/asm/ftrace.h
 RET_SIZE = 2              # retq + int3 (CONFIG_SLS)
 OP_REF_SIZE = 7           # union ftrace_op_code_union: 3 opcode bytes + s32 offset
 CALL_INSN_SIZE = 5
 
 
-class FtraceMat:
-    def __init__(self, kernel: Kernel, api: ModuleAllocTypeApi):
-        self.k = kernel
-        self.api = api
-        self.tramps: dict[str, tuple[int, int]] = {}
-
-    def ops_register(self, ev: Event) -> None:
-        a, size = self.api, ev.size
+class FtraceMat(FtraceTrampolines):
+    def _create(self, size: int) -> int:
+        a = self.api
         t = a.module_alloc_type(size, MOD_TEXT, caller="arch_ftrace_update_trampoline")
         body = max(1, size - RET_SIZE - 8)
         a.text_poke_copy(t, body)                              # 1. caller body
@@ -53,14 +44,7 @@ class FtraceMat:
                        (0, OP_REF_SIZE), (0, CALL_INSN_SIZE)):  # 2.-6.
             n = min(n, size)
             a.text_poke_copy(t + min(off, size - n), n)
-        self.k.text_claim(t, size)
-        self.tramps[ev.obj] = (t, size)
+        return t
 
-    def ops_update(self, ev: Event) -> None:
-        t, size = self.tramps[ev.obj]
-        self.api.text_poke_bp(t + max(0, size // 2 - MCOUNT_INSN_SIZE), min(MCOUNT_INSN_SIZE, size))
-
-    def ops_unregister(self, ev: Event) -> None:
-        t, size = self.tramps.pop(ev.obj)
-        self.k.text_release(t, size)
+    def _free(self, t: int) -> None:
         self.api.module_memfree_type(t, MOD_TEXT)

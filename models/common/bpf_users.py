@@ -1,0 +1,70 @@
+"""Parts of the BPF user that every design shares, around per-design hooks.
+
+* :class:`TrampolineTable` -- kernel/bpf/trampoline.c: each
+  ``bpf_trampoline_update()`` (attach, update) builds a *new* image and the
+  previous one is freed after it (after RCU-tasks grace periods, not
+  modelled); detach frees the last.  A design provides
+  ``_tramp_image(size) -> addr`` (allocate, write, protect, claim text) and
+  ``_tramp_free(addr, size)``.
+* :class:`Dispatchers` -- kernel/bpf/dispatcher.c (v6.1+): one image of
+  PAGE_SIZE whose two halves alternate; an update emits the idle half into a
+  staging buffer (``d->rw_image``) and copies it with ``bpf_arch_text_copy``.
+  A design provides ``_dispatcher_new() -> (image, rw or None)`` and may
+  override ``_dispatcher_stage`` (how the idle half is written to the staging
+  buffer) and ``_dispatcher_copy`` (how it reaches the image).
+
+Subclasses create ``self.tramps = {}`` and ``self.dispatchers = {}``.
+"""
+from __future__ import annotations
+
+from execbench.trace import Event
+from execbench.units import PAGE_SIZE
+
+
+class TrampolineTable:
+    def _tramp_image(self, size: int) -> int:
+        raise NotImplementedError
+
+    def _tramp_free(self, image: int, size: int) -> None:
+        raise NotImplementedError
+
+    def tramp_attach(self, ev: Event) -> None:
+        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
+
+    def tramp_update(self, ev: Event) -> None:
+        old = self.tramps[ev.obj]
+        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
+        self._tramp_free(*old)
+
+    def tramp_detach(self, ev: Event) -> None:
+        self._tramp_free(*self.tramps.pop(ev.obj))
+
+
+class Dispatchers:
+    def _dispatcher_new(self) -> tuple[int, int | None]:
+        raise NotImplementedError
+
+    def _dispatcher_stage(self, rw: int | None, off: int, n: int) -> None:
+        """``bpf_dispatcher_prepare()`` into the staging buffer."""
+        if rw is None:
+            self.k.memcpy_elsewhere(n)
+        else:
+            self.k.memcpy(rw + off, n)
+
+    def _dispatcher_copy(self, dst: int, n: int) -> None:
+        self.api.text_poke_copy(dst, n)            # bpf_arch_text_copy()
+
+    def dispatcher_update(self, ev: Event) -> None:
+        half = PAGE_SIZE // 2
+        d = self.dispatchers.get(ev.obj)
+        if d is None:
+            image, rw = self._dispatcher_new()
+            d = self.dispatchers[ev.obj] = [image, rw, half]
+        else:
+            self.k.text_release(d[0] + d[2], half)
+        image, rw, off = d
+        noff = off ^ half
+        self._dispatcher_stage(rw, noff, half)
+        self._dispatcher_copy(image + noff, half)
+        self.k.text_claim(image + noff, half)
+        d[2] = noff
