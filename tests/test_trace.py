@@ -3,14 +3,13 @@ reason, exits non-zero from the CLI and leaves nothing in results/."""
 from __future__ import annotations
 
 import gzip
-import io
 
 import pandas as pd
 import pytest
 
 from execbench.cli import main
 from execbench.errors import TraceError
-from execbench.trace import COLUMNS, load_trace, save_trace, to_csv_bytes
+from execbench.trace import load_trace, save_trace, to_csv_bytes
 
 
 def good(tb):
