@@ -95,6 +95,7 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
         kernel.advance_to(ev.t_ns)
         kernel.cpu = ev.cpu
         kernel.user = ev.user
+        kernel.obj = ev.obj
         try:
             table[(ev.user, ev.op)](ev)
         except ExecbenchError as e:

@@ -163,13 +163,22 @@ def _read_csv(path: str) -> pd.DataFrame:
 def _int_column(path: str, df: pd.DataFrame, col: str, required: np.ndarray):
     """Parse one column to int64 (+ a 'present' mask); report non-integers."""
     s = df[col].str.strip()
-    present = (s != "").to_numpy()
-    ok = s.str.fullmatch(r"-?\d+").to_numpy() | ~present
+    # The same string operations, applied once per distinct value: a big
+    # trace repeats few values per column, and the regex dominated loading.
+    codes, uniq = pd.factorize(s, sort=False)
+    u = pd.Series(uniq, dtype=object)
+    u_present = (u != "").to_numpy()
+    u_ok = u.str.fullmatch(r"-?\d+").to_numpy(dtype=bool, na_value=False) | ~u_present
+    present = u_present[codes]
+    ok = u_ok[codes]
     bad = _fail_first(path, ~ok, lambda r: f"column {col!r}: {df[col].iat[r]!r} is not an integer")
     vals = np.zeros(len(df), dtype=np.int64)
     conv = present & ok
     if conv.any():
-        vals[conv] = s[conv].astype(np.int64).to_numpy()
+        u_vals = np.zeros(len(u), dtype=np.int64)
+        u_conv = u_present & u_ok
+        u_vals[u_conv] = u[u_conv].astype(np.int64).to_numpy()
+        vals[conv] = u_vals[codes[conv]]
     missing = _fail_first(path, required & ~present, f"column {col!r} is empty")
     return vals, conv, [b for b in (bad, missing) if b]
 

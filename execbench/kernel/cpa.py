@@ -84,12 +84,12 @@ def set_memory(k: "Kernel", kind: str, addr: int, npages: int, collapse: bool = 
     pt = k.pt
     lo = k.page_of(addr)
     hi = lo + npages
-    if lo < 0 or hi > pt.n_pages or not np.all(pt.flags[lo:hi] & PRESENT):
+    if lo < 0 or hi > pt.n_pages or not (pt.flags[lo:hi] & PRESENT).all():
         raise KernelBug(f"set_memory_{kind}({addr:#x}, {npages}) on unmapped memory")
 
     # Split PMD leaves of the vmalloc mapping that the change covers only partly.
     b0, b1 = lo // PAGES_PER_PMD, (hi - 1) // PAGES_PER_PMD
-    for b in range(b0, b1 + 1):
+    for b in range(b0, b1 + 1) if pt.blk_huge[b0:b1 + 1].any() else ():
         if pt.blk_huge[b]:
             blo, bhi = b * PAGES_PER_PMD, (b + 1) * PAGES_PER_PMD
             f = pt.flags[blo:bhi]
@@ -101,14 +101,14 @@ def set_memory(k: "Kernel", kind: str, addr: int, npages: int, collapse: bool = 
                 c["vmalloc_pmd_splits"] += 1
                 k.tick(k.costs.split_large_page)
 
-    old_w = (pt.flags[lo:hi] & W) != 0
+    touches_rw = bool((set_bits | clr_bits) & W)
+    old_w = (pt.flags[lo:hi] & W) != 0 if touches_rw else None
     changed = pt.change(lo, npages, set_bits, clr_bits)
-    n_changed = int(np.count_nonzero(changed))
+    n_changed = int(changed.sum())
     k.note_wx()
     c["cpa_pages"] += n_changed
     k.tick(k.costs.cpa_page * npages)
 
-    touches_rw = bool((set_bits | clr_bits) & W)
     alias_processed = touches_rw or k.version >= (6, 2)
     alias_changed = False
     if touches_rw:

@@ -61,6 +61,7 @@ Simplifications, and why:
 """
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
@@ -85,7 +86,24 @@ class LockModel:
     def __init__(self, kernel: "Kernel"):
         self.k = kernel
         self.cpu_free: dict[int, float] = {}
-        self.holds: dict[str, list[tuple[float, float, int]]] = {}     # lock -> [(start, end, cpu)]
+        self._holds: dict[str, list[tuple[float, float, int]]] = {}    # lock -> [(start, end, cpu)]
+        # holds released during the current event, appended to _holds when it
+        # ends (or when someone reads .holds).  They all belong to the current
+        # event's CPU, which acquire/release skip anyway, so leaving them out
+        # of the scans changes nothing -- but a module load that pokes text
+        # thousands of times no longer rescans its own holds on every release.
+        self._pending: dict[str, list[tuple[float, float, int]]] = {}
+        # Index of the same holds per (lock, cpu): starts, ends, release seq.
+        # One CPU's holds of one lock never overlap and come in time order,
+        # so "which holds of CPU c cover/overlap [a, b)" is a bisect instead
+        # of a scan of every hold (the scans made lock-heavy module loads
+        # quadratic).  Results are identical: acquire's fixpoint does not
+        # depend on scan order, and release sums the overlaps in release
+        # order (_seq), skipping only zero terms.  Should holds ever arrive
+        # out of order, the index is dropped and the scans are used.
+        self._hidx: dict[str, dict[int, tuple[list[float], list[float], list[int]]]] = {}
+        self._hidx_ok = True
+        self._seq = 0
         self.open: dict[str, list] = {}                                  # lock -> [cpu, start, depth]
         self.wait_by_lock: dict[str, float] = {}
         self.acquires: dict[str, int] = {}
@@ -101,11 +119,24 @@ class LockModel:
         self._start = 0.0
         self._waited = 0.0
 
+    @property
+    def holds(self) -> dict[str, list[tuple[float, float, int]]]:
+        """lock -> recorded holds ``(start, end, cpu)``, in release order."""
+        self._flush_pending()
+        return self._holds
+
+    def _flush_pending(self) -> None:
+        if self._pending:
+            for name, hs in self._pending.items():
+                self._holds.setdefault(name, []).extend(hs)
+            self._pending.clear()
+
     # -- event boundaries (called by Kernel.advance_to) -------------------------------
     def end_event(self) -> None:
         """Close the current event: its CPU is busy until its local end."""
         cpu = self._ensure_started()
         self.cpu_free[cpu] = self.local()
+        self._flush_pending()
 
     def begin_event(self, t_ns: float) -> None:
         """A new event with timestamp ``t_ns`` begins at the current global time.
@@ -134,6 +165,11 @@ class LockModel:
             kept = [h for h in hs if h[1] >= t]
             if len(kept) != len(hs):
                 self.holds[name] = kept
+        for per_cpu in self._hidx.values():
+            for starts, ends, seqs in per_cpu.values():
+                k = bisect_left(ends, t)            # ends are sorted: drop e < t
+                if k:
+                    del starts[:k], ends[:k], seqs[:k]
         if len(self.page_writes) > 4096:
             self.page_writes = {p: kept for p, ws in self.page_writes.items()
                                 if (kept := [w for w in ws if w[2] >= t])}
@@ -147,11 +183,21 @@ class LockModel:
             return
         t0 = t = self.local()
         moved = True
-        while moved:
-            moved = False
-            for s, e, c in self.holds.get(name, ()):
-                if c != cpu and s <= t < e:
-                    t, moved = e, True
+        if self._hidx_ok:
+            per_cpu = self._hidx.get(name, {})
+            while moved:
+                moved = False
+                for c, (starts, ends, _) in per_cpu.items():
+                    if c != cpu:
+                        i = bisect_right(ends, t)   # the only candidate: first hold ending after t
+                        if i < len(ends) and starts[i] <= t:
+                            t, moved = ends[i], True
+        else:
+            while moved:
+                moved = False
+                for s, e, c in self._holds.get(name, ()):
+                    if c != cpu and s <= t < e:
+                        t, moved = e, True
         wait = t - t0
         self.acquires[name] = self.acquires.get(name, 0) + 1
         if wait > 0:
@@ -172,15 +218,35 @@ class LockModel:
             cpu, start, end = o[0], o[1], self.local()
             # mutual exclusion: time this hold shared with another CPU's
             # recorded hold must have been waited for (see module doc)
-            overlap = sum(max(0.0, min(end, e) - max(start, s))
-                          for s, e, c in self.holds.get(name, ()) if c != cpu)
+            if self._hidx_ok:
+                terms = []
+                for c, (starts, ends, seqs) in self._hidx.get(name, {}).items():
+                    if c != cpu:
+                        j = bisect_right(ends, start)
+                        while j < len(ends) and starts[j] < end:
+                            terms.append((seqs[j], max(0.0, min(end, ends[j]) - max(start, starts[j]))))
+                            j += 1
+                terms.sort()
+                overlap = sum(v for _, v in terms)
+            else:
+                overlap = sum(max(0.0, min(end, e) - max(start, s))
+                              for s, e, c in self._holds.get(name, ()) if c != cpu)
             if overlap > 0:
                 self._waited += overlap
                 self.wait_total += overlap
                 self.wait_by_lock[name] = self.wait_by_lock.get(name, 0.0) + overlap
                 self.contended[name] = self.contended.get(name, 0) + 1
                 end += overlap
-            self.holds.setdefault(name, []).append((start, end, cpu))
+            self._pending.setdefault(name, []).append((start, end, cpu))
+            if self._hidx_ok:
+                starts, ends, seqs = self._hidx.setdefault(name, {}).setdefault(cpu, ([], [], []))
+                if ends and start < ends[-1]:
+                    self._hidx_ok = False       # out of order: fall back to the scans
+                else:
+                    starts.append(start)
+                    ends.append(end)
+                    seqs.append(self._seq)
+                    self._seq += 1
 
     @contextmanager
     def hold(self, name: str) -> Iterator[None]:

@@ -15,8 +15,13 @@ arrays (258,048 pages):
   it.
 
 Aggregates that metrics read after every event are kept per 2 MiB block
-(504 blocks) or as scalars, updated on every change, so sampling never scans
-the whole range.
+(504 blocks) and as scalars (4 KiB text leaves, 2 MiB text leaves, unbacked
+pages in partly backed blocks), updated on every change, so sampling reads
+three ints instead of scanning the block arrays.  Every change to a
+``blk_*`` array goes through :meth:`PageTable._blk_present_add`,
+:meth:`PageTable._blk_text_add` or :meth:`PageTable._set_blk_huge`, which
+keep the scalars in step; :meth:`PageTable.recount` recomputes all of them
+from scratch for the tests.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ W = np.uint8(2)
 X = np.uint8(4)
 HUGE = np.uint8(8)
 WX = np.uint8(W | X)
+_PWX = np.uint8(PRESENT | WX)
 
 
 class PageTable:
@@ -44,45 +50,99 @@ class PageTable:
         self.present_pages = 0
         self.wx_pages = 0
         self.text_bytes = 0
+        # scalar aggregates kept in step with the block arrays (see module doc)
+        self.n_text_ptes_4k = 0       # sum(blk_text_pages[~blk_huge])
+        self.n_text_pmds_2m = 0       # count(blk_huge & blk_text_pages > 0)
+        self.n_free_in_partial = 0    # sum(512 - p for 0 < p < 512 in blk_present)
 
-    # -- helpers -------------------------------------------------------------
-    def _blocks_add(self, arr: np.ndarray, pages: np.ndarray, delta: int) -> None:
-        if pages.size:
-            np.add.at(arr, pages // PAGES_PER_PMD, delta)
+    # -- block aggregates (the only writers of blk_*) --------------------------------
+    @staticmethod
+    def _partial_free(p: int) -> int:
+        return PAGES_PER_PMD - p if 0 < p < PAGES_PER_PMD else 0
+
+    def _blk_present_add(self, b: int, delta: int) -> None:
+        old = int(self.blk_present[b])
+        new = old + delta
+        self.blk_present[b] = new
+        self.n_free_in_partial += self._partial_free(new) - self._partial_free(old)
+
+    def _blk_text_add(self, b: int, delta: int) -> None:
+        old = int(self.blk_text_pages[b])
+        new = old + delta
+        self.blk_text_pages[b] = new
+        if self.blk_huge[b]:
+            self.n_text_pmds_2m += (new > 0) - (old > 0)
+        else:
+            self.n_text_ptes_4k += delta
+
+    def _set_blk_huge(self, b: int, huge: bool) -> None:
+        if bool(self.blk_huge[b]) == huge:
+            return
+        self.blk_huge[b] = huge
+        t = int(self.blk_text_pages[b])
+        sign = 1 if huge else -1
+        self.n_text_ptes_4k -= sign * t
+        self.n_text_pmds_2m += sign * (t > 0)
+
+    def _blocks_add(self, which: str, pages: np.ndarray, delta: int) -> None:
+        """Add ``delta`` per page in ``pages`` to the block aggregate ``which``."""
+        if not pages.size:
+            return
+        add = self._blk_present_add if which == "present" else self._blk_text_add
+        blocks = pages // PAGES_PER_PMD
+        b0 = int(blocks[0])
+        if int(blocks[-1]) == b0 and (pages.size == 1 or bool((blocks == b0).all())):
+            add(b0, delta * int(pages.size))
+            return
+        bs, counts = np.unique(blocks, return_counts=True)
+        for b, n in zip(bs.tolist(), counts.tolist()):
+            add(b, delta * n)
+
+    def _range_present_add(self, lo: int, hi: int, delta: int) -> None:
+        """``_blocks_add('present', arange(lo, hi), delta)`` without the array."""
+        b = lo // PAGES_PER_PMD
+        while lo < hi:
+            end = min(hi, (b + 1) * PAGES_PER_PMD)
+            self._blk_present_add(b, delta * (end - lo))
+            lo, b = end, b + 1
 
     def _wx(self, lo: int, hi: int) -> int:
         f = self.flags[lo:hi]
-        return int(np.count_nonzero((f & (PRESENT | WX)) == (PRESENT | WX)))
+        return int(((f & _PWX) == _PWX).sum())
 
     # -- mapping -------------------------------------------------------------
     def map(self, lo: int, frames: np.ndarray, w: bool, x: bool, huge: bool) -> None:
         hi = lo + frames.size
-        if np.any(self.flags[lo:hi] & PRESENT):
+        if (self.flags[lo:hi] & PRESENT).any():
             raise AssertionError(f"map over present pages at page {lo}")
         f = PRESENT | (W if w else 0) | (X if x else 0) | (HUGE if huge else 0)
         self.flags[lo:hi] = f
         self.pfn[lo:hi] = frames
-        self._blocks_add(self.blk_present, np.arange(lo, hi), 1)
+        self._range_present_add(lo, hi, 1)
         if huge:
-            self.blk_huge[lo // PAGES_PER_PMD:hi // PAGES_PER_PMD] = True
+            for b in range(lo // PAGES_PER_PMD, hi // PAGES_PER_PMD):
+                self._set_blk_huge(b, True)
         self.present_pages += frames.size
         if w and x:
             self.wx_pages += frames.size
 
     def unmap(self, lo: int, n: int) -> np.ndarray:
         hi = lo + n
-        if np.any(self.text[lo:hi]):
+        if self.text[lo:hi].any():
             raise AssertionError(f"unmap of pages {lo}..{hi} that still hold live text")
         present = np.flatnonzero(self.flags[lo:hi] & PRESENT) + lo
         frames = self.pfn[present].copy()
         self.wx_pages -= self._wx(lo, hi)
-        self._blocks_add(self.blk_present, present, -1)
+        if present.size == n:
+            self._range_present_add(lo, hi, -1)
+        else:
+            self._blocks_add("present", present, -1)
         b0, b1 = lo // PAGES_PER_PMD, -(-hi // PAGES_PER_PMD)
         self.flags[lo:hi] = 0
         self.pfn[lo:hi] = -1
         for b in range(b0, b1):
             if self.blk_huge[b] and not np.any(self.flags[b * PAGES_PER_PMD:(b + 1) * PAGES_PER_PMD] & HUGE):
-                self.blk_huge[b] = False
+                self._set_blk_huge(b, False)
         self.present_pages -= present.size
         return frames
 
@@ -91,14 +151,15 @@ class PageTable:
         bits actually changed (CPA flushes only when something changed)."""
         hi = lo + n
         old = self.flags[lo:hi]
-        if not np.all(old & PRESENT):
+        if not (old & PRESENT).all():
             raise AssertionError(f"permission change on unmapped pages in {lo}..{hi}")
         new = (old | np.uint8(set_bits)) & np.uint8(~clr_bits & 0xFF)
         changed = new != old
         if changed.any():
-            before = self._wx(lo, hi)
+            before = int(((old & _PWX) == _PWX).sum())
+            after = int(((new & _PWX) == _PWX).sum())
             self.flags[lo:hi] = new
-            self.wx_pages += self._wx(lo, hi) - before
+            self.wx_pages += after - before
         return changed
 
     def set_huge(self, block: int, huge: bool) -> None:
@@ -108,7 +169,7 @@ class PageTable:
             self.flags[lo:hi] |= HUGE
         else:
             self.flags[lo:hi] &= np.uint8(~HUGE & 0xFF)
-        self.blk_huge[block] = huge
+        self._set_blk_huge(block, huge)
 
     # -- live text -------------------------------------------------------------
     def add_text(self, lo_byte: int, nbytes: int, sign: int) -> None:
@@ -117,34 +178,53 @@ class PageTable:
         if nbytes <= 0:
             return
         p0, p1 = lo_byte >> 12, (lo_byte + nbytes - 1) >> 12
+        first = min(4096 - (lo_byte & 4095), nbytes)
+        last = (lo_byte + nbytes - 1) % 4096 + 1
+        if p1 - p0 < 8:
+            # a few pages (a BPF program, a trampoline, a slot): plain Python
+            # on numpy scalars beats building five small arrays
+            text, flags = self.text, self.flags
+            for p in range(p0, p1 + 1):
+                per = first if p == p0 else (last if p == p1 else 4096)
+                was = int(text[p])
+                now = was + sign * per
+                text[p] = now
+                if now < 0:
+                    raise AssertionError("released more text than was claimed")
+                if sign > 0 and not flags[p] & PRESENT:
+                    raise AssertionError("live text on an unmapped page")
+                if (now > 0) != (was > 0):
+                    self._blk_text_add(p // PAGES_PER_PMD, 1 if now > 0 else -1)
+            self.text_bytes += sign * nbytes
+            return
         pages = np.arange(p0, p1 + 1)
         per = np.full(pages.size, 4096, dtype=np.int64)
-        per[0] = min(4096 - (lo_byte & 4095), nbytes)
-        if pages.size > 1:
-            per[-1] = (lo_byte + nbytes - 1) % 4096 + 1
-        was = self.text[p0:p1 + 1] > 0
-        self.text[p0:p1 + 1] += (sign * per).astype(np.int32)
-        if np.any(self.text[p0:p1 + 1] < 0):
+        per[0] = first
+        per[-1] = last
+        seg = self.text[p0:p1 + 1]
+        was = seg > 0
+        seg += (sign * per).astype(np.int32)
+        if (seg < 0).any():
             raise AssertionError("released more text than was claimed")
-        if sign > 0 and not np.all(self.flags[p0:p1 + 1] & PRESENT):
+        if sign > 0 and not (self.flags[p0:p1 + 1] & PRESENT).all():
             raise AssertionError("live text on an unmapped page")
-        now = self.text[p0:p1 + 1] > 0
-        self._blocks_add(self.blk_text_pages, pages[now & ~was], 1)
-        self._blocks_add(self.blk_text_pages, pages[was & ~now], -1)
+        now = seg > 0
+        self._blocks_add("text", pages[now & ~was], 1)
+        self._blocks_add("text", pages[was & ~now], -1)
         self.text_bytes += sign * nbytes
 
     # -- aggregates for metrics -------------------------------------------------
     def text_ptes_4k(self) -> int:
-        return int(self.blk_text_pages[~self.blk_huge].sum())
+        """4 KiB leaves mapping live text: ``sum(blk_text_pages[~blk_huge])``."""
+        return self.n_text_ptes_4k
 
     def text_pmds_2m(self) -> int:
-        return int(np.count_nonzero(self.blk_huge & (self.blk_text_pages > 0)))
+        """2 MiB leaves mapping live text: ``count(blk_huge & blk_text_pages > 0)``."""
+        return self.n_text_pmds_2m
 
     def free_in_partial_2m(self) -> int:
         """Pages not backed inside 2 MiB blocks that are partly backed."""
-        p = self.blk_present
-        part = (p > 0) & (p < PAGES_PER_PMD)
-        return int((PAGES_PER_PMD - p[part]).sum())
+        return self.n_free_in_partial
 
     def recount(self) -> dict[str, int]:
         """Full recomputation of the incremental aggregates (for tests)."""
@@ -153,7 +233,13 @@ class PageTable:
         textp = self.text > 0
         huge = (f & HUGE) != 0
         blocks = np.arange(self.n_pages) // PAGES_PER_PMD
+        p = self.blk_present
+        part = (p > 0) & (p < PAGES_PER_PMD)
         return {
+            "blk_present": np.bincount(blocks[present], minlength=self.n_blocks).tolist() == p.tolist(),
+            "blk_text_pages": np.bincount(blocks[textp], minlength=self.n_blocks).tolist()
+            == self.blk_text_pages.tolist(),
+            "free_in_partial_2m": int((PAGES_PER_PMD - p[part]).sum()),
             "present_pages": int(present.sum()),
             "wx_pages": int(np.count_nonzero(present & ((f & WX) == WX))),
             "text_bytes": int(self.text.sum()),

@@ -114,18 +114,27 @@ class PhysMem:
         """
         if frames.size == 0:
             return 0, 0
-        g = np.unique(frames // PAGES_PER_PUD)
+        # Filter to leaves not yet split before de-duplicating: after the
+        # first few changes nearly every frame's leaves are split already,
+        # and np.unique of an empty array is free.
+        g = frames // PAGES_PER_PUD
         new_g = g[~self.split_1g[g]]
-        self.split_1g[new_g] = True
+        n1 = 0
+        if new_g.size:
+            new_g = np.unique(new_g)
+            self.split_1g[new_g] = True
+            n1 = int(new_g.size)
         n2 = 0
         if not whole_2m:
-            m = np.unique(frames // PAGES_PER_PMD)
+            m = frames // PAGES_PER_PMD
             new_m = m[~self.split_2m[m]]
-            self.split_2m[new_m] = True
-            n2 = int(new_m.size)
-        self.splits_1g += int(new_g.size)
+            if new_m.size:
+                new_m = np.unique(new_m)
+                self.split_2m[new_m] = True
+                n2 = int(new_m.size)
+        self.splits_1g += n1
         self.splits_2m += n2
-        return int(new_g.size), n2
+        return n1, n2
 
     def leaves(self) -> tuple[int, int, int]:
         """Current (4K, 2M, 1G) leaf counts of the direct map, for /proc/meminfo-like output."""

@@ -62,21 +62,33 @@ class PackOps:
     invalidate: Callable[[int, int], None]    # bpf_arch_text_invalidate
 
 
+_ZEROS = bytes(BPF_PROG_CHUNK_COUNT)
+
+
 class Pack:
-    __slots__ = ("addr", "bitmap")
+    """One pack: its address and its chunk bitmap.
+
+    The bitmap is a ``bytearray`` (one byte per chunk) with ``bitmap`` a
+    numpy bool view of the same memory, so the first-fit search is one C-level
+    ``bytearray.find`` of ``nbits`` zero bytes instead of numpy run-length
+    arithmetic on 32768 entries per call."""
+
+    __slots__ = ("addr", "bits", "bitmap")
 
     def __init__(self, addr: int):
         self.addr = addr
-        self.bitmap = np.zeros(BPF_PROG_CHUNK_COUNT, dtype=bool)
+        self.bits = bytearray(BPF_PROG_CHUNK_COUNT)
+        self.bitmap = np.frombuffer(self.bits, dtype=np.bool_)
 
     def find(self, nbits: int) -> int:
-        """``bitmap_find_next_zero_area(bitmap, COUNT, 0, nbits, 0)``."""
-        free = np.concatenate(([False], ~self.bitmap, [False])).astype(np.int8)
-        d = np.diff(free)
-        starts = np.flatnonzero(d == 1)
-        ends = np.flatnonzero(d == -1)
-        ok = np.flatnonzero(ends - starts >= nbits)
-        return int(starts[ok[0]]) if ok.size else -1
+        """``bitmap_find_next_zero_area(bitmap, COUNT, 0, nbits, 0)``: the
+        lowest start of ``nbits`` clear bits.  The lowest index where
+        ``nbits`` zero bytes begin is always the start of a free run (were
+        the byte before it clear too, the match would begin there), so it is
+        the first free run of at least ``nbits`` -- the kernel's answer."""
+        if nbits > BPF_PROG_CHUNK_COUNT:
+            return -1
+        return self.bits.find(_ZEROS[:nbits])
 
 
 class BpfProgPack:

@@ -1,0 +1,224 @@
+"""Dynamic iTLB metric: misses per million instruction fetches.
+
+The static iTLB metrics (``text_ptes_4k``, ``itlb_entries`` ...) count the
+leaves that map live text.  This one asks what those leaves cost a CPU: a
+seeded stream of instruction fetches over the live text is translated through
+the design's page tables *as they stand at that point of the trace* (4 KiB
+PTE or 2 MiB PMD leaf, :attr:`PageTable.flags` HUGE bit) and run through a
+set-associative LRU model of a real CPU's L1 iTLB + second-level TLB
+(:mod:`execbench.itlb_cpus`, :mod:`.tlbsim`).  The kernel's own text
+(vmlinux, mapped with 2 MiB pages) takes a share of the fetches and competes
+for the same entries.
+
+**Checkpoints, not every event.**  The stream is simulated at about
+``checkpoints`` evenly spaced events (always including the first and the
+last); between checkpoints the last value holds (sample-and-hold), so the
+time-weighted mean is over a step function.  Each checkpoint starts from a
+cold TLB, runs ``warmup`` fetches uncounted, then counts ``fetches``: it
+measures the steady state of the layout at that instant.  (A TLB carried
+across checkpoints would have to be invalidated on every CPA flush; cold +
+warm-up is simpler and does not depend on how often a design flushes.)
+
+**The fetch stream** -- every distribution is a named parameter
+(:class:`ItlbParams`), and all of them are *synthetic*: the shipped
+workloads record which objects exist, not how often they run.
+
+* A fetch goes to vmlinux with probability ``vmlinux_share`` (uniform over
+  ``vmlinux_text_mib`` MiB of 2 MiB-mapped text at ``_text`` =
+  0xffffffff81000000, arch/x86/kernel/vmlinux.lds.S ``__START_KERNEL``);
+  otherwise to module-range text.
+* Module-range fetches are split between users by ``share_<user>``
+  (renormalised over users that have live text): BPF programs, trampolines
+  and dispatchers run once per event they are attached to, so each live BPF
+  object gets an equal share; module text follows a Zipf law over the live
+  modules with exponent ``module_zipf`` (rank = a seeded hash of the module
+  name, so the ranking does not depend on the design or on load order);
+  ftrace trampolines and kprobe slots are uniform.
+* Within an object a *visit* starts at a uniform offset and fetches
+  ``visit_blocks`` consecutive 64-byte blocks (clamped to the object's
+  end): a crude stand-in for straight-line code between taken branches.
+
+Objects and their addresses come from :attr:`Kernel.text_regions` (the
+kernel's per-object text index), never from a design.  For a given seed the
+random draws depend only on the live objects, which every design shares, so
+designs are compared on common random numbers.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..itlb_cpus import SIZE_2M, SIZE_4K, CpuItlb, get
+from ..kernel.layout import MODULES_VADDR
+from ..kernel.pagetable import HUGE
+from ..units import MiB, PMD_SHIFT
+from . import tlbsim
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+
+START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000   # __START_KERNEL_map, arch/x86/include/asm/page_64_types.h
+VMLINUX_TEXT = 0xFFFF_FFFF_8100_0000       # __START_KERNEL (default CONFIG_PHYSICAL_START, no KASLR)
+FETCH_BLOCK = 64                           # bytes per fetch: one I-cache line
+USERS = ("module", "bpf", "ftrace", "kprobe")
+
+
+@dataclass(frozen=True)
+class ItlbParams:
+    """Named, synthetic parameters of the fetch stream (see module doc)."""
+
+    checkpoints: int = 16
+    fetches: int = 65536
+    warmup: int = 16384
+    visit_blocks: int = 8
+    vmlinux_share: float = 0.5
+    vmlinux_text_mib: float = 16.0
+    module_zipf: float = 1.0
+    share_module: float = 0.55
+    share_bpf: float = 0.35
+    share_ftrace: float = 0.05
+    share_kprobe: float = 0.05
+
+    @classmethod
+    def parse(cls, items: tuple[tuple[str, Any], ...] | dict | None) -> "ItlbParams":
+        """From ``(name, value)`` pairs (KernelConfig.itlb_params) or a dict."""
+        known = {f.name: f.type for f in fields(cls)}
+        kw = {}
+        for name, value in dict(items or {}).items():
+            if name not in known:
+                raise ValueError(f"unknown iTLB parameter {name!r}; known: {', '.join(known)}")
+            kw[name] = int(value) if known[name] == "int" else float(value)
+        p = cls(**kw)
+        if p.checkpoints < 1 or p.fetches < 1 or p.warmup < 0 or p.visit_blocks < 1:
+            raise ValueError("iTLB checkpoints, fetches and visit_blocks must be >= 1, warmup >= 0")
+        if not 0.0 <= p.vmlinux_share <= 1.0:
+            raise ValueError("vmlinux_share must lie in [0, 1]")
+        return p
+
+
+def _rank_key(name: str, seed: int) -> int:
+    return zlib.crc32(f"{seed}:{name}".encode())
+
+
+def fetch_stream(k: "Kernel", p: ItlbParams, rng: np.random.Generator, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(virtual addresses as offsets from __START_KERNEL_map, is_2m) of
+    ``warmup + fetches`` instruction fetches over the text live now."""
+    n = p.warmup + p.fetches
+    visits = -(-n // p.visit_blocks)
+    # -- the live objects, in a design-free order ------------------------------------
+    objs: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for addr, (nbytes, user, obj) in k.text_regions.items():
+        objs.setdefault((user, obj), []).append((nbytes, addr))
+    keys = sorted(objs)
+    by_user: dict[str, list[tuple[str, str]]] = {}
+    for key in keys:
+        by_user.setdefault(key[0], []).append(key)
+    shares = {u: getattr(p, f"share_{u}", 0.0) for u in by_user}
+    total_share = sum(shares.values())
+    mod_share = (1.0 - p.vmlinux_share) if total_share > 0 else 0.0
+    vm_share = 1.0 - mod_share
+    weights: list[float] = []
+    order: list[tuple[str, str]] = []
+    for user, ks in by_user.items():
+        if shares[user] <= 0:
+            continue
+        if user == "module":
+            ranked = sorted(ks, key=lambda kk: (_rank_key(kk[1], seed), kk[1]))
+            w = 1.0 / np.arange(1, len(ranked) + 1, dtype=np.float64) ** p.module_zipf
+            ks = ranked
+        else:
+            w = np.ones(len(ks))
+        w = w / w.sum() * (mod_share * shares[user] / total_share)
+        order.extend(ks)
+        weights.extend(w.tolist())
+    # -- regions of each object, concatenated -------------------------------------------
+    reg_addr: list[int] = []
+    reg_len: list[int] = []
+    obj_len: list[int] = []
+    for key in order:
+        regs = sorted(objs[key], key=lambda r: (-r[0], r[1]))
+        obj_len.append(sum(r[0] for r in regs))
+        for nbytes, addr in regs:
+            reg_addr.append(addr - START_KERNEL_MAP)
+            reg_len.append(nbytes)
+    vm_len = int(p.vmlinux_text_mib * MiB)
+    prob = np.array([vm_share] + weights, dtype=np.float64)
+    cum = np.cumsum(prob)
+    cum /= cum[-1]
+    pick = np.searchsorted(cum, rng.random(visits), side="right")
+    pick = np.minimum(pick, prob.size - 1)
+    u = rng.random(visits)
+    lens = np.array([vm_len] + obj_len, dtype=np.int64)
+    off = (u * lens[pick]).astype(np.int64)
+    # offset inside the concatenated object -> region -> address
+    is_vm = pick == 0
+    reg_len_a = np.array(reg_len, dtype=np.int64)
+    reg_end = np.cumsum(reg_len_a)
+    obj_start = np.concatenate(([0], np.cumsum(np.array(obj_len, dtype=np.int64))))
+    flat = obj_start[np.maximum(pick - 1, 0)] + off
+    reg = np.searchsorted(reg_end, flat, side="right") if reg_end.size else np.zeros(visits, np.int64)
+    reg = np.minimum(reg, max(reg_end.size - 1, 0))
+    if reg_end.size:
+        reg_start = reg_end - reg_len_a
+        base = np.array(reg_addr, dtype=np.int64)[reg] + (flat - reg_start[reg])
+        last = np.array(reg_addr, dtype=np.int64)[reg] + reg_len_a[reg] - 1
+    else:
+        base = np.zeros(visits, np.int64)
+        last = base
+    vm_base = VMLINUX_TEXT - START_KERNEL_MAP
+    base = np.where(is_vm, vm_base + off, base)
+    last = np.where(is_vm, vm_base + vm_len - 1, last)
+    steps = np.arange(p.visit_blocks, dtype=np.int64) * FETCH_BLOCK
+    addr = np.minimum(base[:, None] + steps[None, :], last[:, None]).ravel()[:n]
+    # -- translate through the page tables as they stand ------------------------------------
+    in_range = np.repeat(~is_vm, p.visit_blocks)[:n]
+    huge = np.ones(n, dtype=bool)                   # vmlinux text: 2 MiB leaves
+    page = (addr[in_range] - (MODULES_VADDR - START_KERNEL_MAP)) >> 12
+    huge[in_range] = (k.pt.flags[page] & HUGE) != 0
+    return addr, huge
+
+
+def keys_for(cpu: CpuItlb, addr: np.ndarray, huge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """TLB keys ``(page_number << 1) | is_2m`` and the L1 array of each fetch."""
+    keys = np.where(huge, ((addr >> PMD_SHIFT) << 1) | 1, (addr >> 12) << 1)
+    arr = np.where(huge, cpu.l1_for(SIZE_2M), cpu.l1_for(SIZE_4K)).astype(np.int64)
+    return keys.astype(np.int64), arr
+
+
+class ItlbProbe:
+    """Runs the fetch stream at checkpoints of a replay; holds the last values."""
+
+    def __init__(self, kernel: "Kernel", n_events: int, cpu: str, params: ItlbParams):
+        self.k = kernel
+        self.cpu = get(cpu)
+        self.p = params
+        self.every = max(1, -(-n_events // params.checkpoints))
+        self.last = n_events - 1
+        self.seed = kernel.config.seed
+        self.values = (0.0, 0.0)
+        self.runs = 0
+        # load the compiled loop now (first use in a process: ~0.5 s from numba's
+        # cache), so that it is set-up time, not time inside the replay loop
+        one = np.zeros(1, dtype=np.int64)
+        tlbsim.simulate(self.cpu, one, one)
+
+    def due(self, i: int) -> bool:
+        return i % self.every == 0 or i == self.last
+
+    def measure(self, i: int) -> tuple[float, float]:
+        """(L1 iTLB misses, second-level misses) per million counted fetches."""
+        rng = np.random.default_rng([self.seed, zlib.crc32(b"itlb"), i])
+        addr, huge = fetch_stream(self.k, self.p, rng, self.seed)
+        keys, arr = keys_for(self.cpu, addr, huge)
+        m1, m2 = tlbsim.simulate(self.cpu, keys, arr, self.p.warmup)
+        counted = keys.size - self.p.warmup
+        self.runs += 1
+        self.values = (m1 * 1e6 / counted, m2 * 1e6 / counted)
+        return self.values
+
+    def sample(self, i: int) -> tuple[float, float]:
+        return self.measure(i) if self.due(i) else self.values

@@ -1,0 +1,173 @@
+"""Speed work must not change results.
+
+Two kinds of test:
+
+* **Regression pins** (``PINS``): final and peak values of the ``legacy``
+  design on the synthetic stress traces, computed with the engine as it was
+  BEFORE the speed work (git commit e7b02b3, "Foundation skeleton": the
+  pre-optimisation pagetable/vmap/physmem/cpa/text_poke/sampler/trace code
+  and the numpy bitmap search in bpf_prog_pack) and checked here against the
+  optimised engine.  They are *not* model expectations -- nobody worked
+  them out by hand; they only say "the optimisation changed nothing".  If a
+  deliberate model change moves them, recompute them (replay
+  ``stress_trace(5000, 0)`` / ``stress_trace(3000, 7)`` with
+  ``machine={"itlb_cpu": "off"}``) and say why in the commit.
+* **Equivalence of each optimised piece** with the straightforward version
+  it replaced, on random inputs: the bytes-based first-fit search of
+  ``bpf_prog_pack`` vs the numpy run-length search; the incremental page-table
+  aggregates vs a full recount after every event of every design.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from execbench import registry
+from execbench.kernel import Kernel, KernelConfig
+from execbench.replay import run
+from execbench.stress import stress_trace
+from execbench.users import dispatch_table
+from execbench.models.common.bpf_prog_pack import BPF_PROG_CHUNK_COUNT, Pack
+
+# REGRESSION PINS (computed before optimising; see module docstring).
+# (trace n_events, trace seed, replay seed) -> metric -> (final, peak)
+PINS = {
+    (5000, 0, 0): {
+        "text_ptes_4k": (1582, 2052), "backing_bytes": (16252928, 21590016),
+        "free_in_partial_2m": (8912896, 9773056), "largest_free_extent": (1032966144, 1054076928),
+        "vmap_areas": (179, 181), "cpa_calls": (5168, 5168), "cpa_pages": (22515, 22515),
+        "tlb_flush_all": (2574, 2574), "direct_map_splits_2m": (11, 11),
+        "text_pokes": (4231, 4231), "text_poke_bytes": (4779992, 4779992),
+        "api_calls": (12100, 12100), "api_entry_points": (10, 10),
+    },
+    (5000, 0, 1): {
+        "free_in_partial_2m": (8912896, 9281536), "largest_free_extent": (1030049792, 1051160576),
+        "direct_map_splits_2m": (12, 12), "cpa_pages": (22515, 22515),
+    },
+    (3000, 7, 0): {
+        "text_ptes_4k": (413, 662), "backing_bytes": (5464064, 8691712),
+        "free_in_partial_2m": (2924544, 6307840), "largest_free_extent": (1049923584, 1056169984),
+        "vmap_areas": (86, 87), "cpa_calls": (2894, 2894), "cpa_pages": (15303, 15303),
+        "tlb_flush_all": (1514, 1514), "direct_map_splits_2m": (5, 5),
+        "text_pokes": (2527, 2527), "text_poke_bytes": (2970969, 2970969),
+        "api_calls": (6989, 6989),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def traces():
+    return {(n, s): stress_trace(n, s) for n, s in {(k[0], k[1]) for k in PINS}}
+
+
+@pytest.mark.parametrize("key", sorted(PINS))
+def test_legacy_matches_pre_optimisation_pins(traces, key):
+    n, tseed, seed = key
+    r = run(traces[(n, tseed)], "legacy", seed=seed, machine={"itlb_cpu": "off"}, progress=False)
+    stats = r.stats
+    got = {m: (stats[m][0], stats[m][1]) for m in PINS[key]}
+    assert got == {m: (float(f), float(p)) for m, (f, p) in PINS[key].items()}
+
+
+def test_stress_trace_is_deterministic():
+    a, b = stress_trace(800, 3), stress_trace(800, 3)
+    assert a.df.equals(b.df)
+    assert not a.df.equals(stress_trace(800, 4).df)
+
+
+def _find_reference(bitmap: np.ndarray, nbits: int) -> int:
+    """The numpy run-length search Pack.find used before (first free run >= nbits)."""
+    free = np.concatenate(([False], ~bitmap, [False])).astype(np.int8)
+    d = np.diff(free)
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    ok = np.flatnonzero(ends - starts >= nbits)
+    return int(starts[ok[0]]) if ok.size else -1
+
+
+@pytest.mark.parametrize("density", [0.0, 0.3, 0.8, 0.97, 1.0])
+def test_pack_find_equals_run_length_search(density):
+    rng = np.random.default_rng(int(density * 100))
+    for _ in range(20):
+        p = Pack(0)
+        p.bitmap[:] = rng.random(BPF_PROG_CHUNK_COUNT) < density
+        for nbits in (1, 2, 3, 7, 64, 500, BPF_PROG_CHUNK_COUNT, BPF_PROG_CHUNK_COUNT + 1):
+            assert p.find(nbits) == _find_reference(p.bitmap, nbits), nbits
+
+
+def test_pack_bitmap_view_shares_memory():
+    # alloc/free write through ``bitmap``; ``find`` reads ``bits``: same memory
+    p = Pack(0)
+    p.bitmap[0:3] = True
+    assert p.find(1) == 3
+    p.bitmap[0:3] = False
+    assert p.find(1) == 0
+
+
+@pytest.mark.parametrize("design", registry.names())
+def test_incremental_aggregates_equal_recount_every_event(design):
+    """The scalar text/partial-block aggregates kept by PageTable equal a
+    full recomputation after every event of a churny trace."""
+    tr = stress_trace(300, 11)
+    cls = registry.get(design)
+    k = Kernel(KernelConfig(seed=0, version=cls.kernel_version))
+    table = dispatch_table(cls(k))
+    pt = k.pt
+    for ev in tr.events():
+        k.advance_to(ev.t_ns)
+        k.cpu, k.user, k.obj = ev.cpu, ev.user, ev.obj
+        table[(ev.user, ev.op)](ev)
+        r = pt.recount()
+        assert r["text_ptes_4k"] == pt.text_ptes_4k()
+        assert r["text_pmds_2m"] == pt.text_pmds_2m()
+        assert r["free_in_partial_2m"] == pt.free_in_partial_2m()
+        assert r["blk_present"] and r["blk_text_pages"]
+        assert r["present_pages"] == pt.present_pages and r["text_bytes"] == pt.text_bytes
+
+
+def test_vmap_largest_free_kept_up_to_date_equals_recount():
+    """VmapSpace keeps largest_free() current across insert/remove instead of
+    recounting after every change; it must equal a fresh recount."""
+    from execbench.kernel.vmap import VmapSpace
+
+    rng = np.random.default_rng(3)
+    v = VmapSpace(4096)
+    lo = 100
+    live: list[int] = []
+    for step in range(3000):
+        if live and (rng.random() < 0.45 or len(live) > 60):
+            v.remove(live.pop(int(rng.integers(len(live)))))
+        else:
+            n = int(rng.integers(1, 200))
+            p = v.find(n, int(rng.choice([1, 8, 512])), int(rng.integers(0, 300)), 4096)
+            if p < 0:
+                continue
+            v.insert(p, n)
+            live.append(p)
+        if step % 3:                       # sometimes read it, sometimes let changes pile up
+            fresh = VmapSpace(4096)
+            fresh.starts, fresh.ends = v.starts.copy(), v.ends.copy()
+            assert v.largest_free(lo) == fresh.largest_free(lo), step
+
+
+@pytest.mark.parametrize("design", ["module_alloc_type", "jitalloc", "legacy"])
+def test_lock_index_equals_full_scans(monkeypatch, design):
+    """LockModel answers "which other-CPU holds cover/overlap" by bisecting a
+    per-CPU index; with the index switched off it scans every hold.  Both
+    must give the same lock waits and races, to the last bit."""
+    from execbench.kernel import locks
+
+    tr = stress_trace(1500, 5)
+    fast = run(tr, design, seed=0, machine={"itlb_cpu": "off"}, progress=False)
+    init = locks.LockModel.__init__
+
+    def scanning_init(self, kernel):
+        init(self, kernel)
+        self._hidx_ok = False
+
+    monkeypatch.setattr(locks.LockModel, "__init__", scanning_init)
+    slow = run(tr, design, seed=0, machine={"itlb_cpu": "off"}, progress=False)
+    assert fast.counters == slow.counters
+    assert np.array_equal(fast.samples, slow.samples)
+    if design != "legacy":
+        assert fast.counters["lock_wait_ns"] > 0 or fast.counters.get("lock_acquires_text_mutex", 0) > 0
