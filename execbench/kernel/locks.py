@@ -62,8 +62,7 @@ Simplifications, and why:
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .machine import Kernel
@@ -248,14 +247,9 @@ class LockModel:
                     seqs.append(self._seq)
                     self._seq += 1
 
-    @contextmanager
-    def hold(self, name: str) -> Iterator[None]:
-        """``mutex_lock(&name)`` ... ``mutex_unlock(&name)``."""
-        self.acquire(name)
-        try:
-            yield
-        finally:
-            self.release(name)
+    def hold(self, name: str) -> "_Hold":
+        """``mutex_lock(&name)`` ... ``mutex_unlock(&name)`` as a ``with`` block."""
+        return _Hold(self, name)
 
     # -- page writes -------------------------------------------------------------------
     def record_write(self, addr: int, nbytes: int, start: float, end: float) -> None:
@@ -285,27 +279,14 @@ class LockModel:
         for p in range(p0, p0 + npages):
             self.page_writes.pop(p, None)
 
-    @contextmanager
-    def page_update(self, addr: int, nbytes: int) -> Iterator[None]:
-        """Declare everything inside the block one update of ``[addr, +nbytes)``.
+    def page_update(self, addr: int, nbytes: int) -> "_Update":
+        """Declare everything inside the ``with`` block one update of
+        ``[addr, +nbytes)``.
 
         Only the outermost update of an event is recorded: the stores a
         design makes inside its own declared window (the ``memcpy`` between
         unprotect and protect) are part of that window, not further races."""
-        if self._update_depth:
-            self._update_depth += 1
-            try:
-                yield
-            finally:
-                self._update_depth -= 1
-            return
-        start = self.local()
-        self._update_depth = 1
-        try:
-            yield
-        finally:
-            self._update_depth = 0
-            self.record_write(addr, nbytes, start, self.local())
+        return _Update(self, addr, nbytes)
 
     # -- summaries ------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
@@ -315,3 +296,44 @@ class LockModel:
             out[f"lock_acquires_{name}"] = self.acquires.get(name, 0)
             out[f"lock_contended_{name}"] = self.contended.get(name, 0)
         return out
+
+
+# Plain context-manager classes: these wrap every text_poke and memcpy, and a
+# generator-based @contextmanager costs several times more per use.
+class _Hold:
+    __slots__ = ("m", "name")
+
+    def __init__(self, m: LockModel, name: str):
+        self.m, self.name = m, name
+
+    def __enter__(self) -> None:
+        self.m.acquire(self.name)
+
+    def __exit__(self, *exc) -> bool:
+        self.m.release(self.name)
+        return False
+
+
+class _Update:
+    __slots__ = ("m", "addr", "nbytes", "start", "outer")
+
+    def __init__(self, m: LockModel, addr: int, nbytes: int):
+        self.m, self.addr, self.nbytes = m, addr, nbytes
+
+    def __enter__(self) -> None:
+        m = self.m
+        self.outer = not m._update_depth
+        if self.outer:
+            self.start = m.local()
+            m._update_depth = 1
+        else:
+            m._update_depth += 1
+
+    def __exit__(self, *exc) -> bool:
+        m = self.m
+        if self.outer:
+            m._update_depth = 0
+            m.record_write(self.addr, self.nbytes, self.start, m.local())
+        else:
+            m._update_depth -= 1
+        return False
