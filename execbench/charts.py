@@ -1,0 +1,268 @@
+"""Charts for a mailing-list argument: PNG for viewing, SVG for linking.
+
+Four charts per workload, each with a title and axis labels that stand
+alone when linked as ``[n]`` from an email:
+
+* ``itlb-<workload>``: iTLB entries needed to map live text after every
+  event, one line per design, the design-free floor dashed (log scale:
+  designs differ by orders of magnitude);
+* ``permissions-<workload>``: permission flips (set_memory_* calls),
+  global TLB flushes, direct-map 2 MiB splits and text_poke calls, one bar
+  per design, each panel on its own scale (log where the range is wide);
+* ``fragmentation-<workload>``: backed bytes against requested bytes, and
+  internal fragmentation, over the trace;
+* ``wx-<workload>``: W^X exposure (page*ms of virtual time with pages both
+  writable and executable) and the most pages W+X at once.
+
+Timelines are reduced to at most :data:`POINTS` points per run: each point
+is the *maximum* of a bucket of consecutive events (so peaks survive the
+reduction), and the x value is the last event of the bucket.  Charts read
+only the tidy results and these reduced timelines, which ``execbench all``
+stores in ``results/`` so the notebook can redraw them.
+
+Determinism: the Agg backend, a fixed ``svg.hashsalt``, and no date or
+software version in file metadata, so the same inputs give the same bytes.
+"""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .replay import RunResult
+from .report.data import Headline
+from .report.headline import Table, Row
+from .trace import atomic_write_bytes
+
+POINTS = 400
+#: metrics kept in the reduced timeline (what the charts and notebook need)
+TIMELINE_METRICS = ["itlb_entries", "itlb_entries_ideal", "requested_bytes", "backing_bytes",
+                    "internal_frag", "wx_pages", "wx_page_ns", "cpa_calls", "tlb_flush_all"]
+KINDS = ("itlb", "permissions", "fragmentation", "wx")
+FORMATS = ("png", "svg")
+
+
+def reduce_timeline(r: RunResult, points: int = POINTS) -> pd.DataFrame:
+    """Bucket-max reduction of one run's timeline to <= ``points`` rows."""
+    cols = [r.metrics.index(m) for m in TIMELINE_METRICS if m in r.metrics]
+    names = [r.metrics[c] for c in cols]
+    s = r.samples[:, cols]
+    n = s.shape[0]
+    edges = np.unique(np.linspace(0, n, min(points, n) + 1).round().astype(int))
+    rows = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        rows.append([b - 1, *s[a:b].max(axis=0)])
+    df = pd.DataFrame(rows, columns=["event", *names])
+    df.insert(0, "design", r.design)
+    df.insert(0, "workload", r.workload)
+    return df
+
+
+def timelines(results: Iterable[RunResult]) -> pd.DataFrame:
+    """Reduced timelines of the first seed of every (workload, design)."""
+    seen, parts = set(), []
+    for r in results:
+        if (r.workload, r.design) in seen:
+            continue
+        seen.add((r.workload, r.design))
+        parts.append(reduce_timeline(r))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _setup():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    plt.rcParams.update({"svg.hashsalt": "execbench", "figure.dpi": 100, "font.size": 9,
+                         "axes.titlesize": 10, "figure.titlesize": 11,
+                         "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def _colors(designs: Sequence[str]) -> dict[str, object]:
+    """A fixed colour per design (registry order); the floor is black, like
+    its dashed line in the line charts."""
+    import matplotlib
+    cmap = matplotlib.colormaps["tab10"]
+    out = {d: cmap(i % 10) for i, d in enumerate(d for d in designs if d != "floor")}
+    out["floor"] = (0.0, 0.0, 0.0, 1.0)
+    return out
+
+
+_STYLES = ["-", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
+
+
+def _line_style(i: int) -> dict:
+    """Designs often coincide (same page tables): later designs are drawn
+    thinner and in another dash pattern so every line stays visible."""
+    return {"ls": _STYLES[i % len(_STYLES)], "lw": max(2.6 - 0.3 * i, 0.9)}
+
+
+def _save(fig, out_dir: Path, stem: str) -> list[Path]:
+    paths = []
+    for fmt in FORMATS:
+        buf = io.BytesIO()
+        meta = {"Date": None} if fmt == "svg" else {"Software": None}
+        fig.savefig(buf, format=fmt, metadata=meta, bbox_inches="tight", dpi=110)
+        p = out_dir / f"{stem}.{fmt}"
+        atomic_write_bytes(p, buf.getvalue())
+        paths.append(p)
+    return paths
+
+
+def _bars(ax, t: Table, row: Row, colors, title: str, ylabel: str) -> None:
+    raw = [t.value(d, row) / row.scale for d in t.designs]
+    vals = [0.0 if math.isnan(v) else v for v in raw]     # the floor has no bound on some
+    x = np.arange(len(t.designs))
+    ax.bar(x, vals, color=[colors[d] for d in t.designs])
+    pos = [v for v in vals if v > 0]
+    if pos and max(pos) / min(pos) > 20:
+        ax.set_yscale("log")
+        ax.set_ylim(min(pos) / 2, max(pos) * 4)
+    else:
+        ax.set_ylim(0, (max(vals) if vals and max(vals) > 0 else 1) * 1.2)
+    lo = ax.get_ylim()[0]
+    for xi, v, r in zip(x, vals, raw):
+        label = "-" if math.isnan(r) else _short(v)
+        ax.annotate(label, (xi, max(v, lo) if v > 0 else lo), ha="center", va="bottom",
+                    fontsize=7, xytext=(0, 2), textcoords="offset points")
+    if all(float(v).is_integer() for v in vals) and ax.get_yscale() == "linear":
+        from matplotlib.ticker import MaxNLocator
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))     # counts: no 2.5 splits
+    ax.set_xticks(x, t.designs, rotation=30, ha="right")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+
+
+def _short(v: float) -> str:
+    """Bar label narrow enough not to run into its neighbours."""
+    if v >= 1e6:
+        return f"{v / 1e6:.3g}M"
+    if v >= 10 or float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -> list[Path]:
+    """The four charts of one workload; returns the written paths."""
+    plt = _setup()
+    t = Table(h, workload)
+    colors = _colors(h.design_names)
+    seeds = f"seeds {h.seeds[0]}..{h.seeds[-1]}" if len(h.seeds) > 1 else f"seed {h.seeds[0]}"
+    first = f"seed {h.seeds[0]}"
+    sub = tl[tl.workload == workload] if len(tl) else tl
+    foot = f"execbench {h.version} ({h.commit}), simulated x86-64"
+    written: list[Path] = []
+
+    # 1. iTLB entries over the trace
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    floor_done = False
+    for i, d in enumerate(t.designs):
+        s = sub[sub.design == d]
+        if s.empty:
+            continue
+        ax.plot(s.event, s.itlb_entries, label=d, color=colors[d], **_line_style(i))
+        if not floor_done and "itlb_entries_ideal" in s:
+            ax.plot(s.event, s.itlb_entries_ideal, "k--", lw=1, label="floor: ceil(text / 2 MiB)")
+            floor_done = True
+    ax.set_yscale("log")
+    ax.set_xlabel(f"event number in the {workload} trace")
+    ax.set_ylabel("iTLB entries to map live text (4K + 2M leaves, log)")
+    ax.set_title(f"iTLB entries needed for all live executable text -- {workload}, {first}"
+                 "\nlower is better")
+    ax.legend(fontsize=7, ncol=2)
+    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
+    written += _save(fig, out_dir, f"itlb-{workload}")
+    plt.close(fig)
+
+    # 2. permission flips, flushes, splits, pokes
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    panels = [("cpa_calls", "set_memory_* calls (permission flips)", "calls"),
+              ("tlb_flush_all", "global TLB flushes (flush_tlb_all)", "flushes"),
+              ("direct_map_splits_2m", "direct-map 2 MiB leaves split", "splits"),
+              ("text_pokes", "text_poke calls", "calls")]
+    for ax, (m, title, unit) in zip(axes.flat, panels):
+        _bars(ax, t, Row(m, "final", m, unit), colors, title, f"{unit} over the trace")
+    fig.suptitle(f"Permission changes per design -- {workload}, mean of {seeds}; lower is better")
+    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
+    fig.tight_layout()
+    written += _save(fig, out_dir, f"permissions-{workload}")
+    plt.close(fig)
+
+    # 3. fragmentation over time
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    req_done = False
+    for i, d in enumerate(t.designs):
+        s = sub[sub.design == d]
+        if s.empty:
+            continue
+        a1.plot(s.event, s.backing_bytes / 2**20, label=d, color=colors[d], **_line_style(i))
+        a2.plot(s.event, s.internal_frag, label=d, color=colors[d], **_line_style(i))
+        if not req_done:
+            a1.plot(s.event, s.requested_bytes / 2**20, "k--", lw=1, label="requested (floor)")
+            req_done = True
+    a1.set_title("Memory backing the module range")
+    a1.set_ylabel("MiB backed by frames")
+    a2.set_title("Internal fragmentation: 1 - requested / backed")
+    a2.set_ylabel("fraction of backed bytes unused")
+    for a in (a1, a2):
+        a.set_xlabel(f"event number in the {workload} trace")
+    a1.legend(fontsize=7)
+    fig.suptitle(f"Fragmentation over the trace -- {workload}, {first}; lower is better")
+    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
+    fig.tight_layout()
+    written += _save(fig, out_dir, f"fragmentation-{workload}")
+    plt.close(fig)
+
+    # 4. W^X exposure
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
+    _bars(a1, t, Row("wx_page_ns", "final", "", "page*ms", 1e6), colors,
+          "W^X exposure: W+X pages x time", "page*ms of virtual time")
+    _bars(a2, t, Row("wx_pages_peak", "final", "", "pages"), colors,
+          "Most pages writable+executable at once", "pages")
+    fig.suptitle(f"W^X exposure per design -- {workload}, mean of {seeds}; lower is better")
+    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
+    fig.tight_layout()
+    written += _save(fig, out_dir, f"wx-{workload}")
+    plt.close(fig)
+    return written
+
+
+def plot_all(h: Headline, tl: pd.DataFrame, out_dir: str | Path,
+             progress: bool | None = None) -> list[Path]:
+    """Every chart of every workload under ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = h.workload_names
+    it = names
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(names, desc="charts", unit="workload", leave=False)
+    paths: list[Path] = []
+    for w in it:
+        paths += plot_workload(h, tl, w, out)
+    return paths
+
+
+def existing_charts(out_dir: str | Path, workloads: Sequence[str]) -> list[Path]:
+    """The SVGs present in ``out_dir`` in report order (workload, then kind)."""
+    d = Path(out_dir)
+    return [d / f"{k}-{w}.svg" for w in workloads for k in KINDS if (d / f"{k}-{w}.svg").exists()]
+
+
+def chart_refs(paths: Sequence[Path], rel_to: str | Path = ".") -> list[str]:
+    """The SVG paths, relative, for the numbered references of a report."""
+    base = Path(rel_to).resolve()
+    out = []
+    for p in paths:
+        if p.suffix == ".svg":
+            try:
+                out.append(str(p.resolve().relative_to(base)))
+            except ValueError:
+                out.append(str(p))
+    return out
+

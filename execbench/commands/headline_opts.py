@@ -1,0 +1,97 @@
+"""Options shared by ``report``, ``plot`` and ``all``: which designs,
+workloads and seeds make up a headline run, or where to read one from."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from .. import registry
+from ..report.data import RESULTS_CSV, Headline, collect, load
+from ..results import RESULTS_DIR
+from ..workload_ref import resolve
+from .common import add_machine_options, add_param_option, machine_from, params_from
+
+DEFAULT_SEEDS = 3
+
+
+def add_run_options(p: argparse.ArgumentParser, with_from: bool = True) -> None:
+    if with_from:
+        p.add_argument("--from", dest="from_dir", metavar="DIR",
+                       help="read a headline run (results.csv + meta.json) instead of replaying "
+                            "(default: results/ when it exists and nothing else is selected)")
+        p.add_argument("--replay", action="store_true",
+                       help="replay even when results/ exists")
+    p.add_argument("--workload", "-w", action="append",
+                   help="shipped workload name or trace path (repeatable; default: every shipped workload)")
+    p.add_argument("--designs", nargs="+", metavar="D",
+                   help=f"default: every registered design ({', '.join(registry.names())})")
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                   help=f"run seeds 0..N-1 and average (default {DEFAULT_SEEDS})")
+    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                   help="worker processes for the replays (default 0: one per CPU for big sweeps; "
+                        "1: serial); the output is the same either way")
+    add_param_option(p)
+    add_machine_options(p)
+
+
+def all_workload_names() -> list[str]:
+    from ..workloads import catalog
+    return [w.name for w in catalog.shipped()]
+
+
+#: options that do not change the numbers: left out of the recorded
+#: command so that ``execbench all -j 2`` writes the same bytes as ``execbench all``
+_NEUTRAL = {"-j", "--jobs", "--out", "-o", "--output", "--out-dir"}
+
+
+def _result_args(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in _NEUTRAL:
+            skip = True
+        elif a.split("=", 1)[0] in _NEUTRAL or (a.startswith("-j") and a[2:].isdigit()):
+            continue
+        else:
+            out.append(a)
+    return out
+
+
+def run_headline(args, argv0: str, on_result=None, keep: bool = True):
+    """Replay what the options ask for; returns (Headline, results)."""
+    if args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds}: must be >= 1")
+    designs = args.designs or registry.names()
+    for d in designs:
+        registry.get(d)
+    traces = [resolve(w) for w in (args.workload or all_workload_names())]
+    machine, costs = machine_from(args)
+    cmd = " ".join(["execbench", argv0] + [shlex.quote(a) for a in _result_args(sys.argv[2:])]) \
+        if len(sys.argv) > 1 and sys.argv[1] == argv0 else f"execbench {argv0}"
+    return collect(traces, designs, list(range(args.seeds)), params=params_from(args),
+                   costs=costs, machine=machine, command=cmd, on_result=on_result, keep=keep,
+                   jobs=args.jobs)
+
+
+def headline_from(args, argv0: str) -> tuple[Headline, list]:
+    """``--from DIR`` reads a run (``-w``/``--designs`` then select from
+    it).  Without ``--from``, and with no option that changes the run
+    (``--designs``, ``--seeds``, ``--param``, machine options), the committed
+    headline run in results/ is read when it exists and has the asked-for
+    workloads, since replaying every workload takes minutes; ``--replay``
+    forces a replay."""
+    if getattr(args, "from_dir", None):
+        return load(args.from_dir).subset(args.workload, args.designs), []
+    untouched = (args.designs is None and args.seeds == DEFAULT_SEEDS
+                 and not args.param and not args.cost and args.mem_gib == 16
+                 and args.placement == "contiguous" and not args.no_kaslr)
+    if untouched and not getattr(args, "replay", False) and (RESULTS_DIR / RESULTS_CSV).exists():
+        h = load(RESULTS_DIR)
+        if all(w in h.workload_names for w in (args.workload or [])):
+            print(f"execbench {argv0}: reading {RESULTS_DIR}/ (from `execbench all`); "
+                  "pass --replay to replay instead", file=sys.stderr)
+            args.from_dir = str(RESULTS_DIR)
+            return h.subset(args.workload), []
+    return run_headline(args, argv0)

@@ -1,0 +1,186 @@
+"""The numbers that decide the argument, and how they are shown.
+
+Every format (email, markdown, csv) shows the same *headline rows*: for
+each metric named in :data:`HEADLINE`, the summary statistic that matters
+(a gauge by its time-weighted mean or its peak, a counter by its total),
+averaged over seeds, with its ratio to the baseline design
+(:data:`execbench.registry.BASELINE`) and to the floor.
+
+The floor: when the run has rows for a design called ``floor``
+(:func:`execbench.metrics.floor.with_floor` adds them: DESIGN.md's "not a
+design: the lower bound no allocator beats") its values are the floor.
+Otherwise a design-free stand-in from the metric catalogue is used where
+one exists (``itlb_entries`` -> ``itlb_entries_ideal``, ``backing_bytes``
+-> ``requested_bytes``); both come from the trace alone, so they are the
+same for every design.  Metrics without a floor get no "x floor" ratio.
+
+Display units scale bytes to KiB and ns to ms so that cells stay narrow;
+the csv format always carries the unscaled numbers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from .. import registry
+from ..metrics import METRICS
+from .data import Headline
+
+FLOOR_DESIGN = "floor"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One headline row: a metric, the statistic shown and how to label it."""
+
+    metric: str
+    stat: str          # final | peak | mean
+    label: str         # short, <= 14 chars: fits a 72-column table
+    unit: str          # display unit
+    scale: float = 1.0  # display value = value / scale
+
+    @property
+    def key(self) -> str:
+        return f"{self.metric}.{self.stat}"
+
+
+#: (metric, stat, label, display unit, scale); rows whose metric is not in
+#: the catalogue (e.g. a metric not implemented yet) are skipped.
+HEADLINE: tuple[Row, ...] = (
+    Row("itlb_entries", "mean", "iTLB entries", "mean"),
+    Row("itlb_entries", "peak", "iTLB entries", "peak"),
+    Row("itlb_miss_per_mfetch", "mean", "iTLB miss/Mf", "mean"),
+    Row("backing_bytes", "peak", "backing", "peak KiB", 1024.0),
+    Row("internal_frag", "mean", "internal frag", "mean"),
+    Row("cpa_calls", "final", "set_memory_*", "calls"),
+    Row("tlb_flush_all", "final", "flush_tlb_all", "flushes"),
+    Row("direct_map_splits_2m", "final", "dmap 2M split", "splits"),
+    Row("text_pokes", "final", "text_poke", "calls"),
+    Row("wx_page_ns", "final", "W+X exposure", "page*ms", 1e6),
+    Row("wx_pages_peak", "final", "W+X pages", "peak"),
+    Row("api_calls", "final", "API calls", "calls"),
+    Row("api_entry_points", "final", "API functions", "distinct"),
+    Row("cpu_ns", "final", "CPU time", "ms", 1e6),
+)
+
+#: design-free stand-ins for the floor when no ``floor`` design is registered
+FLOOR_PROXY: dict[tuple[str, str], tuple[str, str]] = {
+    ("itlb_entries", "mean"): ("itlb_entries_ideal", "mean"),
+    ("itlb_entries", "peak"): ("itlb_entries_ideal", "peak"),
+    ("backing_bytes", "peak"): ("requested_bytes", "peak"),
+}
+
+
+def headline_rows() -> list[Row]:
+    known = {m.name for m in METRICS}
+    return [r for r in HEADLINE if r.metric in known]
+
+
+def all_rows() -> list[Row]:
+    """Every metric with every statistic that is meaningful for its kind
+    (gauges: mean and peak; counters: final) -- for the csv format."""
+    out = []
+    for m in METRICS:
+        for st in (("mean", "peak") if m.kind == "gauge" else ("final",)):
+            out.append(Row(m.name, st, m.name, m.unit))
+    return out
+
+
+def ratio(value: float, base: float) -> float:
+    """value / base; 1 when both are 0; inf when only the base is 0; NaN
+    when either is undefined (a metric the floor does not bound)."""
+    if math.isnan(value) or math.isnan(base):
+        return math.nan
+    if base == 0:
+        return 1.0 if value == 0 else math.inf
+    return value / base
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None or (isinstance(r, float) and math.isnan(r)):
+        return "-"
+    if math.isinf(r):
+        return "inf"
+    if 0 < r < 0.1:
+        return f"{r:.2g}x"
+    if r < 10:
+        return f"{r:.2f}x"
+    if r < 1000:
+        return f"{r:.1f}x"
+    return f"{r:,.0f}x"
+
+
+def fmt_value(v: float | None) -> str:
+    """Display a scaled value: integers grouped, otherwise 4 significant
+    digits below 10 and one decimal above (stable across runs)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if float(v).is_integer():
+        return f"{int(v):,}"
+    if abs(v) < 10:
+        return f"{v:.4g}" if abs(v) >= 0.001 else f"{v:.2e}"
+    return f"{v:,.1f}"
+
+
+class Table:
+    """Mean-over-seeds values for one workload, with baseline and floor."""
+
+    def __init__(self, h: Headline, workload: str, rows: list[Row] | None = None):
+        self.h = h
+        self.workload = workload
+        self.rows = rows if rows is not None else headline_rows()
+        sub = h.df[h.df.workload == workload]
+        self._g = sub.groupby(["design", "metric"])[["final", "peak", "mean"]].mean()
+        self.designs = [d for d in h.design_names if d in set(sub.design)]
+        self.baseline = registry.BASELINE if registry.BASELINE in self.designs else (
+            self.designs[0] if self.designs else None)
+        self.has_floor_design = FLOOR_DESIGN in self.designs
+
+    def value(self, design: str, row: Row) -> float:
+        try:
+            return float(self._g.loc[(design, row.metric), row.stat])
+        except KeyError:
+            return math.nan
+
+    def floor(self, row: Row) -> float | None:
+        """The floor for this row, or None when there is none."""
+        if self.has_floor_design:
+            return self.value(FLOOR_DESIGN, row)
+        proxy = FLOOR_PROXY.get((row.metric, row.stat))
+        if proxy is None or self.baseline is None:
+            return None
+        return self.value(self.baseline, Row(proxy[0], proxy[1], "", ""))
+
+    def vs_baseline(self, design: str, row: Row) -> float:
+        return ratio(self.value(design, row), self.value(self.baseline, row))
+
+    def vs_baseline_value(self, value: float, row: Row) -> float:
+        """Ratio of an arbitrary value (e.g. the floor) to the baseline's."""
+        return ratio(value, self.value(self.baseline, row))
+
+    def vs_floor(self, design: str, row: Row) -> float | None:
+        f = self.floor(row)
+        if f is None or f == 0 or math.isnan(f):
+            return None
+        return ratio(self.value(design, row), f)
+
+    def floor_label(self) -> str | None:
+        """Name of the extra floor row, None if the floor is a design row."""
+        if self.has_floor_design:
+            return None
+        return "floor (ideal)" if any(self.floor(r) is not None for r in self.rows) else None
+
+    def tidy(self) -> pd.DataFrame:
+        """Long table: workload, design, metric, stat, unit, value, vs_<baseline>, vs_floor."""
+        unit = {m.name: m.unit for m in METRICS}
+        recs = []
+        for d in self.designs:
+            for r in self.rows:
+                vf = self.vs_floor(d, r)
+                recs.append({"workload": self.workload, "design": d, "metric": r.metric,
+                             "stat": r.stat, "unit": unit.get(r.metric, ""),
+                             "value": self.value(d, r), "vs_baseline": self.vs_baseline(d, r),
+                             "vs_floor": math.nan if vf is None else vf})
+        return pd.DataFrame(recs)

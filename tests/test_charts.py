@@ -1,0 +1,73 @@
+"""Charts: the timeline reduction keeps peaks, every chart is written as
+PNG and SVG, and SVGs are byte-identical across runs (no date, fixed
+hash salt)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from execbench import charts, registry
+from execbench.kernel import KernelConfig
+from execbench.metrics.sampler import NAMES
+from execbench.replay import RunResult
+from execbench.report import data
+from execbench.workload_ref import resolve
+from execbench.workloads import catalog
+
+
+def fake_result(values: list[float]) -> RunResult:
+    n = len(values)
+    s = np.zeros((n, len(NAMES)))
+    s[:, NAMES.index("itlb_entries")] = values
+    return RunResult(design="d", workload="w", seed=0, params={}, config=KernelConfig(),
+                     samples=s, t_ns=np.arange(n, dtype=float), counters={}, entry_points={},
+                     wall_s=0.0)
+
+
+def test_reduce_timeline_keeps_bucket_maxima():
+    # 10 events into 3 points: edges = round(linspace(0, 10, 4)) = [0, 3, 7, 10]
+    # buckets [0..2], [3..6], [7..9]; x = last event of the bucket = 2, 6, 9
+    vals = [1, 9, 2, 3, 4, 8, 5, 0, 0, 7]
+    df = charts.reduce_timeline(fake_result(vals), points=3)
+    assert df.event.tolist() == [2, 6, 9]
+    assert df.itlb_entries.tolist() == [9, 8, 7]   # max(1,9,2), max(3,4,8,5), max(0,0,7)
+    assert set(df.workload) == {"w"} and set(df.design) == {"d"}
+
+
+def test_reduce_timeline_short_trace_is_unchanged():
+    df = charts.reduce_timeline(fake_result([3, 1, 2]), points=400)
+    assert df.event.tolist() == [0, 1, 2]
+    assert df.itlb_entries.tolist() == [3, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def run_small():
+    w = catalog.default().name
+    h, results = data.collect([resolve(w)], registry.names()[:2], [0], progress=False)
+    return h, results
+
+
+def test_plot_all_writes_png_and_svg_deterministically(run_small, tmp_path):
+    h, results = run_small
+    tl = charts.timelines(results)
+    a = charts.plot_all(h, tl, tmp_path / "a")
+    b = charts.plot_all(h, tl, tmp_path / "b")
+    w = h.workload_names[0]
+    names = sorted(p.name for p in a)
+    assert names == sorted(f"{k}-{w}.{f}" for k in charts.KINDS for f in charts.FORMATS)
+    for pa, pb in zip(a, b):
+        assert pa.read_bytes() == pb.read_bytes(), pa.name
+    for p in a:
+        head = p.read_bytes()[:8]
+        assert head.startswith(b"\x89PNG") if p.suffix == ".png" else b"<?xml" in head
+        if p.suffix == ".svg":
+            text = p.read_text()
+            assert "<dc:date>" not in text
+            # titles stand alone: workload and "lower is better" are in the image
+            assert w in text or "lower is better" in text
+
+
+def test_chart_refs_are_relative_svgs(tmp_path):
+    p = tmp_path / "results" / "charts" / "itlb-x.svg"
+    q = tmp_path / "results" / "charts" / "itlb-x.png"
+    assert charts.chart_refs([p, q], tmp_path) == ["results/charts/itlb-x.svg"]
