@@ -23,6 +23,9 @@ EXAMPLES = """examples:
   execbench list                          # designs and shipped workloads
   execbench compare                       # every design on the default workload
   execbench run --design legacy --workload boot-cloud --seed 1
+  execbench all                           # regenerate results/ (reports, charts)
+  execbench report -w boot-cloud          # a plain-text LKML report
+  execbench record modules pkg.deb        # a module table from a kernel package
   execbench <command> --help              # more examples per command
 """
 
