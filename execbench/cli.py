@@ -13,6 +13,7 @@ COMMANDS = [
     "execbench.commands.list_cmd",
     "execbench.commands.run_cmd",
     "execbench.commands.compare_cmd",
+    "execbench.commands.interface_cmd",
     "execbench.commands.report_cmd",
     "execbench.commands.plot_cmd",
     "execbench.commands.all_cmd",

@@ -38,6 +38,7 @@ class RunResult:
     counters: dict[str, int]
     entry_points: dict[str, list[str]]
     wall_s: float
+    api_per_op: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     metrics: list[str] = field(default_factory=lambda: list(NAMES))
 
     @property
@@ -90,16 +91,24 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     if show:
         from tqdm import tqdm
         events = tqdm(events, total=n, desc=f"{design} on {trace.name}", unit="ev", leave=False)
+    api_per_op: dict[tuple[str, str], list[int]] = {}   # (user, op) -> [events, API calls]
+    counters = kernel.counters
     t0 = time.perf_counter()
     for i, ev in enumerate(events):
         kernel.advance_to(ev.t_ns)
         kernel.cpu = ev.cpu
         kernel.user = ev.user
         kernel.obj = ev.obj
+        calls0 = counters["api_calls"]
         try:
             table[(ev.user, ev.op)](ev)
         except ExecbenchError as e:
             raise type(e)(f"{trace.path}: row {i} ({ev.user}/{ev.op} {ev.obj}) on {design}: {e}") from e
+        acc = api_per_op.get((ev.user, ev.op))
+        if acc is None:
+            acc = api_per_op[(ev.user, ev.op)] = [0, 0]
+        acc[0] += 1
+        acc[1] += counters["api_calls"] - calls0
         demand.apply(ev)
         sampler.sample(i)
     wall = time.perf_counter() - t0
@@ -108,4 +117,5 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
         eps.setdefault(user, []).append(entry)
     return RunResult(design=design, workload=trace.name, seed=seed, params=dict(d.params),
                      config=config, samples=sampler.samples, t_ns=sampler.t,
-                     counters=kernel.snapshot_counters(), entry_points=eps, wall_s=wall)
+                     counters=kernel.snapshot_counters(), entry_points=eps, wall_s=wall,
+                     api_per_op={k: (v[0], v[1]) for k, v in sorted(api_per_op.items())})
