@@ -13,12 +13,30 @@
   override ``_dispatcher_stage`` (how the idle half is written to the staging
   buffer) and ``_dispatcher_copy`` (how it reaches the image).
 
-Subclasses create ``self.tramps = {}`` and ``self.dispatchers = {}``.
+* :class:`PackedPrograms` -- programs JITed with
+  ``bpf_jit_binary_pack_alloc/finalize/free`` on ``bpf_prog_pack``
+  (kernel/bpf/core.c, v5.18+); a design provides ``self.jit``
+  (:class:`~.bpf_prog_pack.JitBinaryPack`).
+
+Subclasses create ``self.progs = {}``, ``self.tramps = {}`` and
+``self.dispatchers = {}``.
 """
 from __future__ import annotations
 
 from execbench.trace import Event
 from execbench.units import PAGE_SIZE
+
+
+class PackedPrograms:
+    def prog_load(self, ev: Event) -> None:
+        hdr, size, image = self.jit.alloc_finalize(ev.size)
+        self.k.text_claim(image, ev.size)
+        self.progs[ev.obj] = (hdr, size, image, ev.size)
+
+    def prog_unload(self, ev: Event) -> None:
+        hdr, size, image, proglen = self.progs.pop(ev.obj)
+        self.k.text_release(image, proglen)
+        self.jit.free(hdr, size)
 
 
 class TrampolineTable:

@@ -30,10 +30,9 @@ design.
 from __future__ import annotations
 
 from execbench.kernel import Kernel
-from execbench.trace import Event
 from execbench.units import PAGE_SIZE
 
-from ..common.bpf_users import Dispatchers, TrampolineTable
+from ..common.bpf_users import Dispatchers, PackedPrograms, TrampolineTable
 from ..common.bpf_prog_pack import BpfProgPack, JitBinaryPack, PackOps
 from .api import ExecmemApi, ExecmemType
 
@@ -50,7 +49,7 @@ def pack_ops_610(api: ExecmemApi, k: Kernel) -> PackOps:
     )
 
 
-class Bpf610(TrampolineTable, Dispatchers):
+class Bpf610(PackedPrograms, TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: ExecmemApi):
         self.k = kernel
         self.api = api
@@ -59,17 +58,6 @@ class Bpf610(TrampolineTable, Dispatchers):
         self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)
         self.tramps: dict[str, tuple[int, int]] = {}            # obj -> (image, size)
         self.dispatchers: dict[str, list[int]] = {}             # obj -> [image, rw_image, off]
-
-    # -- programs ----------------------------------------------------------------
-    def prog_load(self, ev: Event) -> None:
-        hdr, size, image = self.jit.alloc_finalize(ev.size)
-        self.k.text_claim(image, ev.size)
-        self.progs[ev.obj] = (hdr, size, image, ev.size)
-
-    def prog_unload(self, ev: Event) -> None:
-        hdr, size, image, proglen = self.progs.pop(ev.obj)
-        self.k.text_release(image, proglen)
-        self.jit.free(hdr, size)
 
     # -- trampolines (in packs since v6.8) ---------------------------------------------
     def _tramp_image(self, size: int) -> int:

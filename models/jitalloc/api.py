@@ -20,16 +20,16 @@ running code: jump labels, ftrace call sites) also stays what it is on x86.
 """
 from __future__ import annotations
 
-from execbench.errors import DesignError
 from execbench.kernel import Kernel
-from execbench.kernel.layout import MODULES_LEN
-from execbench.units import PAGE_SIZE, page_align
 
-from ..common.api import KernelApi
+from ..common.module_alloc import ModuleAllocApi
 from .slab import JitAllocator
 
 
-class JitAllocApi(KernelApi):
+class JitAllocApi(ModuleAllocApi):
+    """jit_alloc/jit_update/jit_free; non-text module memory keeps v6.4's
+    ``module_alloc()`` (arch/x86/kernel/module.c: RW+NX), inherited."""
+
     def __init__(self, kernel: Kernel, alloc: JitAllocator):
         super().__init__(kernel)
         self.jit = alloc
@@ -48,15 +48,3 @@ class JitAllocApi(KernelApi):
     def jit_free(self, addr: int) -> None:
         self.k.api("jit_free")
         self.jit.free(addr)
-
-    # -- non-text module memory (v6.4 kernel/module/main.c module_memory_alloc) ----------
-    def module_alloc(self, size: int, caller: str = "") -> int:
-        """x86 ``module_alloc()`` (arch/x86/kernel/module.c, v6.4): RW+NX."""
-        self.k.api("module_alloc")
-        if page_align(size) > MODULES_LEN:
-            raise DesignError(f"module_alloc({size}) is larger than MODULES_LEN")
-        return self.k.vmalloc(size, align=PAGE_SIZE, w=True, x=False, caller=caller)
-
-    def module_memfree(self, addr: int) -> None:
-        self.k.api("module_memfree")
-        self.k.vfree(addr)

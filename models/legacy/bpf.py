@@ -31,7 +31,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SIZE, pages, round_up
 
-from ..common.bpf_users import Dispatchers, TrampolineTable
+from ..common.bpf_users import Dispatchers, PackedPrograms, TrampolineTable
 from ..common.bpf_prog_pack import BPF_BINARY_HEADER, BpfProgPack, JitBinaryPack, PackOps
 from .api import ModuleAllocApi
 
@@ -54,7 +54,7 @@ def pack_ops_v61(api: ModuleAllocApi, k: Kernel) -> PackOps:
     )
 
 
-class Bpf61(TrampolineTable, Dispatchers):
+class Bpf61(PackedPrograms, TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: ModuleAllocApi, use_pack: bool = True):
         self.k = kernel
         self.api = api
@@ -69,28 +69,26 @@ class Bpf61(TrampolineTable, Dispatchers):
     # -- programs ----------------------------------------------------------------
     def prog_load(self, ev: Event) -> None:
         if self.use_pack:
-            hdr, size, image = self.jit.alloc_finalize(ev.size)
-        else:
-            a = self.api
-            size = round_up(ev.size + BPF_BINARY_HEADER + BPF_V517_SLACK, PAGE_SIZE)
-            hdr = a.module_alloc(size, caller="bpf_jit_binary_alloc")
-            self.k.memcpy(hdr, size)                       # bpf_fill_ill_insns
-            hole = min(size - (ev.size + BPF_BINARY_HEADER), PAGE_SIZE - BPF_BINARY_HEADER)
-            image = hdr + BPF_BINARY_HEADER + int(self.rng.integers(hole))
-            self.k.memcpy(image, ev.size)                  # JIT writes in place
-            a.set_vm_flush_reset_perms(hdr)                # bpf_jit_binary_lock_ro()
-            a.set_memory_ro(hdr, pages(size))
-            a.set_memory_x(hdr, pages(size))
+            return super().prog_load(ev)
+        a = self.api
+        size = round_up(ev.size + BPF_BINARY_HEADER + BPF_V517_SLACK, PAGE_SIZE)
+        hdr = a.module_alloc(size, caller="bpf_jit_binary_alloc")
+        self.k.memcpy(hdr, size)                       # bpf_fill_ill_insns
+        hole = min(size - (ev.size + BPF_BINARY_HEADER), PAGE_SIZE - BPF_BINARY_HEADER)
+        image = hdr + BPF_BINARY_HEADER + int(self.rng.integers(hole))
+        self.k.memcpy(image, ev.size)                  # JIT writes in place
+        a.set_vm_flush_reset_perms(hdr)                # bpf_jit_binary_lock_ro()
+        a.set_memory_ro(hdr, pages(size))
+        a.set_memory_x(hdr, pages(size))
         self.k.text_claim(image, ev.size)
         self.progs[ev.obj] = (hdr, size, image, ev.size)
 
     def prog_unload(self, ev: Event) -> None:
+        if self.use_pack:
+            return super().prog_unload(ev)
         hdr, size, image, proglen = self.progs.pop(ev.obj)
         self.k.text_release(image, proglen)
-        if self.use_pack:
-            self.jit.free(hdr, size)
-        else:
-            self.api.module_memfree(hdr)
+        self.api.module_memfree(hdr)
 
     # -- trampolines ----------------------------------------------------------------
     def _tramp_image(self, size: int) -> int:

@@ -40,10 +40,9 @@ re-points the traced function or dispatcher stub, in core kernel text.
 from __future__ import annotations
 
 from execbench.kernel import Kernel
-from execbench.trace import Event
 from execbench.units import PAGE_SIZE
 
-from ..common.bpf_users import Dispatchers, TrampolineTable
+from ..common.bpf_users import Dispatchers, PackedPrograms, TrampolineTable
 from ..common.bpf_prog_pack import BpfProgPack, JitBinaryPack, PackOps
 from .api import ModuleAllocTypeApi
 
@@ -62,7 +61,7 @@ def pack_ops_mat(api: ModuleAllocTypeApi) -> PackOps:
     )
 
 
-class BpfMat(TrampolineTable, Dispatchers):
+class BpfMat(PackedPrograms, TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: ModuleAllocTypeApi):
         self.k = kernel
         self.api = api
@@ -71,17 +70,6 @@ class BpfMat(TrampolineTable, Dispatchers):
         self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)
         self.tramps: dict[str, tuple[int, int]] = {}            # obj -> (image page, size)
         self.dispatchers: dict[str, list[int]] = {}             # obj -> [image, rw_image, off]
-
-    # -- programs ---------------------------------------------------------------------
-    def prog_load(self, ev: Event) -> None:
-        hdr, size, image = self.jit.alloc_finalize(ev.size)
-        self.k.text_claim(image, ev.size)
-        self.progs[ev.obj] = (hdr, size, image, ev.size)
-
-    def prog_unload(self, ev: Event) -> None:
-        hdr, size, image, proglen = self.progs.pop(ev.obj)
-        self.k.text_release(image, proglen)
-        self.jit.free(hdr, size)
 
     # -- trampolines ------------------------------------------------------------------
     def _tramp_image(self, size: int) -> int:

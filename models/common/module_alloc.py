@@ -1,0 +1,34 @@
+"""v6.1's executable-memory "API": ``module_alloc()`` / ``module_memfree()``
+plus the permission and patching primitives every user calls itself.
+
+``module_alloc()`` (arch/x86/kernel/module.c, v6.1)::
+
+    p = __vmalloc_node_range(size, MODULE_ALIGN,
+                             MODULES_VADDR + get_module_load_offset(),
+                             MODULES_END, gfp_mask, PAGE_KERNEL,
+                             VM_DEFER_KMEMLEAK, NUMA_NO_NODE,
+                             __builtin_return_address(0));
+
+``PAGE_KERNEL`` is RW+NX; ``MODULE_ALIGN`` is PAGE_SIZE without KASAN.  The
+caller sets ``VM_FLUSH_RESET_PERMS`` itself (``set_vm_flush_reset_perms``)
+before it changes permissions.  ``module_memfree()`` is ``vfree()``.
+"""
+from __future__ import annotations
+
+from execbench.errors import DesignError
+from execbench.kernel.layout import MODULES_LEN
+from execbench.units import PAGE_SIZE, page_align
+
+from .api import KernelApi
+
+
+class ModuleAllocApi(KernelApi):
+    def module_alloc(self, size: int, caller: str = "") -> int:
+        self.k.api("module_alloc")
+        if page_align(size) > MODULES_LEN:
+            raise DesignError(f"module_alloc({size}) is larger than MODULES_LEN")
+        return self.k.vmalloc(size, align=PAGE_SIZE, w=True, x=False, caller=caller)
+
+    def module_memfree(self, addr: int) -> None:
+        self.k.api("module_memfree")
+        self.k.vfree(addr)
