@@ -30,7 +30,7 @@ they come in through :class:`PackOps`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ContextManager
 
 import numpy as np
 
@@ -94,11 +94,28 @@ class Pack:
 class BpfProgPack:
     """The pack allocator with its list of packs, for one kernel."""
 
-    def __init__(self, ops: PackOps, counter: Callable[[str], None]):
+    def __init__(self, ops: PackOps, counter: Callable[[str], None],
+                 lock: Callable[[str], ContextManager] | None = None):
         self.ops = ops
         self.count = counter
+        self.lock = lock            # Kernel.lock: bpf_prog_pack_alloc/free hold pack_mutex
         self.packs: list[Pack] = []
         self.big: set[int] = set()
+
+    def alloc(self, size: int) -> int:
+        """``bpf_prog_pack_alloc(size)``: address of ``size`` bytes of RO+X,
+        under ``pack_mutex``."""
+        if self.lock is None:
+            return self._alloc(size)
+        with self.lock("pack_mutex"):
+            return self._alloc(size)
+
+    def free(self, addr: int, size: int) -> None:
+        """``bpf_prog_pack_free(ptr, size)``, under ``pack_mutex``."""
+        if self.lock is None:
+            return self._free(addr, size)
+        with self.lock("pack_mutex"):
+            return self._free(addr, size)
 
     def _new_pack(self) -> Pack:
         o = self.ops
@@ -111,8 +128,7 @@ class BpfProgPack:
         self.count("bpf_prog_pack_new")
         return pack
 
-    def alloc(self, size: int) -> int:
-        """``bpf_prog_pack_alloc(size)``: address of ``size`` bytes of RO+X."""
+    def _alloc(self, size: int) -> int:
         o = self.ops
         if size > BPF_PROG_PACK_SIZE:
             size = round_up(size, PAGE_SIZE)
@@ -133,8 +149,7 @@ class BpfProgPack:
         pack.bitmap[pos:pos + nbits] = True
         return pack.addr + pos * BPF_PROG_CHUNK_SIZE
 
-    def free(self, addr: int, size: int) -> None:
-        """``bpf_prog_pack_free(ptr, size)``."""
+    def _free(self, addr: int, size: int) -> None:
         o = self.ops
         if size > BPF_PROG_PACK_SIZE:
             self.big.remove(addr)

@@ -58,28 +58,12 @@ def pack_ops_jit(api: JitAllocApi) -> PackOps:
     )
 
 
-class _LockedPack(BpfProgPack):
-    """``bpf_prog_pack_alloc/free`` run under ``pack_mutex``."""
-
-    def __init__(self, ops: PackOps, kernel: Kernel):
-        super().__init__(ops, kernel.count)
-        self.k = kernel
-
-    def alloc(self, size: int) -> int:
-        with self.k.lock("pack_mutex"):
-            return super().alloc(size)
-
-    def free(self, addr: int, size: int) -> None:
-        with self.k.lock("pack_mutex"):
-            super().free(addr, size)
-
-
 class BpfJit(TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: JitAllocApi, use_pack: bool = False):
         self.k = kernel
         self.api = api
         self.use_pack = use_pack
-        self.pack = _LockedPack(pack_ops_jit(api), kernel) if use_pack else None
+        self.pack = BpfProgPack(pack_ops_jit(api), kernel.count, kernel.lock) if use_pack else None
         self.jitpack = (JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
                         if use_pack else None)
         self.rng = kernel.rng_for("bpf_jit_hole")

@@ -59,7 +59,7 @@ class Bpf61(PackedPrograms, TrampolineTable, Dispatchers):
         self.k = kernel
         self.api = api
         self.use_pack = use_pack
-        self.pack = BpfProgPack(pack_ops_v61(api, kernel), kernel.count)
+        self.pack = BpfProgPack(pack_ops_v61(api, kernel), kernel.count, kernel.lock)
         self.jit = JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
         self.rng = kernel.rng_for("bpf_jit_hole_v517")
         self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)
