@@ -10,6 +10,7 @@ from execbench.kernel import Kernel, KernelConfig
 from execbench.kernel.layout import MODULES_END, MODULES_LEN, MODULES_VADDR
 from execbench.kernel.text_poke import chunks
 from execbench.units import GiB, MiB, PAGE_SIZE, PMD_SIZE
+from invariants import assert_aggregates
 
 
 def test_module_range_constants():
@@ -204,12 +205,7 @@ def test_incremental_aggregates_match_recount():
             n = int(rng.integers(1, size + 1))
             k.text_claim(a, n)
             live.append((a, n))
-    r = k.pt.recount()
-    assert r["present_pages"] == k.pt.present_pages
-    assert r["wx_pages"] == k.pt.wx_pages
-    assert r["text_bytes"] == k.pt.text_bytes
-    assert r["text_ptes_4k"] == k.pt.text_ptes_4k()
-    assert r["text_pmds_2m"] == k.pt.text_pmds_2m()
+    assert_aggregates(k.pt)
 
 
 def test_vmalloc_that_does_not_fit_is_refused():

@@ -23,6 +23,7 @@ from execbench.units import MiB
 from execbench.users import dispatch_table
 
 from randtrace import build, random_trace_rows  # noqa: F401  (re-exported for test_model_execmem_rox)
+from invariants import assert_aggregates, kept_kprobe_pages  # noqa: F401  (re-exported)
 
 MB1 = 1 * MiB   # 1048576 bytes = 256 pages
 
@@ -147,20 +148,8 @@ def replay_checked(trace, design: str, params: dict | None = None, seed: int = 0
         for a, b in zip(starts, starts[1:]):
             assert a + k.areas[a].npages + k.areas[a].guard <= b
         if i % 7 == 0 or i == len(trace) - 1:
-            rc = k.pt.recount()
-            assert rc["present_pages"] == k.pt.present_pages
-            assert rc["wx_pages"] == k.pt.wx_pages
-            assert rc["text_bytes"] == k.pt.text_bytes
-            assert rc["text_ptes_4k"] == k.pt.text_ptes_4k()
-            assert rc["text_pmds_2m"] == k.pt.text_pmds_2m()
+            assert_aggregates(k.pt)
     return k, d
-
-
-def kept_kprobe_pages(d) -> int:
-    """kernel/kprobes.c collect_one_slot(): the last page of each insn cache
-    is kept ("so there is always a free slot on hand")."""
-    kp = d.kprobe
-    return len(kp.slots.pages) + (len(kp.opt.pages) if kp.opt is not None else 0)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

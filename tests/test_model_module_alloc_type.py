@@ -31,6 +31,7 @@ from execbench.users import dispatch_table
 from randtrace import build
 from randtrace import random_trace_rows as _random_trace_rows
 from execbench.models.module_alloc_type.sort_swaps import heapsort_swaps, heapsort_swaps_of
+from invariants import assert_aggregates, kept_kprobe_pages
 
 V1, PMD = "module_alloc_type", "module_alloc_type_pmd"
 
@@ -297,17 +298,8 @@ def replay_checked(trace, design: str, stop: int | None = None):
                 prev_end = a + size
         assert k.pt.wx_pages == _expected_wx(k, d)
         if i % 5 == 0:
-            rc = k.pt.recount()
-            for key in ("present_pages", "wx_pages", "text_bytes"):
-                assert rc[key] == getattr(k.pt, key)
-            assert rc["text_ptes_4k"] == k.pt.text_ptes_4k()
-            assert rc["text_pmds_2m"] == k.pt.text_pmds_2m()
+            assert_aggregates(k.pt)
     return k, d
-
-
-def _kept_kprobe_pages(d) -> int:
-    kp = d.kprobe
-    return len(kp.slots.pages) + (len(kp.opt.pages) if kp.opt is not None else 0)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -318,7 +310,7 @@ def test_random_traces_v1(tb, rows):
     assert k.pt.text_bytes == 0 and k.pt.wx_pages == 0
     # everything is freed except the kprobe caches' last pages (kernel/kprobes.c
     # collect_one_slot(): "We keep the last one so there is always a free slot")
-    assert len(k.areas) == _kept_kprobe_pages(d)
+    assert len(k.areas) == kept_kprobe_pages(d)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -328,7 +320,7 @@ def test_random_traces_pmd(tb, rows):
     k, d = replay_checked(build(tb, rows), PMD)
     assert k.pt.text_bytes == 0 and k.pt.wx_pages == 0
     pool = d.allocators.pools["text_pmd"]
-    kept = _kept_kprobe_pages(d)
+    kept = kept_kprobe_pages(d)
     # only the kept kprobe pages remain, inside granules; every other granule is gone
     assert len(pool.allocs) == kept
     assert len(k.areas) == len(pool.granules) <= kept
