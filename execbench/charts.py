@@ -114,6 +114,20 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _finish(fig, out_dir: Path, stem: str, foot: str, suptitle: str | None = None) -> list[Path]:
+    """Title (multi-panel figures), provenance footer, save, close."""
+    import matplotlib.pyplot as plt
+
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
+    if suptitle:
+        fig.tight_layout()
+    paths = _save(fig, out_dir, stem)
+    plt.close(fig)
+    return paths
+
+
 def _bars(ax, t: Table, row: Row, colors, title: str, ylabel: str) -> None:
     raw = [t.value(d, row) / row.scale for d in t.designs]
     vals = [0.0 if math.isnan(v) else v for v in raw]     # the floor has no bound on some
@@ -175,9 +189,7 @@ def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -
     ax.set_title(f"iTLB entries needed for all live executable text -- {workload}, {first}"
                  "\nlower is better")
     ax.legend(fontsize=7, ncol=2)
-    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
-    written += _save(fig, out_dir, f"itlb-{workload}")
-    plt.close(fig)
+    written += _finish(fig, out_dir, f"itlb-{workload}", foot)
 
     # 2. permission flips, flushes, splits, pokes
     fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
@@ -187,11 +199,8 @@ def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -
               ("text_pokes", "text_poke calls", "calls")]
     for ax, (m, title, unit) in zip(axes.flat, panels):
         _bars(ax, t, Row(m, "final", m, unit), colors, title, f"{unit} over the trace")
-    fig.suptitle(f"Permission changes per design -- {workload}, mean of {seeds}; lower is better")
-    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
-    fig.tight_layout()
-    written += _save(fig, out_dir, f"permissions-{workload}")
-    plt.close(fig)
+    written += _finish(fig, out_dir, f"permissions-{workload}", foot,
+                       f"Permission changes per design -- {workload}, mean of {seeds}; lower is better")
 
     # 3. fragmentation over time
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
@@ -212,11 +221,8 @@ def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -
     for a in (a1, a2):
         a.set_xlabel(f"event number in the {workload} trace")
     a1.legend(fontsize=7)
-    fig.suptitle(f"Fragmentation over the trace -- {workload}, {first}; lower is better")
-    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
-    fig.tight_layout()
-    written += _save(fig, out_dir, f"fragmentation-{workload}")
-    plt.close(fig)
+    written += _finish(fig, out_dir, f"fragmentation-{workload}", foot,
+                       f"Fragmentation over the trace -- {workload}, {first}; lower is better")
 
     # 4. W^X exposure
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
@@ -224,11 +230,8 @@ def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -
           "W^X exposure: W+X pages x time", "page*ms of virtual time")
     _bars(a2, t, Row("wx_pages_peak", "final", "", "pages"), colors,
           "Most pages writable+executable at once", "pages")
-    fig.suptitle(f"W^X exposure per design -- {workload}, mean of {seeds}; lower is better")
-    fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
-    fig.tight_layout()
-    written += _save(fig, out_dir, f"wx-{workload}")
-    plt.close(fig)
+    written += _finish(fig, out_dir, f"wx-{workload}", foot,
+                       f"W^X exposure per design -- {workload}, mean of {seeds}; lower is better")
     return written
 
 
