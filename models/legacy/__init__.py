@@ -12,6 +12,8 @@ user module's docstring says what it follows and simplifies.
 
 Parameter ``bpf_prog_pack`` (default True): False gives v5.17's per-program
 ``bpf_jit_binary_alloc`` path that ``bpf_prog_pack`` (v5.18) replaced.
+Parameter ``bpf_prog_pack_huge`` (default False): True maps each 2 MiB pack
+with one PMD leaf (v5.18-rc1..rc3; see :func:`.bpf.pack_ops_v61`).
 """
 from __future__ import annotations
 
@@ -30,12 +32,13 @@ class Legacy(Design):
     title = "v6.1: module_alloc + bpf_prog_pack, callers flip permissions"
     source = "torvalds/linux v6.1 (kernel/module/, kernel/bpf/core.c, arch/x86/kernel/{module,ftrace}.c, kernel/kprobes.c)"
     kernel_version = (6, 1)
-    defaults = {"bpf_prog_pack": True}
+    defaults = {"bpf_prog_pack": True, "bpf_prog_pack_huge": False}
 
     def __init__(self, kernel: Kernel, **params):
         super().__init__(kernel, **params)
         api = ModuleAllocApi(kernel)
         self.module = ModuleLoader61(kernel, api)
-        self.bpf = Bpf61(kernel, api, use_pack=self.params["bpf_prog_pack"])
+        self.bpf = Bpf61(kernel, api, use_pack=self.params["bpf_prog_pack"],
+                         pack_huge=self.params["bpf_prog_pack_huge"])
         self.ftrace = Ftrace61(kernel, api)
         self.kprobe = Kprobes61(kernel, api)

@@ -32,19 +32,44 @@ from execbench.trace import Event
 from execbench.units import PAGE_SIZE, pages, round_up
 
 from ..common.bpf_users import Dispatchers, PackedPrograms, TrampolineTable
-from ..common.bpf_prog_pack import BPF_BINARY_HEADER, BpfProgPack, JitBinaryPack, PackOps
+from ..common.bpf_prog_pack import (BPF_BINARY_HEADER, BPF_PROG_PACK_SIZE, BpfProgPack,
+                                    JitBinaryPack, PackOps)
 from .api import ModuleAllocApi
 
 BPF_V517_SLACK = 128   # bpf_jit_binary_alloc(), kernel/bpf/core.c (v5.17)
 
 
-def pack_ops_v61(api: ModuleAllocApi, k: Kernel) -> PackOps:
+def pack_ops_v61(api: ModuleAllocApi, k: Kernel, huge: bool = False) -> PackOps:
+    """The v6.1 pack ops; ``huge=True`` maps each 2 MiB pack with one PMD leaf.
+
+    ``huge`` is the v5.18-rc1..rc3 behaviour: fac54e2bfb5b ("x86/Kconfig:
+    Select HAVE_ARCH_HUGE_VMALLOC with HAVE_ARCH_HUGE_VMAP") made huge vmalloc
+    opt-out on x86, so ``module_alloc(BPF_PROG_PACK_SIZE)`` got one 2 MiB
+    page (ef078600eec2 "bpf: Select proper size for bpf_prog_pack" kept 2 MiB
+    packs only when ``is_vm_area_hugepages()``); 559089e0a93d ("vmalloc:
+    replace VM_NO_HUGE_VMAP with VM_ALLOW_HUGE_VMAP", v5.18-rc4) made it
+    opt-in, and from ea2babac63d4 ("bpf: Simplify bpf_prog_pack_[size|mask]",
+    v5.19) packs are 2 MiB of 4 KiB PTEs.  Only the pack itself is huge here
+    (programs larger than a pack and every other ``module_alloc`` keep 4 KiB
+    pages), as in Song Liu's unmerged "bpf: use module_alloc_huge for
+    bpf_prog_pack" (<20220624215712.3050672-3-song@kernel.org>) used for his
+    2 MiB vs 512 x 4 KiB A/B (<20220707223546.4124919-1-song@kernel.org>):
+    the leaf size of BPF text alone changes.  Everything else (fill,
+    set_vm_flush_reset_perms, set_memory_ro + set_memory_x over the whole
+    pack) stays v6.1."""
+    def alloc_exec(size: int) -> int:
+        if huge and size == BPF_PROG_PACK_SIZE:
+            k.api("module_alloc")
+            return k.vmalloc(size, align=PAGE_SIZE, w=True, x=False, huge=True,
+                             caller="bpf_prog_pack_alloc")
+        return api.module_alloc(size, caller="bpf_prog_pack_alloc")
+
     def protect(addr: int, npages: int) -> None:
         api.set_memory_ro(addr, npages)
         api.set_memory_x(addr, npages)
 
     return PackOps(
-        alloc_exec=lambda size: api.module_alloc(size, caller="bpf_prog_pack_alloc"),
+        alloc_exec=alloc_exec,
         free_exec=api.module_memfree,
         fill=k.memcpy,                       # bpf_fill_ill_insns: memset while RW
         set_reset_perms=api.set_vm_flush_reset_perms,
@@ -55,11 +80,12 @@ def pack_ops_v61(api: ModuleAllocApi, k: Kernel) -> PackOps:
 
 
 class Bpf61(PackedPrograms, TrampolineTable, Dispatchers):
-    def __init__(self, kernel: Kernel, api: ModuleAllocApi, use_pack: bool = True):
+    def __init__(self, kernel: Kernel, api: ModuleAllocApi, use_pack: bool = True,
+                 pack_huge: bool = False):
         self.k = kernel
         self.api = api
         self.use_pack = use_pack
-        self.pack = BpfProgPack(pack_ops_v61(api, kernel), kernel.count, kernel.lock)
+        self.pack = BpfProgPack(pack_ops_v61(api, kernel, pack_huge), kernel.count, kernel.lock)
         self.jit = JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
         self.rng = kernel.rng_for("bpf_jit_hole_v517")
         self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)
