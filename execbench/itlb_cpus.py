@@ -11,19 +11,18 @@ Each preset is a two-level instruction-translation hierarchy:
 Geometry is ``entries`` and ``ways``; sets = entries / ways (``ways ==
 entries`` is fully associative).  Field names follow DynamoRIO drcachesim's
 TLB simulator options (``-TLB_L1I_entries``/``-TLB_L1I_assoc``,
-``-TLB_L2_entries``/``-TLB_L2_assoc``; see /work/shared/reference/
-ecosystem.md), whose single page size per run is what this model improves on.
+``-TLB_L2_entries``/``-TLB_L2_assoc``), whose single page size per run is what this model improves on.
 
 Sources and their status ([P] = published measurement or manual table as
 quoted by a third party, [U] = not verified from a primary source here):
 
 * ``skylake-sp`` [P]: Intel 64 and IA-32 Architectures Optimization
   Reference Manual 248966-045 (Feb 2022) Table 2-15, as quoted by J.
-  McCalpin (community.intel.com thread 1371605; kernel-semantics.md §6.4 S28):
+  McCalpin (community.intel.com thread 1371605):
   ITLB 4 KiB 128 entries 8-way; 2 MiB 8 entries per thread (associativity
   not given -> fully associative here); STLB 1536 entries shared 4 KiB/2 MiB,
   12-way per the manual (CPUID leaf 2 reports 6-way: we follow the manual).
-* ``zen2`` [P]: 7-cpu.com/cpu/Zen2.html (S28): "I TLB L1: 64 items,
+* ``zen2`` [P]: 7-cpu.com/cpu/Zen2.html: "I TLB L1: 64 items,
   full-assoc, all page sizes"; "I TLB L2: 512 items, 8-way, 4KB/2MB pages".
 * ``zen3`` / ``zen4`` [U]: AMD Software Optimization Guide for Family 19h
   (pub. 56665, Zen 3; 57647, Zen 4) describe the same instruction-side
