@@ -196,3 +196,35 @@ def test_kernel_text_regions_follow_claims():
     k.text_release(addr, 2 * MiB)
     assert k.text_regions == {}
     assert addr >= MODULES_VADDR
+
+
+# -- per-user attribution -----------------------------------------------------------------------
+
+def test_misses_are_charged_to_the_owner_of_the_fetch():
+    # Same stream as test_lru_fully_associative_two_entries (L1 2 entries, L2 4,
+    # both fully associative): A B A C B with owners bpf, module, bpf, vmlinux,
+    # module (itlb.OWNERS indices 0, 1, 0, 4, 1).
+    #   A: L1 miss + walk -> bpf;   B: L1 miss + walk -> module;   A: hit;
+    #   C: L1 miss + walk (L1 evicts B) -> vmlinux;  B: L1 miss, L2 hit -> module.
+    # -> L1 misses bpf 1, module 2, vmlinux 1 (sum 4); walks bpf 1, module 1,
+    #    vmlinux 1 (sum 3), as the unattributed totals (4, 3).
+    cpu = toy(2, 2, 4, 4)
+    k, a = keys4k([10, 20, 10, 30, 20])
+    owner = np.array([0, 1, 0, 4, 1])
+    m1, m2 = tlbsim.simulate_owners(cpu, k, a, owner, len(itlb.OWNERS))
+    assert m1.tolist() == [1, 2, 0, 0, 1, 0]
+    assert m2.tolist() == [1, 1, 0, 0, 1, 0]
+    # warm-up prefix of 2 (A, B) is not charged to anyone
+    m1, m2 = tlbsim.simulate_owners(cpu, k, a, owner, len(itlb.OWNERS), warm=2)
+    assert m1.tolist() == [0, 1, 0, 0, 1, 0] and m2.tolist() == [0, 0, 0, 0, 1, 0]
+
+
+def test_per_user_metrics_sum_to_the_totals(small):
+    m = {"itlb_params": (("checkpoints", 2), ("fetches", 8192), ("warmup", 2048))}
+    r = run(small, "legacy", seed=0, machine=m, progress=False)
+    col = {n: i for i, n in enumerate(r.metrics)}
+    for lvl in ("itlb", "stlb"):
+        total = r.samples[:, col[f"{lvl}_miss_per_mfetch"]]
+        parts = sum(r.samples[:, col[f"{lvl}_miss_per_mfetch_{u}"]] for u in itlb.OWNERS)
+        assert np.allclose(total, parts)
+    assert not r.samples[:, col["itlb_miss_per_mfetch_userspace"]].any()

@@ -48,6 +48,18 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("page_write_races", "concurrency", "counter", "pages", "writes/update windows to a page overlapping in virtual time with another CPU's on the same page"),
     MetricSpec("itlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses per million instruction fetches: seeded fetch stream over live text + vmlinux through the page tables, set-associative LRU model of the CPU preset, at checkpoints (execbench/metrics/itlb.py)"),
     MetricSpec("stlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses (page walks) per million instruction fetches, same stream and model as itlb_miss_per_mfetch"),
+    MetricSpec("itlb_miss_per_mfetch_bpf", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of bpf text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),
+    MetricSpec("itlb_miss_per_mfetch_module", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of module text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),
+    MetricSpec("itlb_miss_per_mfetch_ftrace", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of ftrace text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),
+    MetricSpec("itlb_miss_per_mfetch_kprobe", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of kprobe text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),
+    MetricSpec("itlb_miss_per_mfetch_vmlinux", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of vmlinux text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),
+    MetricSpec("itlb_miss_per_mfetch_userspace", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of userspace text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch) (0 until user-space text is modelled)"),
+    MetricSpec("stlb_miss_per_mfetch_bpf", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of bpf text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
+    MetricSpec("stlb_miss_per_mfetch_module", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of module text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
+    MetricSpec("stlb_miss_per_mfetch_ftrace", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of ftrace text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
+    MetricSpec("stlb_miss_per_mfetch_kprobe", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of kprobe text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
+    MetricSpec("stlb_miss_per_mfetch_vmlinux", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of vmlinux text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
+    MetricSpec("stlb_miss_per_mfetch_userspace", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of userspace text, per million TOTAL fetches (sum to stlb_miss_per_mfetch) (0 until user-space text is modelled)"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}

@@ -64,6 +64,10 @@ START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000   # __START_KERNEL_map, arch/x86/includ
 VMLINUX_TEXT = 0xFFFF_FFFF_8100_0000       # __START_KERNEL (default CONFIG_PHYSICAL_START, no KASLR)
 FETCH_BLOCK = 64                           # bytes per fetch: one I-cache line
 USERS = ("module", "bpf", "ftrace", "kprobe")
+#: owners of fetched addresses, in the order of the per-user metrics
+#: (``userspace`` is always 0 until a user-space text working set is modelled)
+OWNERS = ("bpf", "module", "ftrace", "kprobe", "vmlinux", "userspace")
+_OWNER_IDX = {u: i for i, u in enumerate(OWNERS)}
 
 
 @dataclass(frozen=True)
@@ -104,9 +108,10 @@ def _rank_key(name: str, seed: int) -> int:
 
 
 def fetch_stream(k: "Kernel", p: ItlbParams, rng: np.random.Generator, seed: int = 0
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 , owners: bool = False) -> tuple[np.ndarray, ...]:
     """(virtual addresses as offsets from __START_KERNEL_map, is_2m) of
-    ``warmup + fetches`` instruction fetches over the text live now."""
+    ``warmup + fetches`` instruction fetches over the text live now; with
+    ``owners=True`` also the :data:`OWNERS` index of each fetch."""
     n = p.warmup + p.fetches
     visits = -(-n // p.visit_blocks)
     # -- the live objects, in a design-free order ------------------------------------
@@ -179,7 +184,12 @@ def fetch_stream(k: "Kernel", p: ItlbParams, rng: np.random.Generator, seed: int
     huge = np.ones(n, dtype=bool)                   # vmlinux text: 2 MiB leaves
     page = (addr[in_range] - (MODULES_VADDR - START_KERNEL_MAP)) >> 12
     huge[in_range] = (k.pt.flags[page] & HUGE) != 0
-    return addr, huge
+    if not owners:
+        return addr, huge
+    pick_owner = np.array([_OWNER_IDX["vmlinux"]] + [_OWNER_IDX[key[0]] for key in order],
+                          dtype=np.int64)
+    owner = np.repeat(pick_owner[pick], p.visit_blocks)[:n]
+    return addr, huge, owner
 
 
 def keys_for(cpu: CpuItlb, addr: np.ndarray, huge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +209,7 @@ class ItlbProbe:
         self.every = max(1, -(-n_events // params.checkpoints))
         self.last = n_events - 1
         self.seed = kernel.config.seed
-        self.values = (0.0, 0.0)
+        self.values = (0.0,) * (2 + 2 * len(OWNERS))
         self.runs = 0
         # load the compiled loop now (first use in a process: ~0.5 s from numba's
         # cache), so that it is set-up time, not time inside the replay loop
@@ -209,16 +219,21 @@ class ItlbProbe:
     def due(self, i: int) -> bool:
         return i % self.every == 0 or i == self.last
 
-    def measure(self, i: int) -> tuple[float, float]:
-        """(L1 iTLB misses, second-level misses) per million counted fetches."""
+    def measure(self, i: int) -> tuple[float, ...]:
+        """(L1 iTLB misses, second-level misses) per million counted fetches,
+        then L1 misses per owner and second-level misses per owner
+        (:data:`OWNERS` order), each per million *total* counted fetches, so
+        the per-owner values sum to the totals."""
         rng = np.random.default_rng([self.seed, zlib.crc32(b"itlb"), i])
-        addr, huge = fetch_stream(self.k, self.p, rng, self.seed)
+        addr, huge, owner = fetch_stream(self.k, self.p, rng, self.seed, owners=True)
         keys, arr = keys_for(self.cpu, addr, huge)
-        m1, m2 = tlbsim.simulate(self.cpu, keys, arr, self.p.warmup)
+        m1, m2 = tlbsim.simulate_owners(self.cpu, keys, arr, owner, len(OWNERS), self.p.warmup)
         counted = keys.size - self.p.warmup
         self.runs += 1
-        self.values = (m1 * 1e6 / counted, m2 * 1e6 / counted)
+        scale = 1e6 / counted
+        self.values = (int(m1.sum()) * scale, int(m2.sum()) * scale,
+                       *(float(x) * scale for x in m1), *(float(x) * scale for x in m2))
         return self.values
 
-    def sample(self, i: int) -> tuple[float, float]:
+    def sample(self, i: int) -> tuple[float, ...]:
         return self.measure(i) if self.due(i) else self.values

@@ -11,10 +11,11 @@ from ..kernel import Kernel
 from ..units import PAGE_SIZE, PMD_SIZE
 from .catalog import METRICS
 from .demand import Demand
-from .itlb import ItlbParams, ItlbProbe
+from .itlb import OWNERS, ItlbParams, ItlbProbe
 
 NAMES = [m.name for m in METRICS]
 _IDX = {n: i for i, n in enumerate(NAMES)}
+_ITLB_ZERO = (0.0,) * (2 + 2 * len(OWNERS))
 
 
 class Sampler:
@@ -71,7 +72,8 @@ class Sampler:
             k.locks.races,                                      # page_write_races
         ]
         # itlb_miss_per_mfetch, stlb_miss_per_mfetch: checkpoints only, held in between
-        row.extend(self.itlb.sample(i) if self.itlb is not None else (0.0, 0.0))
+        # then the per-owner itlb_/stlb_miss_per_mfetch_<user> (itlb.OWNERS order)
+        row.extend(self.itlb.sample(i) if self.itlb is not None else _ITLB_ZERO)
         self.samples[i] = row
         self.t[i] = k.now
 
