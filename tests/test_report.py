@@ -37,7 +37,7 @@ def test_ratio_rules():
     assert fmt_ratio(0.0034) == "0.0034x"      # < 0.1: two significant digits
     assert fmt_ratio(12.345) == "12.3x"
     assert fmt_ratio(1234.0) == "1,234x"
-    assert fmt_ratio(math.inf) == "inf"
+    assert fmt_ratio(math.inf) == "n/a"        # baseline 0: no ratio, never "inf"
     assert fmt_ratio(None) == "-"
 
 
@@ -72,8 +72,8 @@ def test_baseline_ratio_is_one(headline):
 
 # -- the email format --------------------------------------------------------------
 
-def test_email_is_pasteable(headline):
-    text = email.render(headline, ["results/charts/itlb-x.svg"], "results/report.csv")
+def test_email_full_is_pasteable(headline):
+    text = email.render(headline, ["results/charts/itlb-x.svg"], "results/report.csv", full=True)
     for i, line in enumerate(text.splitlines(), 1):
         assert len(line) <= 72, f"line {i} is {len(line)} columns: {line!r}"
         assert line == line.rstrip(), f"line {i} has trailing spaces"
@@ -126,7 +126,7 @@ def _close(shown: str, exact: float) -> bool:
     s = shown.rstrip("x").replace(",", "")
     if s == "-":
         return math.isnan(exact)
-    if s == "inf":
+    if s == "n/a":                 # baseline 0, design not: no ratio (never "inf")
         return math.isinf(exact)
     v = float(s)
     digits = len(s.split(".")[1]) if "." in s and "e" not in s else 0
@@ -145,7 +145,7 @@ def unit_scale(unit: str) -> float:
 
 
 def test_email_tables_parse_back_to_csv(headline):
-    text = email.render(headline)
+    text = email.render_full(headline)
     csv = csvout.frame(headline)
     rows = {(r.label, r.unit): r for r in headline_rows()}
     checked = 0
@@ -200,6 +200,7 @@ def test_headline_roundtrip(headline, tmp_path):
     headline.save(tmp_path)
     back = data.load(tmp_path)
     assert email.render(back) == email.render(headline)
+    assert email.render_full(back) == email.render_full(headline)
     pd.testing.assert_frame_equal(back.df, headline.df, check_dtype=False)
 
 
@@ -233,7 +234,7 @@ def test_report_command_formats(tmp_path, capsys):
 def test_report_from_dir_selects_workloads(headline, tmp_path, capsys):
     headline.save(tmp_path)
     one = headline.workload_names[-1]
-    assert main(["report", "--from", str(tmp_path), "-w", one]) == 0
+    assert main(["report", "--from", str(tmp_path), "-w", one, "--full"]) == 0
     text = capsys.readouterr().out
     assert f"Workload {one} (" in text
     for other in headline.workload_names[:-1]:
@@ -252,17 +253,6 @@ def hand_headline(rows: list[tuple[str, str, str, float]]) -> data.Headline:
     return data.Headline(df=df, designs=[data.DesignMeta(d, d, "6.1", "", {}) for d in ds],
                          workloads=[data.WorkloadMeta(w, 1, "", "") for w in ws], seeds=[0],
                          machine={}, costs={})
-
-
-def test_summary_is_the_pooled_ratio():
-    # legacy: 10 + 30 = 40 set_memory_* calls over two workloads; "x": 5 + 5 = 10
-    # pooled ratio = 10 / 40 = 0.25 (the per-workload ratios 0.5 and 0.17 are not averaged)
-    h = hand_headline([("w1", "legacy", "cpa_calls", 10), ("w2", "legacy", "cpa_calls", 30),
-                       ("w1", "x", "cpa_calls", 5), ("w2", "x", "cpa_calls", 5)])
-    lines = email.summary_table(h)
-    row = next(ln for ln in lines if ln.startswith("x "))
-    assert "0.25x" in row.split()
-    assert Table(h, "w1").vs_baseline("x", Row("cpa_calls", "final", "", "")) == 0.5
 
 
 def test_a_registered_floor_design_is_the_floor():

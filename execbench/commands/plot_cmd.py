@@ -13,9 +13,9 @@ from ..results import RESULTS_DIR
 from .headline_opts import add_run_options, headline_from
 
 EXAMPLES = """examples:
-  execbench plot                         # redraw results/charts/ from results/ (or replay)
+  execbench plot                         # redraw results/charts/ from results/
   execbench plot --replay                # replay everything, then draw
-  execbench plot -w boot-cloud --out-dir /tmp/charts
+  execbench plot -w boot-cloud --out-dir "$TMPDIR/charts"
 """
 
 TIMELINE_CSV = "timeline.csv.gz"
@@ -30,6 +30,8 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
+    from .report_cmd import require_results
+    require_results(args, "plot")
     h, results = headline_from(args, "plot")
     if args.from_dir:
         tp = Path(args.from_dir) / TIMELINE_CSV

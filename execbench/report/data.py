@@ -156,7 +156,8 @@ def _jsonable(o: Any) -> Any:
 def _workload_meta(tr: Trace) -> WorkloadMeta:
     wl = (tr.provenance or {}).get("workload", {})
     syn = wl.get("synthetic", False)
-    note = wl.get("synthetic_note", "") or (syn if isinstance(syn, str) else "")
+    note = (wl.get("synthetic_note", "") or wl.get("synthetic_what", "")
+            or (syn if isinstance(syn, str) else ""))
     if syn is True and not note:
         note = "yes (see provenance)"
     return WorkloadMeta(name=tr.name, events=len(tr), description=str(wl.get("description", "")),
@@ -224,7 +225,9 @@ def collect(traces: Iterable[Trace], designs: list[str], seeds: list[int],
                                  kernel="-", source="execbench/metrics/floor.py", params={})]
     eff = eff_params
     cfg = configs[0] if configs else None
-    mach = {"mem_bytes": cfg.mem_bytes, "placement": cfg.placement, "kaslr": cfg.kaslr} if cfg else {}
+    mach = {"mem_bytes": cfg.mem_bytes, "placement": cfg.placement, "kaslr": cfg.kaslr,
+            "itlb_cpu": getattr(cfg, "itlb_cpu", None)} if cfg else {}
+    mach = {k: v for k, v in mach.items() if v is not None}
     h = Headline(df=df[TIDY_COLUMNS].reset_index(drop=True),
                  designs=[_design_meta(d, eff.get(d, {})) for d in designs] + floor_meta,
                  workloads=[_workload_meta(t) for t in traces], seeds=list(seeds),

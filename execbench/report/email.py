@@ -2,8 +2,8 @@
 
 Follows Documentation/process/submitting-patches.rst ("No MIME, no links,
 no compression, no attachments.  Just plain text"; "Quantify optimizations
-and trade-offs ... describe the expected downsides") and the conventions
-collected in reference/ecosystem.md section 6: ASCII only, spaces not tabs,
+and trade-offs ... describe the expected downsides") and the usual
+mailing-list conventions: ASCII only, spaces not tabs,
 every line <= 72 columns, labels left and numbers right, the better
 direction stated once, baseline first, losing rows always shown, version +
 commit + the command to reproduce, charts as numbered references at the
@@ -107,38 +107,16 @@ def floor_table(t: Table, rows: list[Row] | None = None) -> list[str] | None:
     return lines
 
 
-#: the rows of the all-workload summary (metric, stat) -- the decisive ones
-SUMMARY = (("itlb_entries", "mean"), ("backing_bytes", "peak"), ("cpa_calls", "final"),
-           ("tlb_flush_all", "final"), ("direct_map_splits_2m", "final"),
-           ("wx_page_ns", "final"))
-
-
 def summary_table(h: Headline) -> list[str] | None:
-    """Pooled ratio to the baseline over all workloads: sum of a design's
-    values over the workloads / sum of the baseline's (so big workloads
-    weigh more, and a zero baseline on one workload does not blow up)."""
-    tables = [Table(h, w) for w in h.workload_names]
-    if not tables or tables[0].baseline is None:
+    """The across-workload summary of the short report (geometric mean of
+    the per-workload ratios to the baseline, seed spread, min-max):
+    :func:`.short.headline_tables` on every headline row present."""
+    from . import short
+    from .headline import present_rows
+    if not h.workload_names:
         return None
-    rows = [r for r in tables[0].rows if (r.metric, r.stat) in SUMMARY]
-    designs = [d for d in h.design_names if all(d in t.designs for t in tables)]
-    h1 = [""] + [r.label for r in rows]
-    h2 = ["design"] + [r.unit.replace(" KiB", "") for r in rows]
-    body = []
-    for d in designs:
-        cells = [d]
-        for r in rows:
-            num = sum(t.value(d, r) for t in tables)
-            den = sum(t.value(t.baseline, r) for t in tables)
-            cells.append(fmt_ratio(ratio(num, den)))
-        body.append(cells)
-    lines = render_grid(h1, h2, body)
-    if max(map(len, lines)) > WIDTH:
-        half = (len(rows) + 1) // 2
-        a = render_grid(h1[:half + 1], h2[:half + 1], [b[:half + 1] for b in body])
-        b2 = render_grid([""] + h1[half + 1:], ["design"] + h2[half + 1:],
-                         [[b[0]] + b[half + 1:] for b in body])
-        lines = a + [""] + b2
+    base = short.baseline_of(h)
+    lines, _ = short.headline_tables(h, short.ratio_rows(h, present_rows(h), base), base)
     return lines
 
 
@@ -164,8 +142,18 @@ def tables_base(h: Headline) -> str:
     return Table(h, h.workload_names[0]).baseline or "-" if h.workload_names else "-"
 
 
-def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) -> str:
-    """The whole message body, every line <= 72 columns, ASCII only."""
+def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None,
+           full: bool = False) -> str:
+    """The message body: the short report (:mod:`.short`, <= 100 lines) by
+    default, every per-workload table with ``full``."""
+    if full:
+        return render_full(h, charts, csv_ref)
+    from . import short
+    return short.render(h, charts, csv_ref)
+
+
+def render_full(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) -> str:
+    """The exhaustive message body, every line <= 72 columns, ASCII only."""
     base = next((d for d in h.designs if d.name == Table(h, h.workload_names[0]).baseline), None) \
         if h.workload_names else None
     seeds = ", ".join(map(str, h.seeds))
@@ -185,9 +173,10 @@ def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) 
                   "W+X exposure in page*ms of virtual time.")
     st = summary_table(h)
     if st and len(h.workloads) > 1:
-        out += [""] + wrap(f"Summary: ratio to {tables_base(h)} over all {len(h.workloads)} "
-                           "workloads (sum of each design's values / sum of the baseline's; "
-                           "lower is better):") + [""] + st
+        out += [""] + wrap(f"Summary: ratio to {tables_base(h)} ({tables_base(h)} = 1), "
+                           f"geometric mean over the {len(h.workloads)} workloads of the "
+                           "per-workload ratios, +-: stddev over the seeds, (min-max) over "
+                           "the workloads; lower is better:") + [""] + st
     out += ["", "Designs", "-------"]
     for d in h.designs:
         rules = f" (kernel {d.kernel} rules)" if d.kernel != "-" else ""

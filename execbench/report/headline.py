@@ -73,6 +73,50 @@ FLOOR_PROXY: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+#: The rows of the default (short) report, grouped by the question each
+#: answers, in print order.  ONE table, meant to be edited: a row whose
+#: metric is absent from a results set (a metric added after the run, or
+#: not yet merged) is skipped, so rows for metrics still being added are
+#: listed here already.  The first present row of a question is the one its
+#: conclusion sentence is about.
+QUESTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
+    ("iTLB footprint", (
+        Row("itlb_entries", "mean", "iTLB entries", "mean"),
+        Row("itlb_miss_per_mfetch", "mean", "iTLB miss/Mf", "mean"),
+    )),
+    ("memory and fragmentation", (
+        Row("backing_bytes", "peak", "backing", "peak KiB", 1024.0),
+    )),
+    ("permission flips and shootdowns", (
+        Row("cpa_calls_effective", "final", "set_memory eff", "calls"),
+        Row("cpa_calls", "final", "set_memory_*", "calls"),
+        Row("tlb_shootdowns", "final", "shootdowns", "IPIs"),
+        Row("tlb_flush_all", "final", "flush_tlb_all", "flushes"),
+        Row("direct_map_splits_2m", "final", "dmap 2M split", "splits"),
+    )),
+    ("text pokes", (
+        Row("text_pokes", "final", "text_poke", "calls"),
+    )),
+    ("W+X exposure", (
+        Row("wx_page_ns", "final", "W+X exposure", "page*ms", 1e6),
+    )),
+    ("interface size", (
+        Row("api_entry_points", "final", "API functions", "distinct"),
+    )),
+    ("allocation failures", (
+        Row("alloc_failures", "final", "alloc failures", "calls"),
+    )),
+)
+
+
+def present_rows(h: "Headline", rows=None) -> list[Row]:
+    """``rows`` (default: every row of :data:`QUESTIONS`) whose metric the
+    run has -- reports tolerate metrics missing from a results set."""
+    have = set(h.df.metric.unique())
+    rows = rows if rows is not None else [r for _, rs in QUESTIONS for r in rs]
+    return [r for r in rows if r.metric in have]
+
+
 def headline_rows() -> list[Row]:
     known = {m.name for m in METRICS}
     return [r for r in HEADLINE if r.metric in known]
@@ -89,7 +133,8 @@ def all_rows() -> list[Row]:
 
 
 def ratio(value: float, base: float) -> float:
-    """value / base; 1 when both are 0; inf when only the base is 0; NaN
+    """value / base; 1 when both are 0; inf when only the base is 0 (shown
+    as ``n/a``, never ``inf``); NaN
     when either is undefined (a metric the floor does not bound)."""
     if math.isnan(value) or math.isnan(base):
         return math.nan
@@ -102,7 +147,7 @@ def fmt_ratio(r: float | None) -> str:
     if r is None or (isinstance(r, float) and math.isnan(r)):
         return "-"
     if math.isinf(r):
-        return "inf"
+        return "n/a"      # the baseline is 0 and the design is not: no ratio
     if 0 < r < 0.1:
         return f"{r:.2g}x"
     if r < 10:
@@ -122,6 +167,41 @@ def fmt_value(v: float | None) -> str:
     if abs(v) < 10:
         return f"{v:.4g}" if abs(v) >= 0.001 else f"{v:.2e}"
     return f"{v:,.1f}"
+
+
+def fmt_sig(v: float | None, digits: int = 3) -> str:
+    """``digits`` significant figures, thousands grouped, no exponent below
+    10^9 -- the one number format of the short report and the terminal
+    tables (0.0287, 0.681, 1.02, 12.3, 123, 1,234, 12,346)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if v == 0:
+        return "0"
+    if math.isinf(v):
+        return "-"
+    mag = math.floor(math.log10(abs(v)))
+    dec = max(digits - 1 - mag, 0)
+    r = round(v, dec)
+    if r and math.floor(math.log10(abs(r))) > mag:     # 9.996 -> 10.0, not 10.00
+        mag += 1
+        dec = max(digits - 1 - mag, 0)
+        r = round(v, dec)
+    if mag >= 9:
+        return f"{v:.{digits - 1}e}"
+    if dec == 0:
+        return f"{int(r):,}"
+    return f"{r:,.{dec}f}"
+
+
+#: short names for tables that must fit 72 columns; the legend is printed
+#: with them.  A design not listed keeps its name.
+ALIASES = {"legacy": "legacy", "jitalloc": "jit", "module_alloc_type": "mat",
+           "module_alloc_type_pmd": "mat_pmd", "execmem": "execmem", "execmem_rox": "rox",
+           "floor": "floor"}
+
+
+def alias(design: str) -> str:
+    return ALIASES.get(design, design)
 
 
 class Table:

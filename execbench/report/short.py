@@ -1,0 +1,273 @@
+"""``execbench report`` (default): a short plain-text body for an LKML reply.
+
+At most :data:`MAX_LINES` lines of at most 72 columns, ASCII, spaces only
+(Documentation/process/submitting-patches.rst: "No MIME, no links, no
+compression, no attachments.  Just plain text"; "Quantify optimizations and
+trade-offs").  In order:
+
+1. what was run (version, commit, designs x workloads x seeds);
+2. the conclusions, one paragraph per headline question
+   (:mod:`.conclusions`);
+3. one headline table: designs as rows (short aliases, legend below), per
+   headline row the geometric mean over the workloads of the per-workload
+   ratio to the baseline with the spread over seeds as ``+-x%`` (sample
+   stddev of the per-seed geomeans, n seeds, like ``perf stat -r``), and
+   the min-max over the workloads (:mod:`.summary`);
+4. the assumptions: designs with their loader strategy, the CPU preset and
+   machine, the units, what is synthetic in which workload;
+5. how to reproduce it and where the charts are.
+
+``execbench report --full`` prints the exhaustive per-workload tables
+(:func:`.email.render_full`).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from .conclusions import paragraphs
+from .data import Headline
+from .email import WIDTH, ascii_only, render_grid, wrap
+from .headline import FLOOR_DESIGN, QUESTIONS, Row, Table, alias, fmt_sig, present_rows
+from .summary import Cell, cells
+
+MAX_LINES = 100
+#: chart kinds written per workload by :mod:`execbench.charts`
+CHART_KINDS = ("itlb", "permissions", "fragmentation", "wx")
+
+
+def fmt_pct(sd: float) -> str:
+    """The seed spread: '' when identical on every seed, else +-x%."""
+    if math.isnan(sd) or sd < 0.05:
+        return ""
+    return f"+-{sd:.1f}%" if sd < 1 else f"+-{sd:.0f}%"
+
+
+def fmt_cell(c: Cell | None) -> tuple[str, str]:
+    """(ratio with seed spread, min-max range) for one table cell; never inf."""
+    if c is None or c.n_workloads == 0:
+        return ("n/a", "")
+    if c.all_zero:
+        return ("0", "")
+    g = fmt_sig(c.geomean) + fmt_pct(c.sd_pct)
+    if c.zeros:
+        g += "*"
+    if c.undefined:
+        g += "^"
+    rng = "" if c.lo == c.hi else f"{fmt_sig(c.lo, 2)}-{fmt_sig(c.hi, 2)}"
+    return (g, rng)
+
+
+def ratio_rows(h: Headline, rows: list[Row], base: str) -> list[Row]:
+    """The rows that have a ratio: the baseline is not 0 on every workload."""
+    out = []
+    for r in rows:
+        b = cells(h, r, base).get(base)
+        if b is not None and b.base_mean_value != 0 and not math.isnan(b.base_mean_value):
+            out.append(r)
+    return out
+
+
+def baseline_of(h: Headline) -> str:
+    return Table(h, h.workload_names[0]).baseline if h.workload_names else ""
+
+
+def headline_tables(h: Headline, rows: list[Row], base: str) -> tuple[list[str], set[str]]:
+    """The headline table: designs as rows, each design on two lines (the
+    geomean ratio with its seed spread, then the min-max range over the
+    workloads in parentheses), split into as many groups of headline rows
+    as fit 72 columns; returns (lines, footnote marks used)."""
+    cs = {r.key: cells(h, r, base) for r in rows}
+    # the baseline's own row is 1 by definition: left out
+    designs = [d for d in h.design_names if d != base and any(d in cs[r.key] for r in rows)]
+    marks: set[str] = set()
+    out: list[str] = []
+    for per in (4, 3, 2, 1):
+        out = []
+        for i in range(0, len(rows), per):
+            grp = rows[i:i + per]
+            h1 = [""] + [r.label for r in grp]
+            h2 = ["design"] + [r.unit for r in grp]
+            body = []
+            for d in designs:
+                a, b = [alias(d)], [""]
+                for r in grp:
+                    g, rng = fmt_cell(cs[r.key].get(d))
+                    marks |= {m for m in "*^" if m in g}
+                    a.append(g)
+                    b.append(f"({rng})" if rng else "")
+                body.append(a)
+                if any(b):
+                    body.append(b)
+            out += render_grid(h1, h2, body) + [""]
+        if all(len(x) <= WIDTH for x in out):
+            break
+    return out[:-1], marks
+
+
+def _na_notes(h: Headline, rows: list[Row], base: str) -> list[str]:
+    """For rows where the baseline is 0 on every workload: the mean values."""
+    out = []
+    for r in rows:
+        cs = cells(h, r, base)
+        b = cs.get(base)
+        if b is None or b.base_mean_value != 0:
+            continue
+        nz = [f"{alias(d)} {fmt_sig(c.mean_value / r.scale)}" for d, c in cs.items()
+              if c.mean_value]
+        out += wrap(f"{r.label} ({r.unit}): {base} is 0 on every workload, so no ratio; "
+                    "mean per workload: " + (", ".join(nz) + ", the others 0." if nz
+                                             else "0 for every design."))
+    return out
+
+
+def _loader(params: dict) -> str:
+    v = params.get("loader")
+    return str(v) if v not in (None, "") else "-"
+
+
+def designs_legend(h: Headline) -> list[str]:
+    """Aliases, the kernel whose rules each design follows, its loader."""
+    loaders = {d.name: _loader(d.params) for d in h.designs if d.name != FLOOR_DESIGN}
+    items = [f"{alias(d.name)} = {d.name}" + (f" ({d.kernel})" if d.kernel not in ("-", "")
+                                               else "")
+             for d in h.designs if d.name != FLOOR_DESIGN]
+    out = wrap("Designs (kernel whose rules each follows): " + ", ".join(items) + "; floor = "
+               "the design-free lower bound for the same live text.", indent="  ", first="  ")
+    kinds = {v for v in loaders.values() if v != "-"}
+    if not kinds:
+        out += wrap("Loader strategy (inplace|staged): not recorded in this run's design "
+                    "parameters.", indent="  ", first="  ")
+    else:
+        groups = "; ".join(f"{k}: " + ", ".join(alias(d) for d, v in loaders.items() if v == k)
+                           for k in sorted(set(loaders.values())))
+        base = loaders.get(baseline_of(h), "-")
+        diff = [alias(d) for d, v in loaders.items() if v != base]
+        note = (f" {', '.join(diff)} load{'s' if len(diff) == 1 else ''} with another "
+                f"strategy than {baseline_of(h)} ({base}): not like for like." if diff else "")
+        out += wrap(f"Loader strategy: {groups}.{note}", indent="  ", first="  ")
+    return out
+
+
+def _short_note(note: str) -> str:
+    """What is synthetic, without the details after ':' or ';' and without
+    parentheticals (the full note is in the TOML and in --full)."""
+    import re
+    s = re.sub(r"\s*\([^)]*\)", "", ascii_only(note)).strip()
+    return re.split(r"[;:]", s)[0].strip().rstrip(".")
+
+
+def synthetic_lines(h: Headline) -> list[str]:
+    groups: dict[str, list[str]] = {}
+    real = []
+    for w in h.workloads:
+        if w.synthetic:
+            groups.setdefault(_short_note(w.synthetic), []).append(w.name)
+        else:
+            real.append(w.name)
+    out = []
+    for note, ws in groups.items():
+        out += wrap(f"{', '.join(ws)}: {note}.", indent="    ", first="  ")
+    if real:
+        out += wrap(f"{', '.join(real)}: nothing synthetic.", indent="    ", first="  ")
+    return out
+
+
+def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) -> str:
+    """The short report.  When more headline rows are present than fit
+    :data:`MAX_LINES`, the synthetic notes shrink to a pointer first, then
+    rows that are not the first of their question are dropped from the end
+    of the table (the dropped ones are named; --full has them all)."""
+    full = present_rows(h)
+    text = _render(h, charts, csv_ref, full, full, detail=True)
+    if len(text.splitlines()) <= MAX_LINES:
+        return text
+    rows = list(full)
+    firsts = {r.key for r in _first_rows(h)}
+    while True:
+        text = _render(h, charts, csv_ref, rows, full, detail=False)
+        extra = [r for r in reversed(rows) if r.key not in firsts]
+        if len(text.splitlines()) <= MAX_LINES or not extra:
+            return text
+        rows.remove(extra[0])
+
+
+def _first_rows(h: Headline) -> list[Row]:
+    out = []
+    for _, rs in QUESTIONS:
+        out += present_rows(h, list(rs))[:1]
+    return out
+
+
+def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[Row],
+            all_rows: list[Row], detail: bool) -> str:
+    base = baseline_of(h)
+    ndes = sum(d.name != FLOOR_DESIGN for d in h.designs)
+    has_floor = ndes < len(h.designs)
+    seeds = ", ".join(map(str, h.seeds))
+    out = wrap(f"execbench {h.version} (code commit {h.commit}): {ndes} allocator designs"
+               f"{' + the floor' if has_floor else ''} x {_n(len(h.workloads), 'workload')} x "
+               f"{_n(len(h.seeds), 'seed')} ({seeds}) on one simulated x86-64 kernel. Lower is "
+               "better on every metric here.")
+    out += ["", "Conclusions:"]
+    for _, s in paragraphs(h, base):
+        out += wrap(s, indent="  ", first="- ")
+    out += ["", "Headline numbers:"]
+    out += wrap(f"Ratio to {base} ({base} = 1): geometric mean over the {len(h.workloads)} "
+                f"workloads of the design's mean over seeds / {base}'s; +-: stddev of "
+                f"that geomean over n={len(h.seeds)} seeds (not shown: < 0.05%); "
+                "(min-max) of the per-workload ratios below it.") + [""]
+    tables, marks = headline_tables(h, ratio_rows(h, rows, base), base)
+    out += tables
+    notes = []
+    if "*" in marks:
+        notes += wrap("*: 0 on some workloads (in the range, not in the geomean).")
+    if "^" in marks:
+        notes += wrap(f"^: left out: workloads where {base} is 0 and the design is not.")
+    notes += _na_notes(h, rows, base)
+    if notes:
+        out += [""] + notes
+    out += ["", "Assumptions:"]
+    out += designs_legend(h)
+    m = h.machine
+    cpu = m.get("itlb_cpu", "skylake-sp (default; not recorded)")
+    mem = m.get("mem_bytes")
+    mach = (f"{mem / 2**30:g} GiB, frames {m.get('placement')}, KASLR "
+            f"{'on' if m.get('kaslr') else 'off'}, " if mem else "")
+    out += wrap(f"Machine: {mach}iTLB model of the {cpu} CPU preset. Units: iTLB entries = "
+                "4K + 2M leaves mapping live text; miss/Mf = L1 iTLB misses per 10^6 "
+                "fetches; backing in KiB; counters are totals over the trace; W+X in "
+                "page*ms of virtual time. Primitive costs (assumed): --full.",
+                indent="  ", first="  ")
+    if detail:
+        out += ["  Synthetic (from the workload TOMLs; the rest is recorded):"]
+        out += synthetic_lines(h)
+    else:
+        syn = [w.name for w in h.workloads if w.synthetic]
+        out += wrap(f"Synthetic parts in {len(syn)} of {len(h.workloads)} workloads: what "
+                    "exactly is in each workload's TOML and in --full.", indent="  ",
+                    first="  ")
+    left = [r.label for r in all_rows if r not in rows]
+    if left:
+        out += wrap(f"Not tabled here for space: {', '.join(left)} (see --full).",
+                    indent="  ", first="  ")
+    out += [""]
+    out += wrap(f"Reproduce: {h.command or 'execbench all'} (execbench {h.version}, code "
+                f"commit {h.commit}). Per-workload tables and costs: execbench report "
+                f"--full. Charts: {_charts_ref(h, charts)}, redrawn by execbench plot."
+                + (f" Every number unscaled: {csv_ref}." if csv_ref else ""))
+    return "\n".join(ascii_only(x).rstrip() for x in out).rstrip() + "\n"
+
+
+def _n(k: int, what: str) -> str:
+    return f"{k} {what}" + ("" if k == 1 else "s")
+
+
+def _charts_ref(h: Headline, charts: Sequence[str]) -> str:
+    if not charts:
+        return ("results/charts/{" + ",".join(CHART_KINDS) + "}-<workload>.svg")
+    if len(charts) <= 4:
+        return ", ".join(charts)
+    import os
+    d = os.path.dirname(charts[0]) or "."
+    return f"{d}/{{{','.join(CHART_KINDS)}}}-<workload>.svg ({len(charts)} files)"
