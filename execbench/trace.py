@@ -1,7 +1,7 @@
 """The recorded-workload trace: schema, loading, validation and saving.
 
 A workload is one table, one row per event in the order it happened
-(``../shared/DESIGN.md``, "Recorded workloads").  This module is the only
+(docs/trace-schema.md).  This module is the only
 place that knows the CSV layout; everything downstream gets a validated
 :class:`Trace` whose events are plain :class:`Event` records.
 

@@ -17,7 +17,7 @@ def test_list_json(capsys):
 def test_list_metrics_names_every_design_md_metric(capsys):
     assert main(["list", "--metrics", "--json"]) == 0
     names = {m["metric"] for m in json.loads(capsys.readouterr().out)}
-    # ../shared/DESIGN.md "Metrics" table, all but the dynamic itlb_miss_per_mfetch
+    # the metrics of docs/metrics.md, all but the dynamic itlb_miss_per_mfetch
     for m in ["text_ptes_4k", "text_pmds_2m", "itlb_entries", "itlb_entries_ideal",
               "requested_bytes", "backing_bytes", "internal_frag", "free_in_partial_2m",
               "largest_free_extent", "vmap_areas", "cpa_calls", "cpa_pages", "tlb_flush_all",

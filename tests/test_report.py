@@ -50,7 +50,7 @@ def test_value_format():
 
 def test_floor_proxy_is_the_design_free_ideal(headline):
     """Without a registered ``floor`` design, the iTLB floor is
-    itlb_entries_ideal = ceil(live text / 2 MiB) (DESIGN.md metrics table)."""
+    itlb_entries_ideal = ceil(live text / 2 MiB) (docs/metrics.md)."""
     w = headline.workload_names[0]
     t = Table(headline, w)
     row = Row("itlb_entries", "peak", "", "")

@@ -30,7 +30,7 @@ from .plot_cmd import TIMELINE_CSV
 
 EXAMPLES = """examples:
   execbench all                      # every design x every shipped workload, seeds 0..2
-  execbench all --seeds 5 --out /tmp/res
+  execbench all --seeds 5 --out "$TMPDIR/res"
   execbench all -w boot-cloud --designs legacy   # a quick partial run (not for committing)
 """
 

@@ -14,7 +14,7 @@ part of the default test run (``pytest -m qemu`` runs it).
 
 examples:
   execbench record qemu --kernel 6.1
-  execbench record qemu --kernel 6.12 --flavour cloud --out /tmp/rec
+  execbench record qemu --kernel 6.12 --flavour cloud --out "$TMPDIR/rec"
   execbench record qemu --kernel 6.1 --rebuild   # re-derive trace + truth from events.csv.gz
 """
 

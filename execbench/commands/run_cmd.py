@@ -14,7 +14,7 @@ EXAMPLES = """examples:
   execbench run --design legacy                       # default workload, seed 0
   execbench run --design legacy --workload boot-cloud --seed 3
   execbench run --design legacy --workload my.csv.gz --param bpf_prog_pack=false
-  execbench run --design legacy --timeline /tmp/tl.csv --json
+  execbench run --design legacy --timeline "$TMPDIR/tl.csv" --json
 """
 
 

@@ -1,4 +1,4 @@
-"""The metric catalogue (../shared/DESIGN.md, "Metrics").
+"""The metric catalogue (described in docs/metrics.md, generated from it).
 
 Every metric but ``largest_free_extent`` is defined so that **lower is
 better** (asv treats ``track_*`` that way); ``better`` says which.  ``kind`` says how a run is summarised by default: a *gauge* is a

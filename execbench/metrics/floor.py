@@ -1,6 +1,6 @@
 """The floor: per-metric lower bounds no allocator can beat for a trace.
 
-Not a design (DESIGN.md, "Designs": ``floor``).  Each bound is computed from
+Not a design (docs/metrics.md, "The floor").  Each bound is computed from
 the design-free :class:`~.demand.Demand` after every event, so it is the same
 whatever design replays the trace, and it needs no simulated kernel:
 

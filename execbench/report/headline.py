@@ -7,8 +7,8 @@ averaged over seeds, with its ratio to the baseline design
 (:data:`execbench.registry.BASELINE`) and to the floor.
 
 The floor: when the run has rows for a design called ``floor``
-(:func:`execbench.metrics.floor.with_floor` adds them: DESIGN.md's "not a
-design: the lower bound no allocator beats") its values are the floor.
+(:func:`execbench.metrics.floor.with_floor` adds them: not a
+design, the lower bound no allocator beats; docs/metrics.md) its values are the floor.
 Otherwise a design-free stand-in from the metric catalogue is used where
 one exists (``itlb_entries`` -> ``itlb_entries_ideal``, ``backing_bytes``
 -> ``requested_bytes``); both come from the trace alone, so they are the

@@ -7,7 +7,7 @@ kernel/module/main.c + strict_rwx.c (module layout and permissions);
 kernel/bpf/core.c (``bpf_prog_pack``), trampoline.c, dispatcher.c;
 arch/x86/kernel/ftrace.c ``create_trampoline()``; kernel/kprobes.c +
 arch/x86/kernel/kprobes/core.c ``alloc_insn_page()``.  The rules are listed
-with their sources in ../shared/reference/kernel-semantics.md §8.1-8.2; each
+with their sources in docs/kernel-semantics.md ("Module loader", "BPF"); each
 user module's docstring says what it follows and simplifies.
 
 Parameter ``bpf_prog_pack`` (default True): False gives v5.17's per-program

@@ -53,7 +53,7 @@ JIT_SAMPLES: tuple[tuple[int, int, str], ...] = (
 )
 #: x86-64 JIT bytes per BPF instruction: an ESTIMATE, the pooled ratio of JIT_SAMPLES
 #: (range 4.5-5.6 per sample) rounded to 5.  Not measured on this project's kernel: the
-#: QEMU-recording issue (reference/qemu-recording.md) is to calibrate it from
+#: open item for the QEMU recorder (execbench record qemu) is to calibrate it from
 #: bpf_jit_binary_pack_alloc sizes of programs whose instruction counts are known.
 JIT_BYTES_PER_INSN = 5
 

@@ -47,7 +47,8 @@ from .tracebuild import TraceBuilder
 
 #: Bytes of one dynamic ftrace trampoline on Debian 6.1: ``module_alloc(207)`` called from
 #: ``arch_ftrace_update_trampoline`` in the QEMU recording of 6.1.0-56-amd64
-#: (shared/reference/qemu-recording.md, "2 ftrace trampolines of 207 bytes").
+#: (events.csv.gz of workloads/data/qemu/qemu-6.1-generic: ``module_alloc`` size=207 with
+#: caller ``arch_ftrace_update_trampoline``, once per ftrace instance).
 FTRACE_TRAMP_BYTES = 207
 #: x86 kprobe insn slot: MAX_INSN_SIZE (16) * sizeof(kprobe_opcode_t) (1)
 #: (arch/x86/include/asm/kprobes.h; kernel/kprobes.c kprobe_insn_slots.insn_size).
@@ -57,7 +58,8 @@ KPROBE_SLOT_BYTES = 16
 #: register save/restore + call optimized_callback) was not measured here; ~100 B assumed.
 OPTPROBE_SLOT_BYTES = 128
 #: Share of offset kprobes that the optimizer turns into jumps: 21 of 25 in the QEMU
-#: recording ("20-22 became [OPTIMIZED]"), reference/qemu-recording.md.
+#: recording of 6.1.0-56-amd64 that set this value ("[OPTIMIZED]" in the guest's
+#: /sys/kernel/debug/kprobes/list; later recordings' guest/kprobes_list.txt list theirs).
 OPTIMIZED_SHARE = 21 / 25
 #: BPF trampoline bytes, ESTIMATE (arch/x86/net/bpf_jit_comp.c arch_prepare_bpf_trampoline:
 #: prologue/epilogue + argument save/restore, ~64 B; per program ~80 B of

@@ -1,7 +1,7 @@
 """Build a trace table event by event and save it through the engine's schema code.
 
 Why: recorders think in events ("load this module, then free its init memory"); the
-trace schema (execbench/trace.py, DESIGN.md) wants one row per event with empty cells
+trace schema (execbench/trace.py, docs/trace-schema.md) wants one row per event with empty cells
 where an op does not use a column.  This builder keeps that bookkeeping in one place and
 hands the finished frame to ``execbench.trace.save_trace``, which validates it (schema,
 lifecycle, time order) before writing, so a recorder can never ship a bad trace.

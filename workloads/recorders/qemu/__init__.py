@@ -27,8 +27,8 @@ Modules, one job each:
 * :mod:`.record`    -- the whole run, written atomically as a recording folder
 
 Run: ``execbench record qemu --kernel 6.1|6.12 [--flavour generic|cloud]``
-(root, Debian mirrors, ~2 minutes).  Pitfalls that shaped the guest script are
-in ``shared/reference/qemu-recording.md``: removing a dynamic event or a module
+(root, Debian mirrors, ~2 minutes).  Pitfalls that shaped the guest script (found
+while recording): removing a dynamic event or a module
 with events resets the ring buffer (a ``trace_pipe`` reader drains it
 continuously), no kretprobe on ``module_alloc``/``execmem_alloc`` (it would
 become vmallocinfo's caller), ``kptr_restrict=1``, and never a function tracer
