@@ -23,7 +23,7 @@ Rules modelled, by kernel version (:attr:`Kernel.version`):
   otherwise an IPI to all CPUs flushing page by page.  Both are broadcast
   IPIs; ``tlb_flush_all`` counts the former.  [I] In v6.2+ this makes X/NX
   changes on vmalloc memory end in ``flush_tlb_all()`` too
-  (kernel-semantics.md §6.2).
+  (docs/kernel-semantics.md §2).
 * ``set_memory_rox()`` (v6.2+, b38994948567 "x86/mm: Implement native
   set_memory_rox()") clears RW and NX in one call.  ``collapse=True`` is
   v6.15's CPA_COLLAPSE (41d88484c71c "x86/mm/pat: restore large ROX pages

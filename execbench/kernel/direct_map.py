@@ -1,7 +1,6 @@
 """Direct-map and remapping primitives the v6.13 execmem ROX cache uses.
 
-``execmem_cache_populate()`` (mm/execmem.c, v6.13; kernel-semantics.md §2.6,
-§6.3; series "x86/module: use large ROX pages for text allocations",
+``execmem_cache_populate()`` (mm/execmem.c, v6.13; docs/kernel-semantics.md §3, §9; series "x86/module: use large ROX pages for text allocations",
 Message-ID 20241007062858.44248-1-rppt@kernel.org) does, for a fresh
 PMD-mapped RW area filled with INT3::
 

@@ -1,7 +1,7 @@
 """``bpf_prog_pack``: 2 MiB packs of 64-byte chunks for JITed BPF code.
 
 Follows kernel/bpf/core.c (v6.1; the same logic through v6.12, see
-kernel-semantics.md §3):
+docs/kernel-semantics.md §7):
 
 * ``BPF_PROG_PACK_SIZE`` = ``PMD_SIZE * num_possible_nodes()`` = 2 MiB on one
   node; ``BPF_PROG_CHUNK_SIZE`` = 64; a pack is one ``bpf_jit_alloc_exec()``

@@ -1,6 +1,6 @@
 """``execmem``: the executable-memory API merged in v6.10, on x86.
 
-Sources (v6.10; kernel-semantics.md §2.5, §4.2, §5, §8.5):
+Sources (v6.10; docs/kernel-semantics.md §1, §6-§9):
 
 * API: mm/execmem.c ``execmem_alloc()``/``execmem_free()``,
   include/linux/execmem.h ``enum execmem_type``/``struct execmem_range``,

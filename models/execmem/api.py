@@ -1,5 +1,5 @@
 """The execmem API as merged in v6.10 (mm/execmem.c, include/linux/execmem.h,
-arch/x86/mm/init.c ``execmem_arch_setup()``; kernel-semantics.md §2.5, §8.5).
+arch/x86/mm/init.c ``execmem_arch_setup()``; docs/kernel-semantics.md §1, §9).
 
 What the kernel has::
 

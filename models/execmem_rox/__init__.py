@@ -1,25 +1,25 @@
 """``execmem_rox``: execmem with the ROX cache for module text (v6.13), with
 a ``version`` switch for v6.15 and v6.17.
 
-Sources (kernel-semantics.md §2.6, §4.2, §5, §6.2-6.3, §8.6):
+Sources (docs/kernel-semantics.md §2, §3, §6, §8, §9):
 
 * the cache -- mm/execmem.c ``execmem_cache_{alloc,populate,free,clean}``,
   series "x86/module: use large ROX pages for text allocations"
   (20241007062858.44248-1-rppt@kernel.org), x86 5185e7f9f3bd -- :mod:`.cache`;
 * the API and x86 ranges -- :mod:`.api`;
 * module text through a writable shadow and one ``text_poke_copy`` (v6.13),
-  or temporary RW + ``set_memory_rox(CPA_COLLAPSE)`` (v6.15, S16
+  or temporary RW + ``set_memory_rox(CPA_COLLAPSE)`` (v6.15,
   20250126074733.1384926-*-rppt@kernel.org; 41d88484c71c) --
   :mod:`.module_loader`;
-* v6.17 (S17 20250709134933.3848895-1-rppt@kernel.org): ftrace trampolines
+* v6.17 (20250709134933.3848895-1-rppt@kernel.org): ftrace trampolines
   and kprobe insn pages on the cache too -- :mod:`.ftrace`, :mod:`.kprobes`;
 * BPF never uses the cache on x86: v6.10's ``bpf_prog_pack`` on
   ``execmem_alloc(EXECMEM_BPF)`` (:mod:`models.execmem.bpf`), with
   CPA_COLLAPSE on its ``set_memory_rox`` from v6.15.
 
 ``version`` (default ``6.13``): 6.13 is the default because its semantics
-are verified best (the v4/v7 patch text and S13/S14 code); the v6.15
-remap-RW flow is verified from S14 + patch text, but which mappings
+are verified best (the v4/v7 patch text and mainline and linux-next code); the v6.15
+remap-RW flow is verified from linux-next code + patch text, but which mappings
 ``cpa_collapse_large_pages()`` collapses is not (we collapse the vmalloc
 mapping only); v6.17's cache-free rework is [U].
 

@@ -5,18 +5,18 @@
   ``[EXECMEM_MODULE_TEXT] = { .flags = EXECMEM_KASAN_SHADOW |
   EXECMEM_ROX_CACHE, .pgprot = PAGE_KERNEL_ROX }``; KPROBES..BPF and
   MODULE_DATA ``PAGE_KERNEL``; one range ``[MODULES_VADDR + offset,
-  MODULES_END)``, ``MODULE_ALIGN``.  v6.17 (S17, Message-ID
+  MODULES_END)``, ``MODULE_ALIGN``.  v6.17 (Message-ID
   20250709134933.3848895-1-rppt@kernel.org; 5d79c2be5081, 36de1e4238c1)
   gives EXECMEM_FTRACE and EXECMEM_KPROBES the ROX cache too.
 * ``execmem_alloc(type, size)``: ``PAGE_ALIGN(size)``; ROX_CACHE types come
   from :class:`~.cache.ExecmemCache`, the rest are v6.10's vmalloc.
   ``execmem_free()``: the cache if the pointer is busy there, else vfree.
 * v6.13-v6.16 ``execmem_update_copy(dst, src, size)`` = ``text_poke_copy``.
-* v6.15 (S16) ``execmem_make_temp_rw(ptr, size)`` = ``set_memory_nx`` then
+* v6.15 ``execmem_make_temp_rw(ptr, size)`` = ``set_memory_nx`` then
   ``set_memory_rw`` over the caller's pages; ``execmem_restore_rox(ptr,
   size)`` = ``set_memory_rox`` -- which since 41d88484c71c passes
   CPA_COLLAPSE, so every ``set_memory_rox`` in a v6.15+ design collapses.
-* v6.17 (S17) ``execmem_alloc_rw(type, size)`` = ``execmem_alloc()`` +
+* v6.17 ``execmem_alloc_rw(type, size)`` = ``execmem_alloc()`` +
   ``execmem_force_rw()`` (``execmem_make_temp_rw`` renamed and made static);
   the module loader now uses it for every ``mod_mem_type``; callers restore
   ROX with ``execmem_restore_rox()``/``set_memory_rox()``.
@@ -103,7 +103,7 @@ class ExecmemRoxApi(ExecmemApi):
     # -- v6.17 ----------------------------------------------------------------------------
     def execmem_alloc_rw(self, type_: ExecmemType, size: int, caller: str = "") -> int:
         """``execmem_alloc()`` then ``execmem_force_rw()`` -- for every type
-        (the S17 patch calls it unconditionally; on memory that is already
+        (the v6.17 patch calls it unconditionally; on memory that is already
         RW+NX the two CPA calls change nothing)."""
         self.k.api("execmem_alloc_rw")
         r = self.info.ranges[type_]

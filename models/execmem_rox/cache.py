@@ -1,4 +1,4 @@
-"""The execmem ROX cache (mm/execmem.c, v6.13; kernel-semantics.md §2.6, §8.6).
+"""The execmem ROX cache (mm/execmem.c, v6.13; docs/kernel-semantics.md §9).
 
 Series: Mike Rapoport, "x86/module: use large ROX pages for text
 allocations" (v4 Message-ID 20241007062858.44248-1-rppt@kernel.org, v7
@@ -23,8 +23,8 @@ v6.13).  What is modelled, function by function:
     ``execmem_set_direct_map_valid(vm, false)`` (the frames leave the direct
     map, 2 MiB at a time), ``vmap_pages_range_noflush(..., PAGE_KERNEL_ROX,
     ..., PMD_SHIFT)`` -> 2 MiB ROX leaves, no ``set_memory_*`` call;
-  - v6.15+ (S16, 925f42645118 "execmem: don't remove ROX cache from the
-    direct map"; code read in S14, ColinIanKing/linux-next mm/execmem.c
+  - v6.15+ (925f42645118 "execmem: don't remove ROX cache from the
+    direct map"; code read in ColinIanKing/linux-next mm/execmem.c
     @be35d7d61613): ``set_memory_rox(p, vm->nr_pages)`` instead (1 CPA; the
     direct-map alias goes RO as one 2 MiB change).  ``vm_flags`` stays
     ``VM_ALLOW_HUGE_VMAP`` only (no VM_FLUSH_RESET_PERMS).  (Before
@@ -34,7 +34,7 @@ v6.13).  What is modelled, function by function:
 * ``execmem_cache_free(ptr)``: remove from ``busy_areas``; v6.13-v6.16
   ``execmem_fill_trapping_insns(ptr, size, writable=false)`` =
   ``text_poke_set(INT3)``; add to ``free_areas`` (coalescing);
-  ``schedule_work(&execmem_cache_clean_work)``.  v6.17 (S17 "execmem: rework
+  ``schedule_work(&execmem_cache_clean_work)``.  v6.17 ("execmem: rework
   execmem_cache_free()", patch text read): ``__execmem_cache_free()`` =
   ``execmem_force_rw()`` (``set_memory_nx`` + ``set_memory_rw``),
   ``execmem_fill_trapping_insns(writable=true)`` (memset),

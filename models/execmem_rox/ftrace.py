@@ -1,4 +1,4 @@
-"""x86 ftrace trampolines on the ROX cache (v6.17, S17 5d79c2be5081
+"""x86 ftrace trampolines on the ROX cache (v6.17, 5d79c2be5081
 "x86/ftrace: enable EXECMEM_ROX_CACHE for ftrace allocations").
 
 The patch changes only ``alloc_tramp()``: ``execmem_alloc(EXECMEM_FTRACE,

@@ -1,4 +1,4 @@
-"""kprobes insn pages on the ROX cache (v6.17, S17 36de1e4238c1
+"""kprobes insn pages on the ROX cache (v6.17, 36de1e4238c1
 "x86/kprobes: enable EXECMEM_ROX_CACHE for kprobes allocations").
 
 EXECMEM_KPROBES gets ``PAGE_KERNEL_ROX`` and the ROX cache, and the patch
@@ -8,7 +8,7 @@ deletes x86's ``alloc_insn_page()`` override (arch/x86/kernel/kprobes/core.c,
 ``alloc_insn_page()`` = ``execmem_alloc(EXECMEM_KPROBES, PAGE_SIZE)``: a 4 KiB
 piece of a 2 MiB ROX block, no ``set_memory_*`` call.  Slots are written with
 ``text_poke()`` as before.  [P: the removed lines are inferred from the
-diffstat and kernel-semantics.md §5.2; the hunk itself was not read.]
+diffstat and the v6.12 ``alloc_insn_page()`` (docs/kernel-semantics.md §8); the hunk itself was not read.]
 Before v6.17: v6.10's (:mod:`models.execmem.kprobes`).
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Only what changed from v6.10 (:mod:`models.execmem.module_loader`):
 
-* v6.13 (S15; kernel/module/main.c ``module_memory_alloc()``): a text type
+* v6.13 (kernel/module/main.c ``module_memory_alloc()``): a text type
   for which ``execmem_is_rox()`` holds gets ``mem->is_rox = true`` and a
   writable shadow ``mem->rw_copy = vzalloc(size)``; sections are copied,
   relocated and alternative-patched in the shadow
@@ -12,14 +12,14 @@ Only what changed from v6.10 (:mod:`models.execmem.module_loader`):
   (``text_poke_copy``) and ``vfree``s the shadow;
   ``module_enable_text_rox()`` skips ``is_rox`` types.  So: no
   ``set_memory_*`` on module text at all.
-* v6.15 (S16 "module: switch to execmem API for remapping as RW and
+* v6.15 ("module: switch to execmem API for remapping as RW and
   restoring ROX"): the shadow is gone; ``module_memory_alloc()`` calls
   ``execmem_make_temp_rw(ptr, size)`` (``set_memory_nx`` +
   ``set_memory_rw`` on the module's own pages -- which splits the 2 MiB
   leaf they sit in), the loader writes in place with plain stores, and
   ``module_enable_text_rox()`` calls ``execmem_restore_rox()``
   (``set_memory_rox`` with CPA_COLLAPSE, re-forming the 2 MiB leaf).
-* v6.17 (S17, the "execmem: introduce execmem_alloc_rw()" diff, read): in
+* v6.17 (the "execmem: introduce execmem_alloc_rw()" diff, read): in
   ``module_memory_alloc()`` every type comes from ``execmem_alloc_rw()``
   (nx + rw inside execmem -- no-op calls on data types, which are already
   RW+NX) and ``is_rox = execmem_is_rox(type)``; the rest as v6.15.

@@ -1,6 +1,6 @@
 """``jitalloc``: Kent Overstreet's "mm: jit/text allocator" (May 2023).
 
-Sources, point by point (kernel-semantics.md §1.7, §2.1-2.2, §8.4):
+Sources, point by point (docs/kernel-semantics.md §9):
 
 * Allocator: commit 80ceffd6b110 "mm: jit/text allocator" (mm/jitalloc.c,
   include/linux/jitalloc.h) as quoted in Message-ID

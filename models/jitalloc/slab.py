@@ -30,7 +30,7 @@ What the commit does, and how each piece is modelled:
   *Simplified:* the sketch releases an empty slab's page with
   ``folio_put()`` without unmapping its vmalloc area (it leaks the area);
   we model the evident intent, ``vfree`` with VM_FLUSH_RESET_PERMS
-  (kernel-semantics.md §2.1, §8.7).  Freed objects are not invalidated
+  (docs/kernel-semantics.md §9).  Freed objects are not invalidated
   (no INT3 fill): the sketch does none.
 * ``jit_update(buf, new_buf, len)`` = ``text_poke_copy(buf, new_buf, len)``
   on x86 (``text_poke=True``).  ``text_poke=False`` models Kent's fallback
