@@ -3,20 +3,26 @@
 Four charts per workload, each with a title and axis labels that stand
 alone when linked as ``[n]`` from an email:
 
-* ``itlb-<workload>``: iTLB entries needed to map live text after every
-  event, one line per design, the design-free floor dashed (log scale:
+* ``itlb-<workload>``: iTLB entries needed to map live text over virtual
+  time, one small panel per design (shared axes, so no tangle of
+  coinciding lines), the design-free floor dashed in each (log scale:
   designs differ by orders of magnitude);
 * ``permissions-<workload>``: permission flips (set_memory_* calls),
   global TLB flushes, direct-map 2 MiB splits and text_poke calls, one bar
   per design, each panel on its own scale (log where the range is wide);
-* ``fragmentation-<workload>``: backed bytes against requested bytes, and
-  internal fragmentation, over the trace;
+* ``fragmentation-<workload>``: backed bytes against requested bytes over
+  virtual time, one small panel per design, with the design's
+  time-weighted mean internal fragmentation in the panel (log scale when
+  the designs span more than 20x);
 * ``wx-<workload>``: W^X exposure (page*ms of virtual time with pages both
   writable and executable) and the most pages W+X at once.
 
 Timelines are reduced to at most :data:`POINTS` points per run: each point
 is the *maximum* of a bucket of consecutive events (so peaks survive the
-reduction), and the x value is the last event of the bucket.  Charts read
+reduction), and the x value is the last event of the bucket with its
+virtual-clock time ``t_ns``.  The x axis is virtual time in the unit that
+fits the trace (seconds, minutes or hours); a timeline written before
+``t_ns`` was stored falls back to the event number.  Charts read
 only the tidy results and these reduced timelines, which ``execbench all``
 stores in ``results/`` so the notebook can redraw them.
 
@@ -55,8 +61,8 @@ def reduce_timeline(r: RunResult, points: int = POINTS) -> pd.DataFrame:
     edges = np.unique(np.linspace(0, n, min(points, n) + 1).round().astype(int))
     rows = []
     for a, b in zip(edges[:-1], edges[1:]):
-        rows.append([b - 1, *s[a:b].max(axis=0)])
-    df = pd.DataFrame(rows, columns=["event", *names])
+        rows.append([b - 1, float(r.t_ns[b - 1]), *s[a:b].max(axis=0)])
+    df = pd.DataFrame(rows, columns=["event", "t_ns", *names])
     df.insert(0, "design", r.design)
     df.insert(0, "workload", r.workload)
     return df
@@ -91,15 +97,6 @@ def _colors(designs: Sequence[str]) -> dict[str, object]:
     out = {d: cmap(i % 10) for i, d in enumerate(d for d in designs if d != "floor")}
     out["floor"] = (0.0, 0.0, 0.0, 1.0)
     return out
-
-
-_STYLES = ["-", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1))]
-
-
-def _line_style(i: int) -> dict:
-    """Designs often coincide (same page tables): later designs are drawn
-    thinner and in another dash pattern so every line stays visible."""
-    return {"ls": _STYLES[i % len(_STYLES)], "lw": max(2.6 - 0.3 * i, 0.9)}
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[Path]:
@@ -161,35 +158,70 @@ def _short(v: float) -> str:
     return f"{v:.3g}"
 
 
+def _time_axis(sub: pd.DataFrame, workload: str):
+    """(x values of a design's rows, axis label): virtual time in hours,
+    minutes or seconds: the largest unit the span covers at least twice; the event
+    number for a timeline without ``t_ns``."""
+    if not len(sub) or "t_ns" not in sub or sub.t_ns.isna().all():
+        return (lambda s: s.event), f"event number in the {workload} trace"
+    span = float(sub.t_ns.max())
+    for unit, div in (("hours", 3.6e12), ("minutes", 6e10), ("seconds", 1e9)):
+        if span >= 2 * div or unit == "seconds":
+            return (lambda s, div=div: s.t_ns / div), f"virtual time ({unit}), design's clock"
+
+
+def _panels(plt, designs: Sequence[str], sub: pd.DataFrame, draw, xlabel: str, ylabel: str,
+            out_dir: Path, stem: str, foot: str, title: str) -> list[Path]:
+    """Small multiples: one panel per design, so designs with identical
+    curves stay readable (no overlapping lines).  The y axis is shared; the
+    x axis is each design's own virtual clock (a design whose primitives
+    cost more takes longer for the same trace), so it is not shared --
+    otherwise the slowest design squashes the others to the left edge."""
+    n = max(len(designs), 1)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.5 * rows + 0.6),
+                             sharex=False, sharey=True, squeeze=False)
+    for ax, d in zip(axes.flat, designs):
+        draw(ax, d, sub[sub.design == d])
+        ax.set_title(d, fontsize=9)
+    for ax in list(axes.flat)[len(designs):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    if designs:
+        axes.flat[0].legend(fontsize=7, loc="lower right")
+    return _finish(fig, out_dir, stem, foot, title)
+
+
 def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -> list[Path]:
     """The four charts of one workload; returns the written paths."""
     plt = _setup()
     t = Table(h, workload)
     colors = _colors(h.design_names)
-    seeds = f"seeds {h.seeds[0]}..{h.seeds[-1]}" if len(h.seeds) > 1 else f"seed {h.seeds[0]}"
+    seeds = (f"mean of seeds {h.seeds[0]}..{h.seeds[-1]}" if len(h.seeds) > 1
+             else f"seed {h.seeds[0]}")
     first = f"seed {h.seeds[0]}"
     sub = tl[tl.workload == workload] if len(tl) else tl
     foot = f"execbench {h.version} ({h.commit}), simulated x86-64"
     written: list[Path] = []
 
-    # 1. iTLB entries over the trace
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    floor_done = False
-    for i, d in enumerate(t.designs):
-        s = sub[sub.design == d]
-        if s.empty:
-            continue
-        ax.plot(s.event, s.itlb_entries, label=d, color=colors[d], **_line_style(i))
-        if not floor_done and "itlb_entries_ideal" in s:
-            ax.plot(s.event, s.itlb_entries_ideal, "k--", lw=1, label="floor: ceil(text / 2 MiB)")
-            floor_done = True
-    ax.set_yscale("log")
-    ax.set_xlabel(f"event number in the {workload} trace")
-    ax.set_ylabel("iTLB entries to map live text (4K + 2M leaves, log)")
-    ax.set_title(f"iTLB entries needed for all live executable text -- {workload}, {first}"
-                 "\nlower is better")
-    ax.legend(fontsize=7, ncol=2)
-    written += _finish(fig, out_dir, f"itlb-{workload}", foot)
+    # 1. iTLB entries over virtual time, one panel per design
+    xs, xlabel = _time_axis(sub, workload)
+    designs = [d for d in t.designs if not sub[sub.design == d].empty] if len(sub) else []
+
+    def itlb_panel(ax, d, s):
+        ax.plot(xs(s), s.itlb_entries, color=colors[d], lw=1.6, label=d)
+        if "itlb_entries_ideal" in s:
+            ax.plot(xs(s), s.itlb_entries_ideal, "k--", lw=0.9, label="floor")
+        ax.set_yscale("log")
+
+    written += _panels(plt, designs, sub, itlb_panel, xlabel,
+                       "iTLB entries (4K + 2M leaves, log)", out_dir, f"itlb-{workload}", foot,
+                       f"iTLB entries needed for all live executable text -- {workload}, "
+                       f"{first}\ndashed: the floor, ceil(live text / 2 MiB); lower is better")
 
     # 2. permission flips, flushes, splits, pokes
     fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
@@ -200,29 +232,27 @@ def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -
     for ax, (m, title, unit) in zip(axes.flat, panels):
         _bars(ax, t, Row(m, "final", m, unit), colors, title, f"{unit} over the trace")
     written += _finish(fig, out_dir, f"permissions-{workload}", foot,
-                       f"Permission changes per design -- {workload}, mean of {seeds}; lower is better")
+                       f"Permission changes per design -- {workload}, {seeds}; lower is better")
 
-    # 3. fragmentation over time
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
-    req_done = False
-    for i, d in enumerate(t.designs):
-        s = sub[sub.design == d]
-        if s.empty:
-            continue
-        a1.plot(s.event, s.backing_bytes / 2**20, label=d, color=colors[d], **_line_style(i))
-        a2.plot(s.event, s.internal_frag, label=d, color=colors[d], **_line_style(i))
-        if not req_done:
-            a1.plot(s.event, s.requested_bytes / 2**20, "k--", lw=1, label="requested (floor)")
-            req_done = True
-    a1.set_title("Memory backing the module range")
-    a1.set_ylabel("MiB backed by frames")
-    a2.set_title("Internal fragmentation: 1 - requested / backed")
-    a2.set_ylabel("fraction of backed bytes unused")
-    for a in (a1, a2):
-        a.set_xlabel(f"event number in the {workload} trace")
-    a1.legend(fontsize=7)
-    written += _finish(fig, out_dir, f"fragmentation-{workload}", foot,
-                       f"Fragmentation over the trace -- {workload}, {first}; lower is better")
+    # 3. fragmentation over virtual time, one panel per design
+    frag = Row("internal_frag", "mean", "", "")
+    mib = [v for d in designs for v in (sub[sub.design == d].backing_bytes / 2**20) if v > 0]
+    log = bool(mib) and max(mib) / min(mib) > 20
+
+    def frag_panel(ax, d, s):
+        ax.plot(xs(s), s.backing_bytes / 2**20, color=colors[d], lw=1.6, label="backed")
+        ax.plot(xs(s), s.requested_bytes / 2**20, "k--", lw=0.9, label="requested")
+        f = t.value(d, frag)
+        if not math.isnan(f):
+            ax.text(0.02, 0.95, f"internal frag {f:.0%} (mean)", transform=ax.transAxes,
+                    va="top", fontsize=7)
+        if log:
+            ax.set_yscale("log")
+
+    written += _panels(plt, designs, sub, frag_panel, xlabel,
+                       "MiB" + (" (log)" if log else ""), out_dir, f"fragmentation-{workload}",
+                       foot, f"Memory backing the module range vs requested -- {workload}, "
+                       f"{first}\nlower is better")
 
     # 4. W^X exposure
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
@@ -231,7 +261,7 @@ def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -
     _bars(a2, t, Row("wx_pages_peak", "final", "", "pages"), colors,
           "Most pages writable+executable at once", "pages")
     written += _finish(fig, out_dir, f"wx-{workload}", foot,
-                       f"W^X exposure per design -- {workload}, mean of {seeds}; lower is better")
+                       f"W^X exposure per design -- {workload}, {seeds}; lower is better")
     return written
 
 

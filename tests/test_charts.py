@@ -31,6 +31,7 @@ def test_reduce_timeline_keeps_bucket_maxima():
     df = charts.reduce_timeline(fake_result(vals), points=3)
     assert df.event.tolist() == [2, 6, 9]
     assert df.itlb_entries.tolist() == [9, 8, 7]   # max(1,9,2), max(3,4,8,5), max(0,0,7)
+    assert df.t_ns.tolist() == [2.0, 6.0, 9.0]     # fake clock t_ns[i] = i, at the bucket's last event
     assert set(df.workload) == {"w"} and set(df.design) == {"d"}
 
 
@@ -71,3 +72,32 @@ def test_chart_refs_are_relative_svgs(tmp_path):
     p = tmp_path / "results" / "charts" / "itlb-x.svg"
     q = tmp_path / "results" / "charts" / "itlb-x.png"
     assert charts.chart_refs([p, q], tmp_path) == ["results/charts/itlb-x.svg"]
+
+
+def test_time_axis_unit_fits_the_span():
+    import pandas as pd
+    # span 3 h = 1.08e13 ns >= 2 h -> hours: 1.08e13 / 3.6e12 = 3.0
+    sub = pd.DataFrame({"design": "d", "event": [0, 1], "t_ns": [0.0, 1.08e13]})
+    xs, label = charts._time_axis(sub, "w")
+    assert "hours" in label and xs(sub).tolist() == [0.0, 3.0]
+    # span 3 min = 1.8e11 ns: < 2 h, >= 2 min -> minutes: 1.8e11 / 6e10 = 3.0
+    sub = pd.DataFrame({"design": "d", "event": [0, 1], "t_ns": [0.0, 1.8e11]})
+    xs, label = charts._time_axis(sub, "w")
+    assert "minutes" in label and xs(sub).tolist() == [0.0, 3.0]
+    # span 90 s = 9e10 ns < 2 min -> seconds
+    sub = pd.DataFrame({"design": "d", "event": [0, 1], "t_ns": [0.0, 9e10]})
+    assert "seconds" in charts._time_axis(sub, "w")[1]
+    # a timeline written before t_ns was stored: event number
+    old = pd.DataFrame({"design": "d", "event": [0, 7]})
+    xs, label = charts._time_axis(old, "w")
+    assert "event number" in label and xs(old).tolist() == [0, 7]
+
+
+def test_line_charts_are_small_multiples(run_small, tmp_path):
+    """One panel per design (no overlapping lines): the SVG has one axes
+    group per design of the run."""
+    h, results = run_small
+    paths = charts.plot_workload(h, charts.timelines(results), h.workload_names[0], tmp_path)
+    svg = next(p for p in paths if p.name.startswith("itlb-") and p.suffix == ".svg").read_text()
+    designs = [d for d in h.design_names if d != "floor"]
+    assert svg.count('id="axes_') == len(designs)
