@@ -26,7 +26,7 @@ fits the trace (seconds, minutes or hours); a timeline written before
 only the tidy results and these reduced timelines, which ``execbench all``
 stores in ``results/`` so the notebook can redraw them.
 
-Determinism: the Agg backend, a fixed ``svg.hashsalt``, and no date or
+Determinism: figures drawn without pyplot (no backend switch), a fixed ``svg.hashsalt``, and no date or
 software version in file metadata, so the same inputs give the same bytes.
 """
 from __future__ import annotations
@@ -79,14 +79,27 @@ def timelines(results: Iterable[RunResult]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+#: chart style, applied only while a chart is drawn (a notebook's own
+#: figures keep their settings); ``svg.hashsalt`` makes SVG ids stable
+RC = {"svg.hashsalt": "execbench", "figure.dpi": 100, "font.size": 9,
+      "axes.titlesize": 10, "figure.titlesize": 11, "axes.grid": True, "grid.alpha": 0.3}
+
+
+class _Figures:
+    """``subplots`` without pyplot: figures are plain
+    :class:`matplotlib.figure.Figure` objects saved through the Agg/SVG
+    canvases, so drawing charts never switches the caller's backend (a
+    notebook's inline figures keep rendering) and leaves no figure open."""
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, figsize=None, **kw):
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=figsize)
+        return fig, fig.subplots(nrows, ncols, **kw)
+
+
 def _setup():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    plt.rcParams.update({"svg.hashsalt": "execbench", "figure.dpi": 100, "font.size": 9,
-                         "axes.titlesize": 10, "figure.titlesize": 11,
-                         "axes.grid": True, "grid.alpha": 0.3})
-    return plt
+    return _Figures
 
 
 def _colors(designs: Sequence[str]) -> dict[str, object]:
@@ -112,17 +125,13 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
 
 
 def _finish(fig, out_dir: Path, stem: str, foot: str, suptitle: str | None = None) -> list[Path]:
-    """Title (multi-panel figures), provenance footer, save, close."""
-    import matplotlib.pyplot as plt
-
+    """Title (multi-panel figures), provenance footer, save."""
     if suptitle:
         fig.suptitle(suptitle)
     fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
     if suptitle:
         fig.tight_layout()
-    paths = _save(fig, out_dir, stem)
-    plt.close(fig)
-    return paths
+    return _save(fig, out_dir, stem)
 
 
 def _bars(ax, t: Table, row: Row, colors, title: str, ylabel: str) -> None:
@@ -198,6 +207,12 @@ def _panels(plt, designs: Sequence[str], sub: pd.DataFrame, draw, xlabel: str, y
 
 def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -> list[Path]:
     """The four charts of one workload; returns the written paths."""
+    import matplotlib
+    with matplotlib.rc_context(RC):
+        return _plot_workload(h, tl, workload, out_dir)
+
+
+def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -> list[Path]:
     plt = _setup()
     t = Table(h, workload)
     colors = _colors(h.design_names)
