@@ -61,10 +61,10 @@ def test_compare_prints_floor_and_distance(tb, tmp_path, capsys):
     assert cli_main(["compare", "-w", str(path), "--designs", "execmem", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     header = [ln for ln in text.splitlines() if ln.startswith("metric")]
-    assert header[0].split() == ["metric", "execmem", "floor"]
+    assert header[0].split() == ["metric", "unit", "execmem", "floor"]
     assert "distance to the floor" in text
     # execmem: 2 text PTEs vs a floor of 1 leaf -> distance 1 in final/peak rows
-    dist = text.split("distance to the floor")[1]
+    dist = text.split("distance to the floor", 1)[1]
     line = [ln for ln in dist.splitlines() if ln.startswith("itlb_entries (peak)")][0]
     assert line.split()[-1] == "1"
     assert "floor" in out.read_text()

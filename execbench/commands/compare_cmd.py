@@ -8,7 +8,8 @@ import pandas as pd
 from .. import registry
 from ..metrics import METRICS
 from ..metrics.floor import DISTANCE_METRICS, FLOOR_NAME, with_floor
-from ..report.table import render
+from ..report import table
+from ..report.headline import ALIASES
 from ..results import RESULTS_DIR, write_csv
 from ..sweep import sweep
 from ..workload_ref import resolve
@@ -60,6 +61,46 @@ def distance_rows(df: pd.DataFrame, designs: list[str]) -> list[list]:
     return [[r[0]] + [v - r[-1] for v in r[1:-1]] for r in keep]
 
 
+def table_sections(df: pd.DataFrame, designs: list[str], distance: bool = False
+                   ) -> list[tuple[str, list[tuple[list[str], list[float]]]]]:
+    """(title, rows) for the terminal: counters (their total) apart from
+    gauges (time-weighted mean and peak) -- a time-weighted mean of a counter
+    is not a quantity anyone asked for.  Rows are ([metric label, unit],
+    values per design) with units scaled (:data:`.table.SCALE`).  With
+    ``distance`` the values are design - floor on the metrics the allocator
+    decides, and ``designs`` must not include the floor."""
+    cols = designs + [FLOOR_NAME] if distance else designs
+    raw = {r[0]: r[1:] for r in table_rows(df, cols)}
+    counters, gauges = [], []
+    for m in METRICS:
+        if distance and m.name not in DISTANCE_METRICS:
+            continue
+        unit, div = table.scaled(m.unit)
+        for st in (("mean", "peak") if m.kind == "gauge" else ("final",)):
+            label = m.name if st == "final" else f"{m.name} ({st})"
+            vals = raw[label]
+            if distance:
+                if pd.isna(vals[-1]):
+                    continue
+                vals = [v - vals[-1] for v in vals[:-1]]
+            (gauges if m.kind == "gauge" else counters).append(([label, unit], [v / div for v in vals]))
+    return [("counters (totals over the trace)", counters),
+            ("gauges (time-weighted mean and peak over the trace)", gauges)]
+
+
+def print_tables(sub: pd.DataFrame, designs: list[str]) -> None:
+    w = table.width()
+    for title, rows in table_sections(sub, designs + [FLOOR_NAME]):
+        print(title + ":")
+        print(table.fit(["metric", "unit"], designs + [FLOOR_NAME], rows, w, ALIASES))
+        print()
+    for title, rows in table_sections(sub, designs, distance=True):
+        if rows:
+            print(f"distance to the floor (design - floor), {title.split(' (')[0]}:")
+            print(table.fit(["metric", "unit"], designs, rows, w, ALIASES))
+            print()
+
+
 def main(args) -> int:
     designs = args.designs or registry.names()
     for d in designs:
@@ -79,14 +120,13 @@ def main(args) -> int:
     for tr in traces:
         sub = df[df.workload == tr.name]
         desc = tr.provenance.get("workload", {}).get("description", "")
-        print(f"workload {tr.name}: {len(tr)} events{' -- ' + desc if desc else ''}")
-        print(f"seeds 0..{args.seeds - 1}; gauges: time-weighted mean and peak; counters: total;"
-              f" lower is better except largest_free_extent")
-        print(render(["metric"] + designs + [FLOOR_NAME], table_rows(sub, designs + [FLOOR_NAME])))
+        import textwrap
+        seeds = f"Mean over seeds 0..{args.seeds - 1}" if args.seeds > 1 else "Seed 0"
+        head = (f"workload {tr.name}: {len(tr)} events{' -- ' + desc if desc else ''}. "
+                f"{seeds}; lower is better except largest_free_extent.")
+        print("\n".join(textwrap.wrap(head, table.width(), break_on_hyphens=False)))
         print()
-        print("distance to the floor (design - floor):")
-        print(render(["metric"] + designs, distance_rows(sub, designs)))
-        print()
+        print_tables(sub, designs)
     rate = sum(r.events for r in results) / max(sum(r.wall_s for r in results), 1e-9)
     print(f"replayed {sum(r.events for r in results):,} events at {rate:,.0f} events/s; wrote {out}")
     return 0

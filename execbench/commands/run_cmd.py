@@ -5,7 +5,8 @@ import argparse
 
 from .. import registry
 from ..replay import run
-from ..report.table import render
+from ..metrics import METRICS
+from ..report import table
 from ..results import RESULTS_DIR, write_csv
 from ..workload_ref import resolve
 from .common import add_machine_options, emit_json, machine_from
@@ -32,6 +33,26 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
+def print_stats(stats: dict[str, tuple[float, float, float]]) -> None:
+    """Counters by their total, gauges by final, peak and time-weighted
+    mean, in two tables with units (scaled, :data:`.table.SCALE`)."""
+    w = table.width()
+    kind = {m.name: m for m in METRICS}
+    counters, gauges = [], []
+    for name, (f, p, mean) in stats.items():
+        m = kind.get(name)
+        unit, div = table.scaled(m.unit if m else "")
+        if m is not None and m.kind == "counter":
+            counters.append(([name, unit], [f / div]))
+        else:
+            gauges.append(([name, unit], [f / div, p / div, mean / div]))
+    print("counters (totals over the trace):")
+    print(table.fit(["metric", "unit"], ["total"], counters, w))
+    print()
+    print("gauges (at the end, peak, time-weighted mean):")
+    print(table.fit(["metric", "unit"], ["final", "peak", "mean"], gauges, w))
+
+
 def main(args) -> int:
     cls = registry.get(args.design)
     params = cls.parse_params(args.param)
@@ -51,7 +72,6 @@ def main(args) -> int:
         return 0
     print(f"{r.design} on {r.workload}: {r.events} events, seed {r.seed}, "
           f"params {r.params}, {r.events / max(r.wall_s, 1e-9):,.0f} events/s")
-    print(render(["metric", "final", "peak", "mean"],
-                 [[m, f, p, mean] for m, (f, p, mean) in r.stats.items()]))
+    print_stats(r.stats)
     print(f"\nwrote {out}")
     return 0
