@@ -150,12 +150,24 @@ def _bars(ax, t: Table, row: Row, colors, title: str, ylabel: str) -> None:
         label = "-" if math.isnan(r) else _short(v)
         ax.annotate(label, (xi, max(v, lo) if v > 0 else lo), ha="center", va="bottom",
                     fontsize=7, xytext=(0, 2), textcoords="offset points")
+    if ax.get_yscale() == "linear":
+        from matplotlib.ticker import FuncFormatter
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v)))   # 1.2M, not 1e6
     if all(float(v).is_integer() for v in vals) and ax.get_yscale() == "linear":
         from matplotlib.ticker import MaxNLocator
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))     # counts: no 2.5 splits
     ax.set_xticks(x, t.designs, rotation=30, ha="right")
     ax.set_title(title)
     ax.set_ylabel(ylabel)
+
+
+def _tick(v: float) -> str:
+    """Axis tick label in one style per axis: 800k, 1.2M."""
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:g}k"
+    return f"{v:g}"
 
 
 def _short(v: float) -> str:
