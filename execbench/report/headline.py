@@ -87,12 +87,14 @@ QUESTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
     ("memory and fragmentation", (
         Row("backing_bytes", "peak", "backing", "peak KiB", 1024.0),
     )),
-    ("permission flips and shootdowns", (
+    ("permission flips", (
         Row("cpa_calls_effective", "final", "set_memory eff", "calls"),
         Row("cpa_calls", "final", "set_memory_*", "calls"),
+        Row("direct_map_splits_2m", "final", "dmap 2M split", "splits"),
+    )),
+    ("TLB shootdowns", (
         Row("tlb_shootdowns", "final", "shootdowns", "IPIs"),
         Row("tlb_flush_all", "final", "flush_tlb_all", "flushes"),
-        Row("direct_map_splits_2m", "final", "dmap 2M split", "splits"),
     )),
     ("text pokes", (
         Row("text_pokes", "final", "text_poke", "calls"),

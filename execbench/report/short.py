@@ -158,19 +158,22 @@ def _short_note(note: str) -> str:
 
 
 def synthetic_lines(h: Headline) -> list[str]:
+    """One wrapped paragraph: the workloads grouped by what is synthetic
+    in them (the short form of each TOML's note)."""
+    import re
     groups: dict[str, list[str]] = {}
     real = []
     for w in h.workloads:
         if w.synthetic:
-            groups.setdefault(_short_note(w.synthetic), []).append(w.name)
+            note = re.sub(r"\s+(are|is) synthetic$", "", _short_note(w.synthetic))
+            groups.setdefault(note, []).append(w.name)
         else:
             real.append(w.name)
-    out = []
-    for note, ws in groups.items():
-        out += wrap(f"{', '.join(ws)}: {note}.", indent="    ", first="  ")
+    items = [f"{', '.join(ws)}: {note}" for note, ws in groups.items()]
     if real:
-        out += wrap(f"{', '.join(real)}: nothing synthetic.", indent="    ", first="  ")
-    return out
+        items.append(f"{', '.join(real)}: nothing")
+    return wrap("Synthetic (from the workload TOMLs; everything else is recorded): "
+                + "; ".join(items) + ".", indent="  ", first="  ")
 
 
 def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) -> str:
@@ -213,10 +216,9 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
     for _, s in paragraphs(h, base):
         out += wrap(s, indent="  ", first="- ")
     out += ["", "Headline numbers:"]
-    out += wrap(f"Ratio to {base} ({base} = 1): geometric mean over the {len(h.workloads)} "
-                f"workloads of the design's mean over seeds / {base}'s; +-: stddev of "
-                f"that geomean over n={len(h.seeds)} seeds (not shown: < 0.05%); "
-                "(min-max) of the per-workload ratios below it.") + [""]
+    out += wrap(f"Ratio to {base}: geometric mean over the {len(h.workloads)} workloads "
+                f"of (mean over seeds / {base}'s); +-: stddev over n={len(h.seeds)} seeds "
+                "(none: < 0.05%); below: (min-max) over the workloads.") + [""]
     tables, marks = headline_tables(h, ratio_rows(h, rows, base), base)
     out += tables
     notes = []
@@ -224,7 +226,8 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
         notes += wrap("*: 0 on some workloads (in the range, not in the geomean).")
     if "^" in marks:
         notes += wrap(f"^: left out: workloads where {base} is 0 and the design is not.")
-    notes += _na_notes(h, rows, base)
+    said = {r.key for r in _first_rows(h)}      # their conclusion gives the values
+    notes += _na_notes(h, [r for r in rows if r.key not in said], base)
     if notes:
         out += [""] + notes
     out += ["", "Assumptions:"]
@@ -240,7 +243,6 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
                 "page*ms of virtual time. Primitive costs (assumed): --full.",
                 indent="  ", first="  ")
     if detail:
-        out += ["  Synthetic (from the workload TOMLs; the rest is recorded):"]
         out += synthetic_lines(h)
     else:
         syn = [w.name for w in h.workloads if w.synthetic]
