@@ -129,6 +129,10 @@ def test_loader_strategies_that_differ_are_flagged():
     text = short.render(h)
     assert "inplace: x" in text and "staged: legacy" in text
     assert "not like for like" in text
+    # the table row itself is marked: "x~" (x loads inplace, legacy staged)
+    table = text.split("Headline numbers:")[1].split("Assumptions:")[0]
+    assert any(ln.startswith("x~ ") for ln in table.splitlines())
+    assert "~: loads with another loader strategy than legacy (staged)" in table
 
 
 def test_headline_rows_missing_from_the_results_are_skipped():

@@ -81,6 +81,9 @@ def headline_tables(h: Headline, rows: list[Row], base: str) -> tuple[list[str],
     # the baseline's own row is 1 by definition: left out
     designs = [d for d in h.design_names if d != base and any(d in cs[r.key] for r in rows)]
     marks: set[str] = set()
+    other_loader = loader_differs(h, base)
+    if other_loader:
+        marks.add("~")
     out: list[str] = []
     for per in (4, 3, 2, 1):
         out = []
@@ -90,7 +93,7 @@ def headline_tables(h: Headline, rows: list[Row], base: str) -> tuple[list[str],
             h2 = ["design"] + [r.unit for r in grp]
             body = []
             for d in designs:
-                a, b = [alias(d)], [""]
+                a, b = [alias(d) + ("~" if d in other_loader else "")], [""]
                 for r in grp:
                     g, rng = fmt_cell(cs[r.key].get(d))
                     marks |= {m for m in "*^" if m in g}
@@ -119,6 +122,20 @@ def _na_notes(h: Headline, rows: list[Row], base: str) -> list[str]:
                     "mean per workload: " + (", ".join(nz) + ", the others 0." if nz
                                              else "0 for every design."))
     return out
+
+
+def _params(h: Headline, design: str) -> dict:
+    return next((d.params for d in h.designs if d.name == design), {}) or {}
+
+
+def loader_differs(h: Headline, base: str) -> set[str]:
+    """Designs whose recorded ``loader`` parameter (inplace|staged) differs
+    from the baseline's; empty when the run did not record it."""
+    b = _loader(_params(h, base))
+    if b == "-":
+        return set()
+    return {d.name for d in h.designs if d.name not in (base, FLOOR_DESIGN)
+            and _loader(d.params or {}) not in ("-", b)}
 
 
 def _loader(params: dict) -> str:
@@ -226,6 +243,9 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
         notes += wrap("*: 0 on some workloads (in the range, not in the geomean).")
     if "^" in marks:
         notes += wrap(f"^: left out: workloads where {base} is 0 and the design is not.")
+    if "~" in marks:
+        notes += wrap(f"~: loads with another loader strategy than {base} "
+                      f"({_loader(_params(h, base))}): not like for like.")
     said = {r.key for r in _first_rows(h)}      # their conclusion gives the values
     notes += _na_notes(h, [r for r in rows if r.key not in said], base)
     if notes:
