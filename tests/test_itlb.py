@@ -126,7 +126,7 @@ def _kernel_with_text(huge: bool) -> tuple[Kernel, int]:
 
 
 def test_stream_stays_inside_live_text_and_reads_the_leaf_size():
-    p = itlb.ItlbParams(fetches=4000, warmup=0, vmlinux_share=0.25)
+    p = itlb.ItlbParams(fetches=4000, warmup=0, vmlinux_share=0.25, user_share=0.0)
     for huge in (False, True):
         k, addr = _kernel_with_text(huge)
         a, h = itlb.fetch_stream(k, p, np.random.default_rng(0))
@@ -145,7 +145,7 @@ def test_one_2m_leaf_beats_512_4k_leaves():
     # 2 MiB of text fetched uniformly.  As one PMD leaf it needs one L1 entry:
     # no misses after warm-up.  As 512 PTEs it overflows Skylake's 128-entry
     # L1 4K array, but fits the 1536-entry STLB: many L1 misses, no walks.
-    p = itlb.ItlbParams(fetches=20000, warmup=80000, vmlinux_share=0.0)
+    p = itlb.ItlbParams(fetches=20000, warmup=80000, vmlinux_share=0.0, user_share=0.0)
     sk = get("skylake-sp")
     out = {}
     for huge in (False, True):
@@ -227,4 +227,77 @@ def test_per_user_metrics_sum_to_the_totals(small):
         total = r.samples[:, col[f"{lvl}_miss_per_mfetch"]]
         parts = sum(r.samples[:, col[f"{lvl}_miss_per_mfetch_{u}"]] for u in itlb.OWNERS)
         assert np.allclose(total, parts)
-    assert not r.samples[:, col["itlb_miss_per_mfetch_userspace"]].any()
+    # user text (2 MiB on 4 KiB pages by default) overflows Skylake's 128-entry
+    # L1 4K array, so it takes L1 misses of its own
+    assert r.samples[:, col["itlb_miss_per_mfetch_userspace"]].min() > 0
+    m0 = {"itlb_params": m["itlb_params"] + (("user_share", 0),)}
+    r0 = run(small, "legacy", seed=0, machine=m0, progress=False)
+    assert not r0.samples[:, r0.metrics.index("itlb_miss_per_mfetch_userspace")].any()
+
+
+# -- steady state and user-space competition -------------------------------------------------------
+
+class _CyclicStream:
+    """Fetch t goes to 4 KiB page (t mod n_pages): a stream whose distinct
+    pages are known exactly."""
+
+    def __init__(self, n_pages: int):
+        self.n, self.t = n_pages, 0
+
+    def draw(self, rng, n):
+        t = np.arange(self.t, self.t + n, dtype=np.int64)
+        self.t += n
+        page = t % self.n
+        return page << 12, np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
+
+
+def _probe(**params) -> itlb.ItlbProbe:
+    k = Kernel(KernelConfig(seed=0, kaslr=False))
+    return itlb.ItlbProbe(k, 10, "skylake-sp", itlb.ItlbParams(**params))
+
+
+@pytest.mark.parametrize("n_pages, window, max_windows, warm", [
+    # Skylake-SP STLB: 1536 entries -> cover = 2 x 1536 = 3072 distinct pages.
+    # 2500 pages, windows of 1000: distinct after each window 1000, 2000, 2500,
+    # 2500 -> window 4 adds 0 < 1 % of 2500 -> stop after 4 windows = 4000.
+    (2500, 1000, 32, 4000),
+    # 10000 pages, windows of 1500: 1500, 3000, 4500 >= 3072 -> 3 windows = 4500.
+    (10000, 1500, 32, 4500),
+    # the window cap: 2 windows of 1000 although 2500 pages are not yet covered.
+    (2500, 1000, 2, 2000),
+])
+def test_steady_warmup_runs_until_the_working_set_is_covered(n_pages, window, max_windows, warm):
+    probe = _probe(warmup=window, warmup_windows=max_windows, fetches=700)
+    keys, arr, owner, got = probe.steady_stream(_CyclicStream(n_pages), None)
+    assert got == warm
+    assert keys.size == warm + 700
+
+
+def test_steady_state_leaves_no_first_touch_walks():
+    # 2 MiB of BPF text on 4 KiB pages (512 pages) and nothing else: it fits
+    # the 1536-entry STLB, so in steady state no fetch walks the page tables.
+    # Windows of 16384 fetches (2048 visits, ~4 per page) cover all 512 pages;
+    # a single 1024-fetch warm-up (128 visits) touches at most 128 x 2 pages of
+    # the 512 and leaves first-touch walks in the counted window.
+    k, _ = _kernel_with_text(False)
+    base = dict(fetches=20000, vmlinux_share=0.0, user_share=0.0, checkpoints=1)
+    steady = itlb.ItlbProbe(k, 1, "skylake-sp", itlb.ItlbParams(warmup=16384, **base))
+    fixed = itlb.ItlbProbe(k, 1, "skylake-sp", itlb.ItlbParams(warmup=1024, warmup_windows=1, **base))
+    assert steady.measure(0)[1] == 0
+    assert fixed.measure(0)[1] > 0
+    assert steady.warm_fetches >= 2 * 16384 and fixed.warm_fetches == 1024
+
+
+def test_user_text_is_4k_and_owned_by_userspace():
+    k, addr = _kernel_with_text(True)
+    p = itlb.ItlbParams(fetches=8000, warmup=0, user_share=1.0, user_text_mib=1.0)
+    a, h, o = itlb.fetch_stream(k, p, np.random.default_rng(0), owners=True)
+    assert np.all((a >= itlb.USER_TEXT) & (a < itlb.USER_TEXT + MiB))
+    assert not h.any()
+    assert np.all(o == itlb.OWNERS.index("userspace"))
+    p = itlb.ItlbParams(fetches=80000, warmup=0, user_share=0.3, vmlinux_share=0.0)
+    a, h, o = itlb.fetch_stream(k, p, np.random.default_rng(0), owners=True)
+    user = a >= itlb.USER_TEXT
+    assert 0.27 < user.mean() < 0.33
+    # the rest is the 2 MiB BPF object, on its one PMD leaf
+    assert np.all(h[~user]) and np.all(o[~user] == itlb.OWNERS.index("bpf"))

@@ -53,13 +53,13 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("itlb_miss_per_mfetch_ftrace", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of ftrace text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),
     MetricSpec("itlb_miss_per_mfetch_kprobe", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of kprobe text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),
     MetricSpec("itlb_miss_per_mfetch_vmlinux", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of vmlinux text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),
-    MetricSpec("itlb_miss_per_mfetch_userspace", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of userspace text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch) (0 until user-space text is modelled)"),
+    MetricSpec("itlb_miss_per_mfetch_userspace", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of userspace text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch) (user text: user_share, user_text_mib in ItlbParams)"),
     MetricSpec("stlb_miss_per_mfetch_bpf", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of bpf text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
     MetricSpec("stlb_miss_per_mfetch_module", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of module text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
     MetricSpec("stlb_miss_per_mfetch_ftrace", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of ftrace text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
     MetricSpec("stlb_miss_per_mfetch_kprobe", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of kprobe text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
     MetricSpec("stlb_miss_per_mfetch_vmlinux", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of vmlinux text, per million TOTAL fetches (sum to stlb_miss_per_mfetch)"),
-    MetricSpec("stlb_miss_per_mfetch_userspace", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of userspace text, per million TOTAL fetches (sum to stlb_miss_per_mfetch) (0 until user-space text is modelled)"),
+    MetricSpec("stlb_miss_per_mfetch_userspace", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of userspace text, per million TOTAL fetches (sum to stlb_miss_per_mfetch) (user text: user_share, user_text_mib in ItlbParams)"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}

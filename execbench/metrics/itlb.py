@@ -14,16 +14,41 @@ for the same entries.
 ``checkpoints`` evenly spaced events (always including the first and the
 last); between checkpoints the last value holds (sample-and-hold), so the
 time-weighted mean is over a step function.  Each checkpoint starts from a
-cold TLB, runs ``warmup`` fetches uncounted, then counts ``fetches``: it
-measures the steady state of the layout at that instant.  (A TLB carried
-across checkpoints would have to be invalidated on every CPA flush; cold +
-warm-up is simpler and does not depend on how often a design flushes.)
+cold TLB and measures the steady state of the layout at that instant.  (A
+TLB carried across checkpoints would have to be invalidated on every CPA
+flush; cold + warm-up is simpler and does not depend on how often a design
+flushes.)
+
+**Steady state.**  A fixed warm-up shorter than it takes to touch the
+second-level TLB's capacity leaves compulsory (first-touch) misses in the
+counted window: on a machine that has run for hours those pages were
+touched long ago, so the counted rate would be a cold-start rate.  The
+warm-up therefore runs in windows of ``warmup`` fetches with the TLB state
+carried over, until either the fetches so far have touched
+``steady_cover`` x the second-level TLB's entries in distinct pages (every
+entry has been filled and replaced: capacity, not first touches, decides
+what misses) or a window adds fewer than ``steady_new_keys`` new distinct
+pages relative to those seen (the working set is covered), at most
+``warmup_windows`` windows.  Then ``fetches`` are counted.  These are
+simulation settings (convergence criteria), not calibration.
+
+**User-space competition.**  Kernel text does not have the TLB to itself:
+with PCID the entries of the running task's user text stay resident beside
+the kernel's global ones and compete for the same L1 4 KiB array and STLB.
+A fraction ``user_share`` of all fetches goes to a user-space hot text of
+``user_text_mib`` MiB on 4 KiB pages (a service binary not remapped with
+huge pages), uniform over it.  Both defaults are assumed (no published
+kernel/user split of instruction fetches or hot-text size was found that
+fits this model); ``itlb_miss_per_mfetch_userspace`` shows their weight and
+notebooks/itlb-sensitivity.ipynb sweeps them.  ``user_share=0`` gives the
+kernel-only stream.
 
 **The fetch stream** -- every distribution is a named parameter
 (:class:`ItlbParams`), and all of them are *synthetic*: the shipped
 workloads record which objects exist, not how often they run.
 
-* A fetch goes to vmlinux with probability ``vmlinux_share`` (uniform over
+* A fetch goes to user text with probability ``user_share`` (above).
+* A kernel fetch goes to vmlinux with probability ``vmlinux_share`` (uniform over
   ``vmlinux_text_mib`` MiB of 2 MiB-mapped text at ``_text`` =
   0xffffffff81000000, arch/x86/kernel/vmlinux.lds.S ``__START_KERNEL``);
   otherwise to module-range text.
@@ -62,10 +87,14 @@ if TYPE_CHECKING:
 
 START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000   # __START_KERNEL_map, arch/x86/include/asm/page_64_types.h
 VMLINUX_TEXT = 0xFFFF_FFFF_8100_0000       # __START_KERNEL (default CONFIG_PHYSICAL_START, no KASLR)
+#: user text, as an offset in the same key space as the kernel offsets above
+#: but far beyond them (a user VA such as 0x400000 would collide with them;
+#: only distinct pages and their set index matter to the TLB model)
+USER_TEXT = 1 << 46
 FETCH_BLOCK = 64                           # bytes per fetch: one I-cache line
 USERS = ("module", "bpf", "ftrace", "kprobe")
 #: owners of fetched addresses, in the order of the per-user metrics
-#: (``userspace`` is always 0 until a user-space text working set is modelled)
+#: (``userspace`` is the user text of the module doc, "User-space competition")
 OWNERS = ("bpf", "module", "ftrace", "kprobe", "vmlinux", "userspace")
 _OWNER_IDX = {u: i for i, u in enumerate(OWNERS)}
 
@@ -77,7 +106,12 @@ class ItlbParams:
     checkpoints: int = 16
     fetches: int = 65536
     warmup: int = 16384
+    warmup_windows: int = 32
+    steady_cover: float = 2.0
+    steady_new_keys: float = 0.01
     visit_blocks: int = 8
+    user_share: float = 0.5
+    user_text_mib: float = 2.0
     vmlinux_share: float = 0.5
     vmlinux_text_mib: float = 16.0
     module_zipf: float = 1.0
@@ -96,10 +130,16 @@ class ItlbParams:
                 raise ValueError(f"unknown iTLB parameter {name!r}; known: {', '.join(known)}")
             kw[name] = int(value) if known[name] == "int" else float(value)
         p = cls(**kw)
-        if p.checkpoints < 1 or p.fetches < 1 or p.warmup < 0 or p.visit_blocks < 1:
-            raise ValueError("iTLB checkpoints, fetches and visit_blocks must be >= 1, warmup >= 0")
-        if not 0.0 <= p.vmlinux_share <= 1.0:
-            raise ValueError("vmlinux_share must lie in [0, 1]")
+        if (p.checkpoints < 1 or p.fetches < 1 or p.warmup < 0 or p.visit_blocks < 1
+                or p.warmup_windows < 1):
+            raise ValueError("iTLB checkpoints, fetches, visit_blocks and warmup_windows must be >= 1, "
+                             "warmup >= 0")
+        for name in ("vmlinux_share", "user_share"):
+            if not 0.0 <= getattr(p, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1]")
+        if p.user_text_mib <= 0 or p.vmlinux_text_mib <= 0 or p.steady_cover <= 0 or p.steady_new_keys < 0:
+            raise ValueError("user_text_mib, vmlinux_text_mib and steady_cover must be > 0, "
+                             "steady_new_keys >= 0")
         return p
 
 
@@ -107,89 +147,103 @@ def _rank_key(name: str, seed: int) -> int:
     return zlib.crc32(f"{seed}:{name}".encode())
 
 
+class FetchStream:
+    """The fetch distribution over the text live now, built once per
+    checkpoint; :meth:`draw` samples fetches from it (see module doc).
+
+    Pick index 0 is vmlinux, 1 user text, then the live kernel objects in a
+    design-free order."""
+
+    def __init__(self, k: "Kernel", p: ItlbParams, seed: int = 0):
+        self.k, self.p = k, p
+        objs: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for addr, (nbytes, user, obj) in k.text_regions.items():
+            objs.setdefault((user, obj), []).append((nbytes, addr))
+        by_user: dict[str, list[tuple[str, str]]] = {}
+        for key in sorted(objs):
+            by_user.setdefault(key[0], []).append(key)
+        shares = {u: getattr(p, f"share_{u}", 0.0) for u in by_user}
+        total_share = sum(shares.values())
+        kern = 1.0 - p.user_share
+        mod_share = (1.0 - p.vmlinux_share) if total_share > 0 else 0.0
+        weights: list[float] = []
+        order: list[tuple[str, str]] = []
+        for user, ks in by_user.items():
+            if shares[user] <= 0:
+                continue
+            if user == "module":
+                ranked = sorted(ks, key=lambda kk: (_rank_key(kk[1], seed), kk[1]))
+                w = 1.0 / np.arange(1, len(ranked) + 1, dtype=np.float64) ** p.module_zipf
+                ks = ranked
+            else:
+                w = np.ones(len(ks))
+            w = w / w.sum() * (kern * mod_share * shares[user] / total_share)
+            order.extend(ks)
+            weights.extend(w.tolist())
+        reg_addr: list[int] = []
+        reg_len: list[int] = []
+        obj_len: list[int] = []
+        for key in order:
+            regs = sorted(objs[key], key=lambda r: (-r[0], r[1]))
+            obj_len.append(sum(r[0] for r in regs))
+            for nbytes, addr in regs:
+                reg_addr.append(addr - START_KERNEL_MAP)
+                reg_len.append(nbytes)
+        self.vm_len = int(p.vmlinux_text_mib * MiB)
+        self.user_len = int(p.user_text_mib * MiB)
+        prob = np.array([kern * (1.0 - mod_share), p.user_share] + weights, dtype=np.float64)
+        cum = np.cumsum(prob)
+        self.cum = cum / cum[-1]
+        self.n_pick = prob.size
+        self.lens = np.array([self.vm_len, self.user_len] + obj_len, dtype=np.int64)
+        self.reg_addr = np.array(reg_addr, dtype=np.int64)
+        self.reg_len = np.array(reg_len, dtype=np.int64)
+        self.reg_end = np.cumsum(self.reg_len)
+        self.obj_start = np.concatenate(([0], np.cumsum(np.array(obj_len, dtype=np.int64))))
+        self.pick_owner = np.array([_OWNER_IDX["vmlinux"], _OWNER_IDX["userspace"]]
+                                   + [_OWNER_IDX[key[0]] for key in order], dtype=np.int64)
+
+    def draw(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(addresses as offsets from __START_KERNEL_map, is_2m, owner index) of ``n`` fetches."""
+        p = self.p
+        visits = -(-n // p.visit_blocks)
+        pick = np.searchsorted(self.cum, rng.random(visits), side="right")
+        pick = np.minimum(pick, self.n_pick - 1)
+        u = rng.random(visits)
+        off = (u * self.lens[pick]).astype(np.int64)
+        is_vm = pick == 0
+        is_user = pick == 1
+        flat = self.obj_start[np.maximum(pick - 2, 0)] + off
+        if self.reg_end.size:
+            reg = np.minimum(np.searchsorted(self.reg_end, flat, side="right"), self.reg_end.size - 1)
+            reg_start = self.reg_end - self.reg_len
+            base = self.reg_addr[reg] + (flat - reg_start[reg])
+            last = self.reg_addr[reg] + self.reg_len[reg] - 1
+        else:
+            base = np.zeros(visits, np.int64)
+            last = base
+        vm_base = VMLINUX_TEXT - START_KERNEL_MAP
+        base = np.where(is_vm, vm_base + off, np.where(is_user, USER_TEXT + off, base))
+        last = np.where(is_vm, vm_base + self.vm_len - 1, np.where(is_user, USER_TEXT + self.user_len - 1, last))
+        steps = np.arange(p.visit_blocks, dtype=np.int64) * FETCH_BLOCK
+        addr = np.minimum(base[:, None] + steps[None, :], last[:, None]).ravel()[:n]
+        # -- translate through the page tables as they stand --------------------------------
+        in_range = np.repeat(pick >= 2, p.visit_blocks)[:n]
+        huge = np.repeat(is_vm, p.visit_blocks)[:n]     # vmlinux: 2 MiB leaves; user text: 4 KiB
+        page = (addr[in_range] - (MODULES_VADDR - START_KERNEL_MAP)) >> 12
+        huge[in_range] = (self.k.pt.flags[page] & HUGE) != 0
+        owner = np.repeat(self.pick_owner[pick], p.visit_blocks)[:n]
+        return addr, huge, owner
+
+
 def fetch_stream(k: "Kernel", p: ItlbParams, rng: np.random.Generator, seed: int = 0
                  , owners: bool = False) -> tuple[np.ndarray, ...]:
     """(virtual addresses as offsets from __START_KERNEL_map, is_2m) of
-    ``warmup + fetches`` instruction fetches over the text live now; with
+    ``warmup + fetches`` instruction fetches over the text live now (one
+    fixed-length draw; :class:`ItlbProbe` warms up in windows instead); with
     ``owners=True`` also the :data:`OWNERS` index of each fetch."""
-    n = p.warmup + p.fetches
-    visits = -(-n // p.visit_blocks)
-    # -- the live objects, in a design-free order ------------------------------------
-    objs: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    for addr, (nbytes, user, obj) in k.text_regions.items():
-        objs.setdefault((user, obj), []).append((nbytes, addr))
-    keys = sorted(objs)
-    by_user: dict[str, list[tuple[str, str]]] = {}
-    for key in keys:
-        by_user.setdefault(key[0], []).append(key)
-    shares = {u: getattr(p, f"share_{u}", 0.0) for u in by_user}
-    total_share = sum(shares.values())
-    mod_share = (1.0 - p.vmlinux_share) if total_share > 0 else 0.0
-    vm_share = 1.0 - mod_share
-    weights: list[float] = []
-    order: list[tuple[str, str]] = []
-    for user, ks in by_user.items():
-        if shares[user] <= 0:
-            continue
-        if user == "module":
-            ranked = sorted(ks, key=lambda kk: (_rank_key(kk[1], seed), kk[1]))
-            w = 1.0 / np.arange(1, len(ranked) + 1, dtype=np.float64) ** p.module_zipf
-            ks = ranked
-        else:
-            w = np.ones(len(ks))
-        w = w / w.sum() * (mod_share * shares[user] / total_share)
-        order.extend(ks)
-        weights.extend(w.tolist())
-    # -- regions of each object, concatenated -------------------------------------------
-    reg_addr: list[int] = []
-    reg_len: list[int] = []
-    obj_len: list[int] = []
-    for key in order:
-        regs = sorted(objs[key], key=lambda r: (-r[0], r[1]))
-        obj_len.append(sum(r[0] for r in regs))
-        for nbytes, addr in regs:
-            reg_addr.append(addr - START_KERNEL_MAP)
-            reg_len.append(nbytes)
-    vm_len = int(p.vmlinux_text_mib * MiB)
-    prob = np.array([vm_share] + weights, dtype=np.float64)
-    cum = np.cumsum(prob)
-    cum /= cum[-1]
-    pick = np.searchsorted(cum, rng.random(visits), side="right")
-    pick = np.minimum(pick, prob.size - 1)
-    u = rng.random(visits)
-    lens = np.array([vm_len] + obj_len, dtype=np.int64)
-    off = (u * lens[pick]).astype(np.int64)
-    # offset inside the concatenated object -> region -> address
-    is_vm = pick == 0
-    reg_len_a = np.array(reg_len, dtype=np.int64)
-    reg_end = np.cumsum(reg_len_a)
-    obj_start = np.concatenate(([0], np.cumsum(np.array(obj_len, dtype=np.int64))))
-    flat = obj_start[np.maximum(pick - 1, 0)] + off
-    reg = np.searchsorted(reg_end, flat, side="right") if reg_end.size else np.zeros(visits, np.int64)
-    reg = np.minimum(reg, max(reg_end.size - 1, 0))
-    if reg_end.size:
-        reg_start = reg_end - reg_len_a
-        base = np.array(reg_addr, dtype=np.int64)[reg] + (flat - reg_start[reg])
-        last = np.array(reg_addr, dtype=np.int64)[reg] + reg_len_a[reg] - 1
-    else:
-        base = np.zeros(visits, np.int64)
-        last = base
-    vm_base = VMLINUX_TEXT - START_KERNEL_MAP
-    base = np.where(is_vm, vm_base + off, base)
-    last = np.where(is_vm, vm_base + vm_len - 1, last)
-    steps = np.arange(p.visit_blocks, dtype=np.int64) * FETCH_BLOCK
-    addr = np.minimum(base[:, None] + steps[None, :], last[:, None]).ravel()[:n]
-    # -- translate through the page tables as they stand ------------------------------------
-    in_range = np.repeat(~is_vm, p.visit_blocks)[:n]
-    huge = np.ones(n, dtype=bool)                   # vmlinux text: 2 MiB leaves
-    page = (addr[in_range] - (MODULES_VADDR - START_KERNEL_MAP)) >> 12
-    huge[in_range] = (k.pt.flags[page] & HUGE) != 0
-    if not owners:
-        return addr, huge
-    pick_owner = np.array([_OWNER_IDX["vmlinux"]] + [_OWNER_IDX[key[0]] for key in order],
-                          dtype=np.int64)
-    owner = np.repeat(pick_owner[pick], p.visit_blocks)[:n]
-    return addr, huge, owner
+    addr, huge, owner = FetchStream(k, p, seed).draw(rng, p.warmup + p.fetches)
+    return (addr, huge, owner) if owners else (addr, huge)
 
 
 def keys_for(cpu: CpuItlb, addr: np.ndarray, huge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,6 +265,7 @@ class ItlbProbe:
         self.seed = kernel.config.seed
         self.values = (0.0,) * (2 + 2 * len(OWNERS))
         self.runs = 0
+        self.warm_fetches = 0
         # load the compiled loop now (first use in a process: ~0.5 s from numba's
         # cache), so that it is set-up time, not time inside the replay loop
         one = np.zeros(1, dtype=np.int64)
@@ -223,17 +278,43 @@ class ItlbProbe:
         """(L1 iTLB misses, second-level misses) per million counted fetches,
         then L1 misses per owner and second-level misses per owner
         (:data:`OWNERS` order), each per million *total* counted fetches, so
-        the per-owner values sum to the totals."""
+        the per-owner values sum to the totals.  Counted after a steady-state
+        warm-up (module doc)."""
         rng = np.random.default_rng([self.seed, zlib.crc32(b"itlb"), i])
-        addr, huge, owner = fetch_stream(self.k, self.p, rng, self.seed, owners=True)
-        keys, arr = keys_for(self.cpu, addr, huge)
-        m1, m2 = tlbsim.simulate_owners(self.cpu, keys, arr, owner, len(OWNERS), self.p.warmup)
-        counted = keys.size - self.p.warmup
+        stream = FetchStream(self.k, self.p, self.seed)
+        keys, arr, owner, warm = self.steady_stream(stream, rng)
+        m1, m2 = tlbsim.simulate_owners(self.cpu, keys, arr, owner, len(OWNERS), warm)
+        counted = keys.size - warm
         self.runs += 1
+        self.warm_fetches = warm
         scale = 1e6 / counted
         self.values = (int(m1.sum()) * scale, int(m2.sum()) * scale,
                        *(float(x) * scale for x in m1), *(float(x) * scale for x in m2))
         return self.values
+
+    def steady_stream(self, stream: FetchStream, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Warm-up windows drawn until the steady-state criterion holds, then
+        the counted fetches: (keys, L1 array, owner, number of warm-up fetches)."""
+        p = self.p
+        cover = p.steady_cover * self.cpu.l2.sets * self.cpu.l2.ways
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        seen = np.zeros(0, dtype=np.int64)
+        warm = 0
+        for w in range(p.warmup_windows if p.warmup > 0 else 0):
+            addr, huge, own = stream.draw(rng, p.warmup)
+            keys, arr = keys_for(self.cpu, addr, huge)
+            parts.append((keys, arr, own))
+            warm += keys.size
+            before = seen.size
+            seen = np.union1d(seen, keys)
+            if seen.size >= cover or (w > 0 and seen.size - before < p.steady_new_keys * before):
+                break
+        addr, huge, own = stream.draw(rng, p.fetches)
+        keys, arr = keys_for(self.cpu, addr, huge)
+        parts.append((keys, arr, own))
+        return (np.concatenate([x[0] for x in parts]), np.concatenate([x[1] for x in parts]),
+                np.concatenate([x[2] for x in parts]), warm)
 
     def sample(self, i: int) -> tuple[float, ...]:
         return self.measure(i) if self.due(i) else self.values
