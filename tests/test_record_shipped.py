@@ -60,9 +60,9 @@ def test_workloads_regenerate_byte_for_byte(tmp_path):
 
 def test_module_table_agrees_with_independent_extraction():
     rows = modules.read_table(DATA / shipped.MODULE_TABLE)
-    assert len(rows) == 1121            # data-sources.md §1.1: 6.1.0-56 cloud, 1,121 .ko
+    assert len(rows) == 1121            # docs/data-sources.md §1.1: 6.1.0-56 cloud, 1,121 .ko
     text = sum(int(r["text"]) for r in rows)
-    # data-sources.md §1.4 (a separate extractor): 6.1 cloud text 16.9 MB, rodata 10.0 MB,
+    # docs/data-sources.md §1.4 (a separate extractor): 6.1 cloud text 16.9 MB, rodata 10.0 MB,
     # data+kallsyms 11.2 MB (rounded to 0.1 MB)
     assert abs(text - 16.9e6) < 0.05e6
     assert abs(sum(int(r["rodata"]) for r in rows) - 10.0e6) < 0.05e6
@@ -72,7 +72,7 @@ def test_module_table_agrees_with_independent_extraction():
 
 def test_generic_module_table_matches_independent_total_exactly():
     rows = modules.read_table(DATA / shipped.GENERIC_TABLE)
-    # data-sources.md §0: 6.1.0-56 amd64 = 4,023 modules, 68,608,991 MOD_TEXT bytes
+    # docs/data-sources.md §0: 6.1.0-56 amd64 = 4,023 modules, 68,608,991 MOD_TEXT bytes
     assert len(rows) == 4023
     assert sum(int(r["text"]) for r in rows) == 68_608_991
 
@@ -87,7 +87,7 @@ def test_fleet_day_is_long_and_mixed():
 
 def test_bpf_table_agrees_with_independent_extraction():
     rows = shipped.read_bpf_table(DATA / shipped.BPF_TABLE)
-    # data-sources.md §0/§3.3: libbpf-tools 0.26 = 240 programs in 52 tools;
+    # docs/data-sources.md §0/§3.3: libbpf-tools 0.26 = 240 programs in 52 tools;
     # 12,847 own instructions, 21,743 counting appended subprograms.
     assert len(rows) == 240
     assert len({r["tool"] for r in rows}) == 52

@@ -37,3 +37,19 @@ def test_the_scan_sees_the_tree():
     seen = {str(rel) for rel, _ in files()}
     assert {"execbench/trace.py", "README.md", "docs/metrics.md",
             "tests/test_standalone.py"} <= seen
+
+
+def test_every_markdown_file_named_exists_in_the_repository():
+    # a note cited by bare name (``data-sources.md §3``) that is not in the
+    # repository is as dangling as a path outside it
+    # (a name inside a path, e.g. iovisor/bcc docs/tutorial.md, is another
+    # project's file; report.md and validation.md are written to results/)
+    names = {p.name for _, p in files() if p.suffix == ".md"} | {"report.md", "validation.md"}
+    cited = re.compile(r"(?<![/\w.-])([\w-]+\.md)\b")
+    missing = []
+    for rel, p in files():
+        for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1):
+            for name in cited.findall(line):
+                if name not in names:
+                    missing.append(f"{rel}:{i}: {name}")
+    assert not missing, "\n".join(missing)

@@ -1,6 +1,6 @@
 """Boot workloads: a real loaded-module set, loaded in dependency order, from a module table.
 
-Why this shape (data-sources.md §2): third-party ``lsmod`` listings tell us *which*
+Why this shape (docs/data-sources.md §2): third-party ``lsmod`` listings tell us *which*
 modules a real machine had loaded; their Size column comes from other kernels and is not
 used.  Sizes come from one Debian kernel's module table.  The set is
 

@@ -2,7 +2,7 @@
 
 Why: the BPF workloads must load real programs of real sizes.  libbpf-tools ships each
 tool's BPF object as an ELF image embedded in the executable (libbpf skeleton,
-``<tool>_bpf__elf_bytes``); data-sources.md §3 found them by scanning for ELF headers
+``<tool>_bpf__elf_bytes``); docs/data-sources.md §3 found them by scanning for ELF headers
 with ``e_machine == EM_BPF`` (247).  We do the same, then count per program (one FUNC
 symbol in an executable section other than ``.text``, libbpf ``bpf_object__init_prog``):
 
@@ -12,7 +12,7 @@ symbol in an executable section other than ``.text``, libbpf ``bpf_object__init_
   (BPF-to-BPF calls: ``BPF_JMP|BPF_CALL`` with ``src_reg == BPF_PSEUDO_CALL``; libbpf's
   ``bpf_object__reloc_code`` appends each called subprogram once to the program);
 * ``attach_category`` from the section name (libbpf ``section_defs``), ``target`` the
-  part after the first '/', and ``fallback_twin`` (data-sources.md §3.4): a kprobe whose
+  part after the first '/', and ``fallback_twin`` (docs/data-sources.md §3.4): a kprobe whose
   object also has an fentry/fexit on the same function, or a raw_tp/tracepoint whose
   object also has a tp_btf on the same event — on a BTF kernel the tool loads the other.
 

@@ -142,7 +142,7 @@ class FleetRates:
 
     * ``container_every_s``: mean gap between container starts on a busy Kubernetes node
       (Poisson); each container gets systemd/runc's cgroup BPF: one cgroup_device program
-      and ingress/egress cgroup_skb programs (data-sources.md §3.4: systemd builds them in
+      and ingress/egress cgroup_skb programs (docs/data-sources.md §3.4: systemd builds them in
       user space; sizes here are assumptions in the 20-200 instruction range it quotes).
     * ``container_life_s``: median lifetime (lognormal, sigma 1.0).
     * ``monitor_every_s`` / ``monitor_run_s``: a monitoring agent runs one BCC-checklist

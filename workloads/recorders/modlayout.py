@@ -4,7 +4,7 @@ Why: every design under test receives a module load as the seven per-type sizes 
 ``enum mod_mem_type`` plus the loader's write work.  Those numbers must come from the
 loader's own rules applied to real ``.ko`` files, not from ``size(1)`` or section
 totals, because alignment padding, the sections the loader drops and the kallsyms it
-appends change the answer by tens of percent (data-sources.md §1.2).
+appends change the answer by tens of percent (docs/data-sources.md §1.2).
 
 Kernel rules followed (Linux v6.1, the version of the shipped Debian package, with the
 per-type grouping that v6.4 made explicit as ``enum mod_mem_type``):

@@ -3,7 +3,7 @@
 ``execbench record modules <package.deb | /lib/modules/<ver>>`` parses every ``.ko``
 (``.ko.xz``, ``.ko.gz``, ``.ko.zst`` too) with :mod:`modlayout` and writes one row per
 module, sorted by module name, so that a boot workload can pick a real module set and
-every size in it comes from one consistent kernel build (data-sources.md §1, §2.1).
+every size in it comes from one consistent kernel build (docs/data-sources.md §1, §2.1).
 
 The table is derived numbers only (sizes, counts, names); no code or data bytes of the
 GPL-2.0 modules are kept.  Re-running on the same input gives a byte-identical file:

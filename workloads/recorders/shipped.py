@@ -55,7 +55,7 @@ GENERIC_KERNEL = "6.1.0-56-amd64"
 GENERIC_TABLE = pathlib.Path("modules") / f"{GENERIC_KERNEL}.modules.csv.gz"
 SERVER_LISTING = pathlib.Path("listings") / "centos-7.7-vmware-server.lsmod"
 #: Server hardware drivers added to the server set.  SYNTHETIC CHOICE: no complete public
-#: lsmod of a bare-metal server was found (data-sources.md §2.1); these are the drivers
+#: lsmod of a bare-metal server was found (docs/data-sources.md §2.1); these are the drivers
 #: seen in `lsmod | grep` fragments there: Mellanox ConnectX (mlx5 + RDMA), IPMI, and
 #: the two common SAS RAID/HBA drivers.
 SERVER_DRIVERS = ("mlx5_core", "mlx5_ib", "ib_uverbs", "ipmi_si", "ipmi_devintf", "ipmi_msghandler",
