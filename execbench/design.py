@@ -39,6 +39,14 @@ class Design:
         self.params: dict[str, Any] = {**self.defaults, **params}
 
     @classmethod
+    def kernel_for(cls, params: dict[str, Any] | None = None) -> tuple[int, int]:
+        """The kernel release a run with ``params`` models (for results meta
+        and reports).  Default: :attr:`kernel_version`; a design whose
+        parameters select a release (``execmem_rox --param version=7.2``)
+        overrides this so each reference row names the release it is."""
+        return cls.kernel_version
+
+    @classmethod
     def parse_params(cls, items: list[str] | None) -> dict[str, Any]:
         """``name=value`` strings -> typed values, typed like the defaults."""
         out: dict[str, Any] = {}

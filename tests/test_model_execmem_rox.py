@@ -23,6 +23,7 @@ from test_model_execmem import _three_1mib, build, kept_kprobe_pages, random_tra
 
 V615 = {"version": (6, 15)}
 V617 = {"version": (6, 17)}
+V72 = {"version": (7, 2)}
 
 
 def test_cache_is_address_ordered_first_fit():
@@ -142,12 +143,13 @@ def test_v617_ftrace_and_kprobes_on_the_cache(tb):
 
 def test_version_parameter():
     assert ExecmemRox.parse_params(["version=6.15"]) == {"version": (6, 15)}
+    assert ExecmemRox.parse_params(["version=7.2"]) == {"version": (7, 2)}
     k = Kernel(KernelConfig(seed=0, version=(6, 13)))
     with pytest.raises(DesignError, match="version must be one of"):
         ExecmemRox(k, version=(6, 14))
 
 
-@pytest.mark.parametrize("params", [{}, V615, V617], ids=["6.13", "6.15", "6.17"])
+@pytest.mark.parametrize("params", [{}, V615, V617, V72], ids=["6.13", "6.15", "6.17", "7.2"])
 def test_random_traces_rox(tb, params):
     @settings(max_examples=12, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -162,7 +164,7 @@ def test_random_traces_rox(tb, params):
         # the cache's free and busy ranges partition its blocks
         assert cache.free_bytes() + sum(cache.busy.values()) == sum(cache.blocks.values())
         kept = kept_kprobe_pages(d)
-        if params == V617:
+        if params in (V617, V72):
             # kprobe pages live in the cache: only they stay busy, and only the
             # blocks holding them stay populated
             assert len(cache.busy) == kept
@@ -199,3 +201,111 @@ def test_v617_every_module_type_comes_from_execmem_alloc_rw(tb):
     # ro(rodata) (1); the no-op calls flush nothing -> 2 + 3 * 5
     assert c["tlb_flush_all"] == 2 + 15
     assert r.final["text_pmds_2m"] == 2 and r.final["wx_pages_peak"] == 0
+
+
+# -- v7.2 (Debian 7.2.13) ---------------------------------------------------------------------
+
+#: Kernel primitives whose calls the 7.2 call-sequence test records
+_RECORDED = ("vmalloc", "vfree", "memcpy", "set_memory_ro", "set_memory_rw", "set_memory_nx",
+             "set_memory_x", "set_memory_rox", "text_poke", "text_poke_copy", "text_poke_set",
+             "text_poke_bp", "set_direct_map_valid")
+
+
+def _record_calls(monkeypatch) -> list[tuple]:
+    """Wrap the Kernel primitives: log (name, addr, size/npages) for every call."""
+    log: list[tuple] = []
+    for name in _RECORDED:
+        orig = getattr(Kernel, name)
+
+        def wrapped(self, *a, _orig=orig, _name=name, **kw):
+            out = _orig(self, *a, **kw)
+            if _name == "vmalloc":
+                log.append(("vmalloc", out, a[0]))
+            else:
+                log.append((_name, *a[:2]))
+            return out
+
+        monkeypatch.setattr(Kernel, name, wrapped)
+    return log
+
+
+def test_v72_one_module_call_sequence(tb, monkeypatch):
+    # text 10000 B (3 pages), data 3000 B (1 page), rodata 5000 B (2 pages),
+    # init_text 2000 B (1 page); no ro_after_init, init_data, init_rodata
+    tb.module("m", text=10000, rodata=5000, data=3000, init_text=2000)
+    tb.add("module", "init_done", "m")
+    log = _record_calls(monkeypatch)
+    k, d = replay_checked(tb.trace(), "execmem_rox", V72)
+    blk = log[0][1]                          # the first vmalloc is the cache block
+    data_p, rodata_p = log[6][1], log[10][1]
+    M = MiB
+    expected = [
+        # kernel/module/main.c module_memory_alloc(), enum order: MOD_TEXT first.
+        # execmem_alloc_rw(EXECMEM_MODULE_TEXT, 12288) -> execmem_cache_alloc: cache empty ->
+        # execmem_cache_populate_alloc: execmem_vmalloc(round_up(12288, PMD_SIZE) = 2 MiB),
+        # execmem_fill_trapping_insns = memset(INT3) over 2 MiB, set_memory_rox(p, 512)
+        ("vmalloc", blk, 2 * M), ("memcpy", blk, 2 * M), ("set_memory_rox", blk, 512),
+        # execmem_force_rw(p, 12288): set_memory_nx + set_memory_rw on 3 pages; memset(0)
+        ("set_memory_nx", blk, 3), ("set_memory_rw", blk, 3), ("memcpy", blk, 12288),
+        # MOD_DATA: execmem_alloc_rw(EXECMEM_MODULE_DATA, 4096): plain vmalloc + the same
+        # force_rw (no-op on RW+NX) + memset
+        ("vmalloc", data_p, 4096), ("set_memory_nx", data_p, 1), ("set_memory_rw", data_p, 1),
+        ("memcpy", data_p, 4096),
+        # MOD_RODATA: 8192
+        ("vmalloc", rodata_p, 8192), ("set_memory_nx", rodata_p, 2), ("set_memory_rw", rodata_p, 2),
+        ("memcpy", rodata_p, 8192),
+        # MOD_INIT_TEXT: first fit in the cache, right after the text: blk + 12288
+        ("set_memory_nx", blk + 12288, 1), ("set_memory_rw", blk + 12288, 1),
+        ("memcpy", blk + 12288, 4096),
+        # move_module() copies the sections in place (plain stores, text is RW+NX)
+        ("memcpy", blk, 10000), ("memcpy", data_p, 3000), ("memcpy", rodata_p, 5000),
+        ("memcpy", blk + 12288, 2000),
+        # complete_formation(): module_enable_rodata_ro -> MOD_RODATA (MOD_INIT_RODATA absent);
+        # module_enable_data_nx -> MOD_DATA, MOD_RODATA; module_enable_text_rox ->
+        # execmem_restore_rox(MOD_TEXT, 3 pages), execmem_restore_rox(MOD_INIT_TEXT, 1 page)
+        ("set_memory_ro", rodata_p, 2), ("set_memory_nx", data_p, 1), ("set_memory_nx", rodata_p, 2),
+        ("set_memory_rox", blk, 3), ("set_memory_rox", blk + 12288, 1),
+        # do_init_module(): module_enable_rodata_ro_after_init (MOD_RO_AFTER_INIT absent: none);
+        # do_free_init(): execmem_free(init_text) -> __execmem_cache_free: force_rw,
+        # fill with INT3, restore_rox; the block is not wholly free -> stays
+        ("set_memory_nx", blk + 12288, 1), ("set_memory_rw", blk + 12288, 1),
+        ("memcpy", blk + 12288, 4096), ("set_memory_rox", blk + 12288, 1),
+    ]
+    assert log == expected
+    # ... and execmem_free(NULL) for init_data and init_rodata: 2 calls that do nothing
+    assert k.counters["execmem_free_null"] == 2
+    # no text_poke anywhere: module text is written while RW+NX (7.2 has no
+    # execmem_update_copy); the block is one 2 MiB ROX leaf again after the collapses
+    assert k.counters.get("text_pokes", 0) == 0
+    assert d.module.api.cache.free_bytes() == 2 * M - 12288
+
+
+def test_v72_unload_entry_points_and_counts(tb):
+    tb.module("m", text=10000, rodata=5000, data=3000, init_text=2000)
+    tb.add("module", "init_done", "m")
+    tb.add("module", "patch", "m", offset=16, len=5)
+    tb.add("module", "unload", "m")
+    r = run(tb.trace(), "execmem_rox", seed=0, params=V72)
+    c = r.counters
+    # CPA calls, counted from the sequence above: populate rox 1; text nx+rw 2; data nx+rw 2;
+    # rodata nx+rw 2; init_text nx+rw 2 (= 9); formation ro 1 + nx 2 + rox 2 (= 14); free
+    # init nx+rw+rox 3 (= 17); unload: text cache free nx+rw+rox 3 -> 20 (data/rodata:
+    # plain vfree)
+    assert c["cpa_calls"] == 20
+    assert c["cpa_calls_rox"] == 1 + 2 + 1 + 1
+    assert c["cpa_calls_nx"] == 4 + 2 + 1 + 1
+    assert c["cpa_calls_rw"] == 4 + 1 + 1
+    # one block made and, once text and init_text are both free, given back
+    assert c["execmem_cache_blocks_new"] == 1 and c["execmem_cache_blocks_freed"] == 1
+    # the jump-label patch is smp_text_poke_single() (v6.16 rename of text_poke_bp())
+    assert r.entry_points["module"] == sorted([
+        "execmem_alloc_rw", "execmem_is_rox", "execmem_restore_rox", "execmem_free",
+        "set_memory_ro", "set_memory_nx", "set_vm_flush_reset_perms", "smp_text_poke_single"])
+
+
+def test_v72_meta_names_the_release():
+    # each reference row's kernel is the release its parameters select
+    from execbench.report.data import _design_meta
+    assert _design_meta("execmem_rox", V72).kernel == "7.2"
+    assert _design_meta("execmem_rox", {"version": (6, 15)}).kernel == "6.15"
+    assert _design_meta("execmem", {}).kernel == "6.10"

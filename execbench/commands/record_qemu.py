@@ -1,7 +1,7 @@
 """``execbench record qemu``: ground truth from a real kernel booted under QEMU.
 
-Boots a Debian kernel package (6.1 from bookworm, 6.12 from trixie through a
-private apt configuration) under QEMU/TCG with an initramfs built on the fly,
+Boots a Debian kernel package (6.1 from bookworm, 6.12 from trixie and 7.2
+from sid through a private apt configuration) under QEMU/TCG with an initramfs built on the fly,
 runs the guest workload (insmod/rmmod of ~135 real modules, BPF socket and
 seccomp filters, ftrace instances, kprobes) with tracefs kprobe events on the
 allocate/free/protect/patch functions, and writes a recording folder: the
@@ -15,6 +15,7 @@ part of the default test run (``pytest -m qemu`` runs it).
 examples:
   execbench record qemu --kernel 6.1
   execbench record qemu --kernel 6.12 --flavour cloud --out "$TMPDIR/rec"
+  execbench record qemu --kernel 7.2
   execbench record qemu --kernel 6.1 --rebuild   # re-derive trace + truth from events.csv.gz
 """
 
@@ -33,7 +34,7 @@ def add_qemu_parser(record_subparsers: argparse._SubParsersAction) -> argparse.A
     q = record_subparsers.add_parser(
         "qemu", help="record ground truth from a real kernel under QEMU (slow, needs Debian mirrors)",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    q.add_argument("--kernel", choices=["6.1", "6.12"], required=True, help="kernel series")
+    q.add_argument("--kernel", choices=["6.1", "6.12", "7.2"], required=True, help="kernel series")
     q.add_argument("--flavour", choices=["generic", "cloud"], default="generic",
                    help="Debian kernel flavour (default: generic)")
     q.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,

@@ -166,7 +166,8 @@ def _workload_meta(tr: Trace) -> WorkloadMeta:
 
 def _design_meta(name: str, params: dict[str, Any]) -> DesignMeta:
     cls = registry.get(name)
-    return DesignMeta(name=name, title=cls.title, kernel=".".join(map(str, cls.kernel_version)),
+    kernel = cls.kernel_for({**cls.defaults, **(params or {})})
+    return DesignMeta(name=name, title=cls.title, kernel=".".join(map(str, kernel)),
                       source=cls.source, params=_jsonable(params))
 
 

@@ -1,5 +1,6 @@
 """``execmem_rox``: execmem with the ROX cache for module text (v6.13), with
-a ``version`` switch for v6.15 and v6.17.
+a ``version`` switch for v6.15, v6.17 and v7.2 (the kernel as it ships in
+Debian sid, 7.2.13).
 
 Sources (docs/kernel-semantics.md §2, §3, §6, §8, §9):
 
@@ -13,6 +14,20 @@ Sources (docs/kernel-semantics.md §2, §3, §6, §8, §9):
   :mod:`.module_loader`;
 * v6.17 (20250709134933.3848895-1-rppt@kernel.org): ftrace trampolines
   and kprobe insn pages on the cache too -- :mod:`.ftrace`, :mod:`.kprobes`;
+* v7.2 (Debian 7.2.13: mm/execmem.c, arch/x86/mm/init.c, kernel/module/main.c
+  + strict_rwx.c, kernel/kprobes.c, arch/x86/kernel/ftrace.c,
+  kernel/bpf/core.c, read): v6.17's flows unchanged -- every module type from
+  ``execmem_alloc_rw()``, text restored with ``execmem_restore_rox()``; one
+  cache for module text, kprobe insn pages (generic ``alloc_insn_page()``)
+  and ftrace trampolines (``alloc_tramp()`` = ``execmem_alloc_rw``); freed
+  text refilled with INT3 under force_rw/restore_rox and returned by the
+  clean worker; the text-poke entry points renamed ``smp_text_poke_*``
+  (v6.16).  What 7.2 changed inside those functions is listed in
+  :mod:`.cache`, :mod:`.api`, :mod:`.module_loader`; ITS thunk pages
+  (arch/x86/kernel/alternative.c ``its_alloc()``, one
+  ``execmem_alloc_rw(EXECMEM_MODULE_TEXT, PAGE_SIZE)`` per module on CPUs
+  with ``X86_FEATURE_INDIRECT_THUNK_ITS``) are not modelled: the trace has no
+  such event and the QEMU guest CPU does not enable the mitigation;
 * BPF never uses the cache on x86: v6.10's ``bpf_prog_pack`` on
   ``execmem_alloc(EXECMEM_BPF)`` (:mod:`models.execmem.bpf`), with
   CPA_COLLAPSE on its ``set_memory_rox`` from v6.15.
@@ -50,6 +65,11 @@ class ExecmemRox(Design):
               "20250709134933.3848895-1-rppt@kernel.org (v6.17)")
     kernel_version = (6, 13)
     defaults = {"version": (6, 13)}
+
+    @classmethod
+    def kernel_for(cls, params=None) -> tuple[int, int]:
+        """The release ``version`` selects (the CPA rules are v6.2+'s for all)."""
+        return tuple((params or {}).get("version", cls.defaults["version"]))
 
     def __init__(self, kernel: Kernel, **params):
         super().__init__(kernel, **params)

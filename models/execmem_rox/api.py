@@ -20,6 +20,26 @@
   ``execmem_force_rw()`` (``execmem_make_temp_rw`` renamed and made static);
   the module loader now uses it for every ``mod_mem_type``; callers restore
   ROX with ``execmem_restore_rox()``/``set_memory_rox()``.
+* v7.2 (Debian 7.2.13 source, mm/execmem.c, read in full): the same API as
+  v6.17 -- ``execmem_alloc()``, ``execmem_alloc_rw()`` (``execmem_alloc()`` +
+  the static ``execmem_force_rw()`` = ``set_memory_nx`` + ``set_memory_rw``),
+  ``execmem_restore_rox()`` (``set_memory_rox``), ``execmem_free()``
+  (``execmem_cache_free()`` else ``vfree``), ``execmem_is_rox()``; there is no
+  ``execmem_update_copy()`` and no ``execmem_make_temp_rw()`` any more.  x86
+  ``execmem_arch_setup()`` (arch/x86/mm/init.c, 7.2) gives MODULE_TEXT,
+  KPROBES and FTRACE ``EXECMEM_KASAN_SHADOW | EXECMEM_ROX_CACHE`` when
+  ``X86_FEATURE_PSE`` (else the pre-6.13 RW ranges); BPF and MODULE_DATA
+  ``PAGE_KERNEL`` without the cache -- as v6.17.  ``execmem_free(NULL)``
+  (``do_free_init()`` for an absent init area) finds nothing in
+  ``busy_areas`` and ``vfree(NULL)`` returns at once: no work, counted as
+  ``execmem_free_null`` by the module loader.
+* Text-poke names: Ingo Molnar's x86/alternatives rework (merged for v6.16,
+  e.g. 3c8454dfc914 "Rename 'POKE_MAX_OPCODE_SIZE' to
+  'TEXT_POKE_MAX_OPCODE_SIZE'" in the same series) renamed ``text_poke_bp()``
+  to ``smp_text_poke_single()`` and ``text_poke_queue()/text_poke_finish()``
+  to ``smp_text_poke_batch_add()/smp_text_poke_batch_finish()``
+  (arch/x86/kernel/alternative.c, 7.2).  Same INT3-breakpoint protocol; from
+  v6.17 the API entry point is recorded under the new name.
 """
 from __future__ import annotations
 
@@ -32,7 +52,7 @@ from execbench.units import page_align, pages
 from ..execmem.api import ExecmemApi, ExecmemInfo, ExecmemRange, ExecmemType
 from .cache import ExecmemCache
 
-VERSIONS = ((6, 13), (6, 15), (6, 17))
+VERSIONS = ((6, 13), (6, 15), (6, 17), (7, 2))
 
 
 def x86_execmem_info_rox(k: Kernel, version: tuple[int, int]) -> ExecmemInfo:
@@ -80,6 +100,14 @@ class ExecmemRoxApi(ExecmemApi):
         self.k.api("execmem_free")
         if not self.cache.free(addr, self._invalidate):
             self.k.vfree(addr)
+
+    def text_poke_bp(self, addr: int, nbytes: int) -> None:
+        """``text_poke_bp()``; ``smp_text_poke_single()`` from v6.16 (same
+        INT3 protocol, arch/x86/kernel/alternative.c)."""
+        if self.version < (6, 17):
+            return super().text_poke_bp(addr, nbytes)
+        self.k.api("smp_text_poke_single")
+        self.k.text_poke_bp(addr, nbytes)
 
     # -- v6.13-v6.16 -------------------------------------------------------------------
     def execmem_update_copy(self, dst: int, size: int) -> None:

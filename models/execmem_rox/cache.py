@@ -45,6 +45,22 @@ v6.13).  What is modelled, function by function:
   ``__set_pages_p`` makes the frames present and RW again), then plain
   ``vfree(area)``.  A 2 MiB block goes back only when wholly free.
 
+v7.2 (Debian 7.2.13 mm/execmem.c, read in full) keeps the v6.17 rules above
+and changes nothing a replay can see:
+
+* ``execmem_cache_populate_alloc()`` (the populate step) adds the new block
+  and takes the allocation from it under ONE hold of the cache mutex (so a
+  parallel allocator cannot steal the block); a replay is sequential, so this
+  is the same first-fit.  If the 2 MiB ``execmem_vmalloc()`` fails it retries
+  with ``alloc_size = size`` (never taken here: the 1 GiB module range is not
+  exhausted by any workload);
+* ``execmem_fill_trapping_insns(ptr, size)`` has no ``writable`` argument
+  any more: x86 (arch/x86/mm/init.c) is a plain ``memset(INT3)``;
+* populate always ends with ``set_memory_rox(p, vm->nr_pages)`` (no boot-time
+  ``set_memory_x`` branch);
+* ``within_range()`` requires ``addr + size < range->end`` (strict; the last
+  byte of the range is never handed out -- no workload reaches it).
+
 Simplified:
 * the clean worker runs synchronously right after each free (it is queued
   work in the kernel; the block would be returned a little later);

@@ -23,6 +23,17 @@ Only what changed from v6.10 (:mod:`models.execmem.module_loader`):
   ``module_memory_alloc()`` every type comes from ``execmem_alloc_rw()``
   (nx + rw inside execmem -- no-op calls on data types, which are already
   RW+NX) and ``is_rox = execmem_is_rox(type)``; the rest as v6.15.
+* v7.2 (kernel/module/main.c and strict_rwx.c, Debian 7.2.13): as v6.17 --
+  ``module_memory_alloc()``: ``execmem_alloc_rw(type, PAGE_ALIGN(size))``,
+  ``is_rox = execmem_is_rox(type)``, ``memset(ptr, 0, size)``; sections,
+  relocations and alternatives (``text_poke_early`` = memcpy while the module
+  is unformed) are plain stores; ``module_enable_text_rox()`` calls
+  ``execmem_restore_rox()`` for ``is_rox`` types.
+* every version: ``do_free_init()`` calls ``execmem_free()`` on all three
+  init pointers (``init_text``, ``init_data``, ``init_rodata``), NULL for a
+  type the module does not have; those calls do nothing (see
+  :mod:`.api`) and are counted as ``execmem_free_null`` so that validation
+  can compare the number of ``execmem_free`` calls with the kernel's.
 
 Data types are v6.10's in every version, except that from v6.15 the
 after-init step is ``module_enable_rodata_ro_after_init()`` (MOD_RO_AFTER_INIT
@@ -32,7 +43,7 @@ from __future__ import annotations
 
 from execbench.kernel import Kernel
 
-from ..common.module_layout import TEXT_TYPES
+from ..common.module_layout import INIT_TYPES, TEXT_TYPES
 from ..execmem.api import ExecmemType
 from ..execmem.module_loader import Mod, ModMem, ModuleLoader610
 from .api import ExecmemRoxApi
@@ -88,3 +99,12 @@ class ModuleLoaderRox(ModuleLoader610):
                     self.api.execmem_restore_rox(mem.base, mem.size)
                 continue
             self._set_memory(m, t, self.api.set_memory_rox)
+
+    def init_done(self, ev) -> None:
+        """``do_init_module()`` -> ``do_free_init()``: one ``execmem_free()``
+        per init type, NULL for the absent ones (kernel/module/main.c)."""
+        m = self.mods[ev.obj]
+        absent = sum(1 for t in INIT_TYPES if t not in m.mem)
+        if absent:
+            self.k.count("execmem_free_null", absent)
+        super().init_done(ev)

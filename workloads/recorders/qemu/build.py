@@ -88,8 +88,16 @@ def _row(t, cpu, user, op, obj, **cols) -> dict:
 
 
 def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_alloc",
-          free_event: str = "module_memfree") -> tuple[pd.DataFrame, dict]:
-    """(workload trace frame in schema column order, attribution notes)."""
+          free_event: str = "module_memfree",
+          ret_event: str = "vmalloc_node_range_ret") -> tuple[pd.DataFrame, dict]:
+    """(workload trace frame in schema column order, attribution notes).
+
+    ``ret_event`` carries the address an ``alloc_event`` returned: the
+    ``__vmalloc_node_range`` return on 6.1/6.12 (one vmalloc per allocation),
+    ``execmem_alloc``'s own return on 7.2, where ROX-cache types are carved out
+    of cached 2 MiB blocks without a vmalloc each (mm/execmem.c
+    ``execmem_cache_alloc``).
+    """
     lay = layouts.set_index("module")
     rows: list[dict] = []
     notes: dict[str, int] = {"failed_load_allocs": 0, "pokes_in_module_text": 0,
@@ -147,7 +155,7 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
             owner = r.caller or ""
             want_ret[r.pid] = (owner, num(r.size), r.t_ns, r.cpu, {"type": r.type, "ctx": r.context})
             continue
-        if e == "vmalloc_node_range_ret":
+        if e == ret_event:
             if r.pid not in want_ret:
                 continue  # a vmalloc in the range not made through module_alloc/execmem_alloc
             owner, size, t, cpu, extra = want_ret.pop(r.pid)

@@ -56,12 +56,13 @@ def build_bpfload(out: pathlib.Path) -> pathlib.Path:
     return out
 
 
-def entries(mods: list[Module], bpfload: pathlib.Path, busybox: pathlib.Path) -> list[initramfs.Entry]:
+def entries(mods: list[Module], bpfload: pathlib.Path, busybox: pathlib.Path,
+            series: str = "6.1") -> list[initramfs.Entry]:
     e: list[initramfs.Entry] = [
         ("init", initramfs.EXEC, init_script().encode()),
         ("bin/busybox", initramfs.EXEC, busybox.read_bytes()),
         ("bin/bpfload", initramfs.EXEC, bpfload.read_bytes()),
-        ("etc/probes.txt", initramfs.FILE, probes.probes_file().encode()),
+        ("etc/probes.txt", initramfs.FILE, probes.probes_file(series).encode()),
         ("etc/wkprobes.txt", initramfs.FILE, ("\n".join(WK_PROBES) + "\n").encode()),
         ("etc/ftrace.txt", initramfs.FILE, ("\n".join("|".join(f) for f in FTRACE) + "\n").encode()),
     ]

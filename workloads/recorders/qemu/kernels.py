@@ -10,6 +10,13 @@ project's machines reach only Debian's, PyPI's and npm's registries.
   sources list, state and cache folders under the scratch folder), so the
   machine's apt state is left untouched.  trixie's keys are in bookworm's
   ``debian-archive-keyring`` (``/etc/apt/trusted.gpg.d``).
+* 7.2 comes from sid the same way (the source line names its keyring with
+  ``signed-by``).  sid splits the kernel: ``linux-image-<abi>`` is an empty
+  package that depends on ``linux-binary-<abi>`` (``vmlinuz`` under
+  ``usr/lib/modules/<release>/``), ``linux-modules-<abi>`` (the ``.ko.xz``
+  files) and ``linux-base-<abi>`` (config, modules.order); there is no
+  ``-unsigned`` package.  All three are downloaded, pinned by sha256 and
+  unpacked into one tree.
 
 The metapackage (``linux-image-amd64`` / ``linux-image-cloud-amd64``) is
 resolved to the concrete ABI package (``linux-image-6.1.0-56-amd64``) whose
@@ -39,6 +46,7 @@ class KernelSpec:
     flavour: str  # "generic" or "cloud"
     suite: str  # Debian suite
     private_apt: bool  # use a private apt configuration
+    split: bool = False  # sid: linux-image-<abi> = linux-{binary,modules,base}-<abi>
 
     @property
     def metapackage(self) -> str:
@@ -48,7 +56,14 @@ class KernelSpec:
 SPECS = {
     "6.1": ("bookworm", False),
     "6.12": ("trixie", True),
+    "7.2": ("sid", True),
 }
+
+#: suites whose kernel is split into these packages (see the module docstring)
+SPLIT_PARTS = {"sid": ("binary", "modules", "base")}
+
+#: extra options of a suite's source line
+SIGNED_BY = {"sid": "[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "}
 
 
 def spec(series: str, flavour: str = "generic") -> KernelSpec:
@@ -57,7 +72,7 @@ def spec(series: str, flavour: str = "generic") -> KernelSpec:
     if flavour not in ("generic", "cloud"):
         raise FetchError(f"unknown flavour {flavour!r}; known: generic, cloud")
     suite, private = SPECS[series]
-    return KernelSpec(series, flavour, suite, private)
+    return KernelSpec(series, flavour, suite, private, split=suite in SPLIT_PARTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +87,7 @@ class Fetched:
     vmlinuz: pathlib.Path
     moddir: pathlib.Path  # .../lib/modules/<release>
     release: str
+    parts: tuple[tuple[str, str, str], ...] = ()  # split kernels: (package, version, sha256)
 
 
 def _run(cmd: list[str], **kw) -> str:
@@ -92,7 +108,7 @@ def _apt_opts(scratch: pathlib.Path, ks: KernelSpec) -> list[str]:
     for d in ("lists/partial", "cache/archives/partial", "etc/preferences.d"):
         (base / d).mkdir(parents=True, exist_ok=True)
     src = base / "etc/sources.list"
-    src.write_text(f"deb {MIRROR} {ks.suite} main\n")
+    src.write_text(f"deb {SIGNED_BY.get(ks.suite, '')}{MIRROR} {ks.suite} main\n")
     (base / "status").touch()
     return [
         "-o", f"Dir::Etc::sourcelist={src}",
@@ -102,6 +118,7 @@ def _apt_opts(scratch: pathlib.Path, ks: KernelSpec) -> list[str]:
         "-o", f"Dir::State::status={base}/status",
         "-o", f"Dir::Cache={base}/cache",
         "-o", "APT::Get::List-Cleanup=0",
+        "-o", "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false",
     ]
 
 
@@ -142,14 +159,37 @@ def fetch(ks: KernelSpec, scratch: pathlib.Path, package: str | None = None) -> 
     deb = found[-1]
     version = deb.name.split("_")[1].replace("%3a", ":")
     root = scratch / deb.name.removesuffix(".deb")
+    debs_all = [deb]
+    parts: list[tuple[str, str, str]] = []
+    if ks.split:
+        for part in SPLIT_PARTS[ks.suite]:
+            ppkg = pkg.replace("linux-image-", f"linux-{part}-", 1)
+            pdeb = _download(opts, debs, ppkg, version)
+            debs_all.append(pdeb)
+            parts.append((ppkg, version, sha256_file(pdeb)))
     if not (root / ".unpacked").exists():
-        _run(["dpkg-deb", "-x", str(deb), str(root)])
+        for d in debs_all:
+            _run(["dpkg-deb", "-x", str(d), str(root)])
         (root / ".unpacked").touch()
-    vmlinuz = sorted((root / "boot").glob("vmlinuz-*"))
+    vmlinuz = (sorted((root / "boot").glob("vmlinuz-*"))
+               + sorted((root / "usr/lib/modules").glob("*/vmlinuz")))
     mods = sorted((root / "lib/modules").glob("*")) + sorted((root / "usr/lib/modules").glob("*"))
     if not vmlinuz or not mods:
         raise FetchError(f"{deb}: no boot/vmlinuz-* or lib/modules/<release> inside")
-    return Fetched(pkg, version, sha256_file(deb), deb, root, vmlinuz[0], mods[0], mods[0].name)
+    return Fetched(pkg, version, sha256_file(deb), deb, root, vmlinuz[0], mods[0], mods[0].name,
+                   tuple(parts))
+
+
+def _download(opts: list[str], debs: pathlib.Path, pkg: str, version: str) -> pathlib.Path:
+    """``apt-get download pkg=version`` into ``debs`` unless already there."""
+    want = f"{pkg}_{version.replace(':', '%3a')}_"
+    found = sorted(p for p in debs.glob(f"{pkg}_*.deb") if p.name.startswith(want))
+    if not found:
+        _run(["apt-get", *opts, "download", f"{pkg}={version}"], cwd=debs)
+        found = sorted(p for p in debs.glob(f"{pkg}_*.deb") if p.name.startswith(want))
+        if not found:
+            raise FetchError(f"apt-get download {pkg}={version}: no .deb appeared in {debs}")
+    return found[-1]
 
 
 def tool_versions() -> dict[str, str]:

@@ -43,7 +43,8 @@ _DROP_FRAMES = {"kprobe_trace_func", "kprobe_dispatcher", "kprobe_ftrace_handler
 #: frames that name the allocation's real owner, searched in stack order
 OWNER_FRAMES = ("load_module", "alloc_insn_page", "arch_ftrace_update_trampoline",
                 "arch_ftrace_trampoline_free", "bpf_prog_pack_alloc", "bpf_prog_pack_free",
-                "do_free_init", "free_module", "__do_sys_delete_module", "execmem_cache_populate", "free_mod_mem",
+                "do_free_init", "free_module", "__do_sys_delete_module", "execmem_cache_populate",
+                "execmem_cache_populate_alloc", "free_mod_mem",
                 "alloc_optinsn_page", "bpf_jit_alloc_exec", "bpf_jit_free_exec",
                 "arch_alloc_bpf_trampoline", "arch_free_bpf_trampoline")
 

@@ -74,6 +74,15 @@ PROBES: tuple[Probe, ...] = (
     Probe("module_memfree", "module_memfree addr=%di:x64", stack=True),
     Probe("execmem_alloc", "execmem_alloc type=%di:s32 size=%si:u64", stack=True),
     Probe("execmem_free", "execmem_free addr=%di:x64", stack=True),
+    # 7.2: execmem_alloc_rw() = execmem_alloc() + execmem_force_rw() (mm/execmem.c);
+    # probed too in case execmem_alloc is inlined into it
+    Probe("execmem_alloc_rw", "execmem_alloc_rw type=%di:s32 size=%si:u64", stack=True),
+    # 7.2: module text, kprobe pages and ftrace trampolines come from the ROX
+    # cache (mm/execmem.c execmem_cache_alloc), which calls no vmalloc per
+    # allocation, so the address is taken from execmem_alloc's return value
+    Probe("execmem_alloc_ret", "execmem_alloc ret=$retval:x64", kind="r"),
+    Probe("execmem_restore_rox", "execmem_restore_rox addr=%di:x64 size=%si:u64"),
+    Probe("execmem_cache_populate_alloc", "execmem_cache_populate_alloc size=%si:u64"),
     Probe("vmalloc_node_range",
           "__vmalloc_node_range size=%di:u64 align=%si:u64 start=%dx:x64 end=%cx:x64 "
           "vm_flags=$stack1:x64 caller=$stack3:symbol",
@@ -94,12 +103,23 @@ PROBES: tuple[Probe, ...] = (
     Probe("set_memory_nx", "set_memory_nx addr=%di:x64 npages=%si:s32"),
     Probe("set_memory_rox", "set_memory_rox addr=%di:x64 npages=%si:s32"),
     Probe("set_direct_map_invalid_noflush", "set_direct_map_invalid_noflush page=%di:x64"),
+    # int set_direct_map_valid_noflush(struct page *, unsigned nr, bool valid) (v6.13+)
+    Probe("set_direct_map_valid_noflush",
+          "set_direct_map_valid_noflush page=%di:x64 nr=%si:u32 valid=%dx:u8"),
     # text patching
     Probe("__text_poke", "__text_poke addr=%si:x64 len=%cx:u64"),
     Probe("text_poke", "text_poke addr=%di:x64 len=%dx:u64"),
     Probe("text_poke_bp", "text_poke_bp addr=%di:x64 len=%dx:u64"),
     Probe("text_poke_queue", "text_poke_queue addr=%di:x64 len=%dx:u64"),
     Probe("text_poke_bp_batch", "text_poke_bp_batch nr=%si:u32"),
+    # 7.2 (v6.16 x86/alternatives rename, arch/x86/kernel/alternative.c):
+    # smp_text_poke_single() = smp_text_poke_batch_add() + _finish(), so the
+    # batch_add probe sees every site (singles included) and is recorded under
+    # the old per-site name text_poke_queue; single/finish are counted apart.
+    # The batch's nr_entries lives in the static text_poke_array: not fetched.
+    Probe("text_poke_queue", "smp_text_poke_batch_add addr=%di:x64 len=%dx:u64"),
+    Probe("smp_text_poke_single", "smp_text_poke_single addr=%di:x64 len=%dx:u64"),
+    Probe("smp_text_poke_batch_finish", "smp_text_poke_batch_finish"),
     Probe("text_poke_copy", "text_poke_copy addr=%di:x64 len=%dx:u64"),
     Probe("text_poke_set", "text_poke_set addr=%di:x64 len=%dx:u64"),
     # BPF
@@ -122,9 +142,31 @@ PROBES: tuple[Probe, ...] = (
 TRACEPOINTS: tuple[tuple[str, str], ...] = (("module", "module_load"), ("module", "module_free"))
 
 
-def probes_file() -> str:
-    """The ``/etc/probes.txt`` the guest reads: ``line|filter|stack`` per probe."""
+#: (sym, insn_size) offsets in ``struct kprobe_insn_cache`` per series, when
+#: they differ from the 6.1/6.12 ones above.  7.2's ``struct mutex``
+#: (include/linux/mutex_types.h) holds ``struct mutex_waiter *first_waiter``
+#: (8 bytes) where 6.x had ``struct list_head wait_list`` (16 bytes): the
+#: mutex is 24 bytes, so ``sym`` is at +40 and ``insn_size`` at +64.
+INSN_CACHE_OFFSETS = {"7.2": (40, 64)}
+
+
+def probes_for(series: str = "6.1") -> tuple[Probe, ...]:
+    """:data:`PROBES` with the struct offsets of ``series``."""
+    if series not in INSN_CACHE_OFFSETS:
+        return PROBES
+    sym, isz = INSN_CACHE_OFFSETS[series]
     out = []
     for p in PROBES:
+        if p.name == "__get_insn_slot":
+            p = dataclasses.replace(
+                p, spec=f"__get_insn_slot cache=%di:x64 sym=+0(+{sym}(%di)):string insn_size=+{isz}(%di):u64")
+        out.append(p)
+    return tuple(out)
+
+
+def probes_file(series: str = "6.1") -> str:
+    """The ``/etc/probes.txt`` the guest reads: ``line|filter|stack`` per probe."""
+    out = []
+    for p in probes_for(series):
         out.append(f"{p.line()}|{p.name}|{p.filter}|{int(p.stack)}")
     return "\n".join(out) + "\n"

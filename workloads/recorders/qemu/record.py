@@ -36,7 +36,7 @@ from . import boot, build, guest, initramfs, kernels, modset, parse, truth
 
 GUEST_KEEP = ("log", "probe_status", "kprobe_events", "bpfinfo", "ftrace_filters",
               "ftrace_tramp_count", "enabled_functions", "kprobes_list", "stats", "modules",
-              "kallsyms_probed", "insmod_err")
+              "kallsyms_probed", "insmod_err", "vmstat")
 
 
 def name_for(series: str, flavour: str) -> str:
@@ -60,13 +60,18 @@ def events_kind(series: str) -> tuple[str, str]:
     return ("module_alloc", "module_memfree") if series == "6.1" else ("execmem_alloc", "execmem_free")
 
 
+def ret_event_for(series: str) -> str:
+    """Event that carries the allocation's address (see ``build.build``)."""
+    return "execmem_alloc_ret" if series == "7.2" else "vmalloc_node_range_ret"
+
+
 def rebuild(folder: pathlib.Path, series: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(trace, truth, notes) from a recording folder's events/modules/vmallocinfo."""
     ev = pd.read_csv(folder / "events.csv.gz", dtype=str, keep_default_na=False)
     lay = pd.read_csv(folder / "modules.csv")
     vmi = (folder / "guest" / "vmallocinfo_exec.txt").read_text()
     alloc_e, free_e = events_kind(series)
-    tr, notes = build.build(ev, lay, alloc_e, free_e)
+    tr, notes = build.build(ev, lay, alloc_e, free_e, ret_event_for(series))
     return tr, truth.truth(ev, vmi), notes
 
 
@@ -87,7 +92,7 @@ def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.P
         log(f"[qemu] roots not in {k.package}: {missing}")
     bpf = guest.build_bpfload(work / "bpfload")
     initrd = work / "initrd.gz"
-    initrd.write_bytes(initramfs.build(guest.entries(mods, bpf, guest.busybox_path())))
+    initrd.write_bytes(initramfs.build(guest.entries(mods, bpf, guest.busybox_path(), series)))
     log(f"[qemu] initramfs {initrd.stat().st_size} bytes, {len(mods)} modules; booting (TCG)")
     console = work / "console.txt"
     wall = boot.run(k.vmlinuz, initrd, console, timeout=timeout)
@@ -99,7 +104,7 @@ def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.P
         line for line in dumps["vmallocinfo"].decode().splitlines()
         if (m := truth._VMI.match(line)) and build.EXEC_LO <= int(m.group(1), 16) < build.EXEC_HI) + "\n"
     alloc_e, free_e = events_kind(series)
-    tr, notes = build.build(ev, lay, alloc_e, free_e)
+    tr, notes = build.build(ev, lay, alloc_e, free_e, ret_event_for(series))
     tt = truth.truth(ev, vmi_exec)
     name = name_for(series, flavour)
     from_frame(tr, name)  # schema check before anything is written
@@ -152,6 +157,7 @@ def provenance(name: str, ks: kernels.KernelSpec, k: kernels.Fetched, tr: pd.Dat
         "source": {
             "packages": {
                 k.package: {"version": k.version, "sha256": k.sha256, "suite": ks.suite},
+                **{pp: {"version": pv, "sha256": ps, "suite": ks.suite} for pp, pv, ps in k.parts},
                 **{p: {"version": v} for p, v in kernels.tool_versions().items()},
             },
             "artifacts": ["vmlinuz and .ko files of the package above (not shipped)",

@@ -102,6 +102,7 @@ def truth(ev: pd.DataFrame, vmallocinfo: str) -> pd.DataFrame:
             add(f"{fn}_bytes", sum(_n(d["len"])), "sum of len")
     add("text_poke_bp_batch", len(sel("text_poke_bp_batch")), "batches (one sync sequence each)")
     add("text_poke_bp_batch_sites", sum(_n(sel("text_poke_bp_batch")["len"])), "nr_entries summed")
+    _rows_7_2(ev, sel, add)
     # BPF
     pa = sel("bpf_prog_pack_alloc")
     add("bpf_prog_pack_alloc_calls", len(pa), "chunk requests")
@@ -128,6 +129,52 @@ def truth(ev: pd.DataFrame, vmallocinfo: str) -> pd.DataFrame:
         add(f"vmap_areas_{caller}", n, "by caller in /proc/vmallocinfo")
     add("vmap_area_bytes", int(areas["size"].sum()), "sizes in /proc/vmallocinfo (include the guard page)")
     return pd.DataFrame(rows, columns=["metric", "value", "scope"])
+
+
+#: include/linux/vmalloc.h (v6.13+): the ROX cache maps its blocks with
+#: VM_ALLOW_HUGE_VMAP (mm/execmem.c execmem_cache_populate_alloc)
+VM_ALLOW_HUGE_VMAP = 0x400
+
+
+def _rows_7_2(ev: pd.DataFrame, sel, add) -> None:
+    """Rows of the 7.2 entry points; written only when the kernel has them
+    (``execmem_alloc_rw`` probed), so older recordings' tables are unchanged.
+
+    * ``execmem_alloc_rw`` = ``execmem_alloc`` + ``execmem_force_rw``
+      (``set_memory_nx`` + ``set_memory_rw``), mm/execmem.c (7.2).
+    * ``execmem_cache_blocks``: ``__vmalloc_node_range`` calls with
+      ``VM_ALLOW_HUGE_VMAP`` -- ``execmem_cache_populate_alloc()`` maps one
+      ``round_up(size, PMD_SIZE)`` block per cache refill.
+    * ``smp_text_poke_single`` / ``smp_text_poke_batch_finish``
+      (arch/x86/kernel/alternative.c, 7.2; v6.16 rename of ``text_poke_bp`` /
+      ``text_poke_finish``).  ``text_poke_queue`` rows count
+      ``smp_text_poke_batch_add``, which ``smp_text_poke_single`` calls too.
+    * ``set_direct_map_valid_noflush(page, nr, valid)``: calls and pages.
+    """
+    rw = sel("execmem_alloc_rw")
+    if not len(rw):
+        return
+    add("execmem_alloc_rw_calls", len(rw), "all calls")
+    for t, g in sorted(rw.groupby(rw["type"])):
+        name = EXECMEM_TYPES.get(int(t), t) if str(t).lstrip("-").isdigit() else t
+        add(f"execmem_alloc_rw_calls_{name}", len(g), "type argument")
+    add("execmem_restore_rox_calls", len(sel("execmem_restore_rox")), "all calls")
+    v = sel("vmalloc_node_range")
+    flags = [num(m) if m else 0 for m in v["args"].str.extract(r"vm_flags=(\S+)")[0].fillna("")]
+    sizes = _n(v["size"])
+    blocks = [s for s, f in zip(sizes, flags) if f & VM_ALLOW_HUGE_VMAP]
+    add("execmem_cache_blocks", len(blocks), "__vmalloc_node_range with VM_ALLOW_HUGE_VMAP")
+    add("execmem_cache_block_bytes", sum(blocks), "their sizes")
+    s = sel("smp_text_poke_single")
+    add("smp_text_poke_single_calls", len(s), "any address")
+    add("smp_text_poke_single_calls_module_range", sum(1 for a in _n(s["addr"]) if in_exec(a)),
+        "address in the module range")
+    add("smp_text_poke_batch_finish_calls", len(sel("smp_text_poke_batch_finish")),
+        "calls (one per single, one per batch; empty batches return early)")
+    d = sel("set_direct_map_valid_noflush")
+    nr = [num(m) or 0 for m in d["args"].str.extract(r"nr=(\S+)")[0].fillna("0")]
+    add("set_direct_map_valid_noflush_calls", len(d), "all calls")
+    add("set_direct_map_valid_noflush_pages", sum(nr), "nr argument")
 
 
 _VMI = re.compile(r"^0x([0-9a-f]+)-0x([0-9a-f]+)\s+(\d+)\s+(\S+)")

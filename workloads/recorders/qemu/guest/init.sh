@@ -50,6 +50,7 @@ cp $T/kprobe_events /tmp/kprobe_events.txt
 # the ring buffer, so a reader drains trace_pipe into tmpfs all the time.
 ( while true; do cat $T/trace_pipe; done ) >> /tmp/trace.txt 2>/dev/null &
 READER=$!
+sed 's/^/start /' /proc/vmstat | grep ' direct_map' > /tmp/vmstat.txt
 echo 1 > $T/tracing_on
 log "tracing on"
 
@@ -148,14 +149,15 @@ kill $READER; kill $(pidof cat) 2>/dev/null
 sleep 1
 log "trace bytes $(wc -c < /tmp/trace.txt)"
 for c in $T/per_cpu/cpu*; do echo "== $c" >> /tmp/stats.txt; cat $c/stats >> /tmp/stats.txt; done
+sed 's/^/end /' /proc/vmstat | grep ' direct_map' >> /tmp/vmstat.txt
 cat /proc/vmallocinfo > /tmp/vmallocinfo.txt
 cat /proc/modules > /tmp/modules.txt
-grep -E ' (module_alloc|execmem_alloc|__vmalloc_node_range|__vmalloc_node_range_noprof|__text_poke|text_poke_queue|alloc_insn_page|__get_insn_slot)$' /proc/kallsyms > /tmp/kallsyms_probed.txt
+grep -E ' (module_alloc|execmem_alloc|execmem_alloc_rw|execmem_cache_populate_alloc|__vmalloc_node_range|__vmalloc_node_range_noprof|__text_poke|text_poke_queue|smp_text_poke_batch_add|smp_text_poke_single|alloc_insn_page|__get_insn_slot)$' /proc/kallsyms > /tmp/kallsyms_probed.txt
 cp /sys/kernel/debug/kprobes/blacklist /tmp/kprobes_blacklist.txt 2>/dev/null
 log "dump"
 dump() { echo "@@BEGIN $1@@"; gzip -c "$2" | base64; echo "@@END $1@@"; }
 for f in log probe_status kprobe_events bpfinfo ftrace_filters ftrace_tramp_count enabled_functions kprobes_list \
-         stats vmallocinfo modules kallsyms_probed insmod_err trace; do
+         stats vmstat vmallocinfo modules kallsyms_probed insmod_err trace; do
   [ -f /tmp/$f.txt ] && dump $f /tmp/$f.txt
 done
 echo "@@DONE@@"
