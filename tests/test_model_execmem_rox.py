@@ -21,6 +21,7 @@ from execbench.units import MiB, PMD_SIZE
 
 from test_model_execmem import _three_1mib, build, kept_kprobe_pages, random_trace_rows, replay_checked
 
+V613 = {"version": (6, 13)}
 V615 = {"version": (6, 15)}
 V617 = {"version": (6, 17)}
 V72 = {"version": (7, 2)}
@@ -47,7 +48,7 @@ def test_cache_is_address_ordered_first_fit():
 
 
 def test_v613_three_1mib_modules_share_two_rox_leaves(tb):
-    r = run(_three_1mib(tb).trace(), "execmem_rox", seed=0)
+    r = run(_three_1mib(tb).trace(), "execmem_rox", seed=0, params=V613)
     f, c = r.final, r.counters
     # text: A at block 1 [0, 1M), B at [1M, 2M) (first fit), C needs a new block:
     # 3 MiB of text in two 2 MiB ROX leaves and not one 4 KiB PTE
@@ -74,7 +75,7 @@ def test_v613_unload_returns_blocks(tb):
     _three_1mib(tb)
     for m in "ABC":
         tb.add("module", "unload", m)
-    k, d = replay_checked(tb.trace(), "execmem_rox")
+    k, d = replay_checked(tb.trace(), "execmem_rox", V613)
     c = k.counters
     # execmem_cache_free: text_poke_set(INT3) over each 1 MiB -> 128 more pokes each
     assert c["text_pokes"] == 2 * 3 * 128
@@ -89,7 +90,7 @@ def test_v613_unload_returns_blocks(tb):
 
 def test_one_3mib_module_gets_a_4mib_block(tb):
     tb.module("big", text=3 * MiB, data=100)
-    r = run(tb.trace(), "execmem_rox", seed=0)
+    r = run(tb.trace(), "execmem_rox", seed=0, params=V613)
     # populate: round_up(3 MiB, PMD_SIZE) = 4 MiB, PMD-aligned -> 2 leaves
     assert r.counters["vmalloc_bytes"] == 4 * MiB + 4096
     assert r.final["text_pmds_2m"] == 2 and r.final["text_ptes_4k"] == 0
@@ -118,7 +119,7 @@ def test_v615_temp_rw_splits_and_collapses(tb):
     assert c["tlb_flush_all"] == 2 + 12 + 3
     # rw on 256 frames of an aligned 2 MiB physical block splits its direct-map
     # leaf: one split per block used (A and B share one) -> v6.13 + 2
-    r13 = run(trace, "execmem_rox", seed=0)
+    r13 = run(trace, "execmem_rox", seed=0, params=V613)
     assert f["direct_map_splits_2m"] == r13.final["direct_map_splits_2m"] + 2
 
 
@@ -137,7 +138,7 @@ def test_v617_ftrace_and_kprobes_on_the_cache(tb):
     assert r.entry_points["ftrace"] == ["execmem_alloc_rw", "set_memory_rox"]
     assert r.entry_points["kprobe"] == ["execmem_alloc", "text_poke"]
     # before v6.17 both are v6.10's page-granular RW+NX allocations
-    r13 = run(tb.trace(), "execmem_rox", seed=0)
+    r13 = run(tb.trace(), "execmem_rox", seed=0, params=V613)
     assert r13.counters["vmalloc_huge"] == 0 and r13.final["text_ptes_4k"] == 2
 
 
@@ -149,7 +150,7 @@ def test_version_parameter():
         ExecmemRox(k, version=(6, 14))
 
 
-@pytest.mark.parametrize("params", [{}, V615, V617, V72], ids=["6.13", "6.15", "6.17", "7.2"])
+@pytest.mark.parametrize("params", [V613, V615, V617, V72], ids=["6.13", "6.15", "6.17", "7.2"])
 def test_random_traces_rox(tb, params):
     @settings(max_examples=12, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -309,3 +310,10 @@ def test_v72_meta_names_the_release():
     assert _design_meta("execmem_rox", V72).kernel == "7.2"
     assert _design_meta("execmem_rox", {"version": (6, 15)}).kernel == "6.15"
     assert _design_meta("execmem", {}).kernel == "6.10"
+
+
+def test_default_is_the_first_release_that_shipped_rox_on_x86():
+    # a9bbe3413331 disabled ARCH_HAS_EXECMEM_ROX before v6.13 final;
+    # 64f6a4e10c05 re-enabled it for v6.15
+    assert ExecmemRox.defaults["version"] == (6, 15) == ExecmemRox.kernel_version
+    assert "never shipped" in ExecmemRox.UNSHIPPED[(6, 13)]

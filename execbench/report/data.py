@@ -166,8 +166,12 @@ def _workload_meta(tr: Trace) -> WorkloadMeta:
 
 def _design_meta(name: str, params: dict[str, Any]) -> DesignMeta:
     cls = registry.get(name)
-    kernel = cls.kernel_for({**cls.defaults, **(params or {})})
-    return DesignMeta(name=name, title=cls.title, kernel=".".join(map(str, kernel)),
+    kernel = tuple(cls.kernel_for({**cls.defaults, **(params or {})}))
+    label = ".".join(map(str, kernel))
+    unshipped = getattr(cls, "UNSHIPPED", {}).get(kernel)
+    if unshipped:
+        label += f", {unshipped}"
+    return DesignMeta(name=name, title=cls.title, kernel=label,
                       source=cls.source, params=_jsonable(params))
 
 

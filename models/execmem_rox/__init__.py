@@ -1,6 +1,19 @@
-"""``execmem_rox``: execmem with the ROX cache for module text (v6.13), with
-a ``version`` switch for v6.15, v6.17 and v7.2 (the kernel as it ships in
-Debian sid, 7.2.13).
+"""``execmem_rox``: execmem with the ROX cache for module text, as x86 first
+shipped it in v6.15, with a ``version`` switch for v6.13 (rc only, never
+shipped on x86), v6.17 and v7.2 (the kernel as it ships in Debian sid,
+7.2.13).
+
+Why v6.15 is the default: the cache was merged for v6.13-rc1 (5185e7f9f3bd
+selects ``ARCH_HAS_EXECMEM_ROX`` on x86-64), but a9bbe3413331 "x86: Disable
+EXECMEM_ROX support" removed that select through tip x86/urgent in January
+2025, before v6.13 final, so no released v6.13 or v6.14 kernel uses the
+cache on x86.  64f6a4e10c05 "x86: re-enable EXECMEM_ROX support" (series
+20250126074733.1384926-*-rppt@kernel.org, with the remap-RW module loader)
+re-enabled it for v6.15; 47410d839fcd later made the select depend on
+``STRICT_MODULE_RWX`` (7.2.13's arch/x86/Kconfig: ``select
+ARCH_HAS_EXECMEM_ROX if X86_64 && STRICT_MODULE_RWX``).  ``version=6.13``
+stays for the design argument of late 2024 (the v4/v7 patch text), labelled
+rc only.
 
 Sources (docs/kernel-semantics.md §2, §3, §6, §8, §9):
 
@@ -32,11 +45,10 @@ Sources (docs/kernel-semantics.md §2, §3, §6, §8, §9):
   ``execmem_alloc(EXECMEM_BPF)`` (:mod:`models.execmem.bpf`), with
   CPA_COLLAPSE on its ``set_memory_rox`` from v6.15.
 
-``version`` (default ``6.13``): 6.13 is the default because its semantics
-are verified best (the v4/v7 patch text and mainline and linux-next code); the v6.15
-remap-RW flow is verified from linux-next code + patch text, but which mappings
+``version`` (default ``6.15``): the v6.15 remap-RW flow is verified from
+the merged code and the patch text, but which mappings
 ``cpa_collapse_large_pages()`` collapses is not (we collapse the vmalloc
-mapping only); v6.17's cache-free rework is [U].
+mapping only).  v6.13 follows the v4/v7 patch text and the rc code.
 
 Simplified: the cache's clean worker runs synchronously after each free; KASAN
 and the unused fallback range are left out; the kernel model runs v6.13's CPA
@@ -59,12 +71,15 @@ from .module_loader import ModuleLoaderRox
 
 class ExecmemRox(Design):
     name = "execmem_rox"
-    title = "v6.13+: execmem ROX cache -- module text in shared 2 MiB ROX blocks, written by text_poke"
+    title = ("v6.15+: execmem ROX cache -- module text in shared 2 MiB ROX blocks "
+             "(version=6.13: rc only, never shipped on x86)")
     source = ("mm/execmem.c + arch/x86/mm/init.c after 5185e7f9f3bd (v6.13); "
               "20241007062858.44248-1-rppt@kernel.org, 20250126074733.1384926-*-rppt@kernel.org (v6.15), "
               "20250709134933.3848895-1-rppt@kernel.org (v6.17)")
-    kernel_version = (6, 13)
-    defaults = {"version": (6, 13)}
+    kernel_version = (6, 15)
+    defaults = {"version": (6, 15)}
+    #: versions that no released x86 kernel ran (shown beside the version in reports)
+    UNSHIPPED = {(6, 13): "rc only, never shipped on x86 (a9bbe3413331)"}
 
     @classmethod
     def kernel_for(cls, params=None) -> tuple[int, int]:
