@@ -27,6 +27,15 @@ class DesignError(ExecbenchError):
     (e.g. an allocation that does not fit the module range)."""
 
 
+class OutOfMemory(DesignError):
+    """The simulated kernel has no frames or no address space left for one
+    allocation: where the real kernel returns ``-ENOMEM`` to that one
+    caller (``__vmalloc_node_range()`` failing, mm/vmalloc.c) and goes on.
+
+    Raised by the kernel model (:mod:`execbench.kernel`); the replay
+    decides what a failed user operation means (see ``replay.run``)."""
+
+
 class KernelBug(ExecbenchError):
     """The simulated kernel caught a design doing what would oops a real one
     (writing to a read-only page, freeing an unknown area, ...).  This is a

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DesignError, KernelBug
+from ..errors import DesignError, KernelBug, OutOfMemory
 from ..units import GiB, PAGE_SIZE, PAGES_PER_PMD, PMD_SIZE, pages
 from . import cpa, text_poke, text_poke_batch
 from .costs import Costs
@@ -194,7 +194,7 @@ class Kernel:
             need = npages + (1 if guard else 0)
             p = self.vmap.find(need, 1, lo, hi)
         if p < 0:
-            raise DesignError(f"vmalloc of {size} bytes does not fit the module range "
+            raise OutOfMemory(f"vmalloc of {size} bytes does not fit the module range "
                               f"({len(self.vmap)} areas live)")
         if use_huge:
             frames = np.concatenate([self.phys.alloc_huge_block()

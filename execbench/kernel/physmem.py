@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import OutOfMemory
 from ..units import GiB, PAGES_PER_PMD, PAGES_PER_PUD
 
 PLACEMENTS = ("contiguous", "scattered")
@@ -83,7 +84,7 @@ class PhysMem:
         rest = n - k
         if rest:
             if self._next + rest > len(self._order):
-                raise MemoryError("simulated machine is out of memory")
+                raise OutOfMemory("simulated machine is out of memory")
             out[k:] = self._order[self._next:self._next + rest]
             self._next += rest
         return out
@@ -91,7 +92,7 @@ class PhysMem:
     def alloc_huge_block(self) -> np.ndarray:
         """One naturally aligned order-9 block (512 contiguous frames)."""
         if not self._huge_free:
-            raise MemoryError("no aligned 2 MiB block left for a huge mapping")
+            raise OutOfMemory("no aligned 2 MiB block left for a huge mapping")
         b = self._huge_free.pop()
         return np.arange(b * PAGES_PER_PMD, (b + 1) * PAGES_PER_PMD, dtype=np.int64)
 
