@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DesignError, KernelBug, OutOfMemory
+from ..errors import KernelBug, OutOfMemory
 from ..units import GiB, PAGE_SIZE, PAGES_PER_PMD, PMD_SIZE, pages
 from . import cpa, text_poke, text_poke_batch
 from .costs import Costs
