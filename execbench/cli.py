@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
-from .errors import ExecbenchError
+from .errors import ExecbenchError, UsageError
 
 #: subcommand modules, in --help order; each has register(subparsers)
 COMMANDS = [
@@ -51,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        return _closed_pipe()
+    except UsageError as e:
+        print(f"execbench: error: {e}", file=sys.stderr)
+        return 2
     except ExecbenchError as e:
         print(f"execbench: error: {e}", file=sys.stderr)
         return 1
@@ -58,6 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"execbench: error: {msg}", file=sys.stderr)
         return 2
+
+
+def _closed_pipe() -> int:
+    """The reader went away (``execbench list --json | head``): stop quietly,
+    as ``cat`` does.  stdout is pointed at /dev/null so that the interpreter's
+    final flush of the buffered rest raises nothing either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141          # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 if __name__ == "__main__":

@@ -6,6 +6,29 @@ class ExecbenchError(Exception):
     """Base class: every error execbench reports to a user."""
 
 
+class UsageError(ExecbenchError):
+    """The command line asks for something that does not exist or cannot be
+    (an unknown design or workload, a malformed option).  The CLI exits 2
+    for these, 1 for every other error."""
+
+
+class UnknownName(UsageError, KeyError):
+    """An unknown design, workload or other registered name, with the
+    closest known names as a suggestion.  Also a ``KeyError`` so that code
+    looking names up in a mapping keeps working."""
+
+    def __init__(self, kind: str, name: str, known: list[str]):
+        import difflib
+        self.kind, self.name, self.known = kind, name, list(known)
+        close = difflib.get_close_matches(name, self.known, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        self.message = f"unknown {kind} {name!r}{hint} (known: {', '.join(self.known) or 'none'})"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:       # KeyError would quote the message
+        return self.message
+
+
 class TraceError(ExecbenchError):
     """A trace that breaks the schema.
 

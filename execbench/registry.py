@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 
+from .errors import UnknownName
+
 DESIGNS: dict[str, str] = {
     "legacy": "execbench.models.legacy:Legacy",
     "jitalloc": "execbench.models.jitalloc:JitAlloc",
@@ -29,6 +31,6 @@ def get(name: str):
     try:
         target = DESIGNS[name]
     except KeyError:
-        raise KeyError(f"unknown design {name!r}; known: {', '.join(DESIGNS)}") from None
+        raise UnknownName("design", name, list(DESIGNS)) from None
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Iterable
 
 import pandas as pd
@@ -32,6 +33,10 @@ from .trace import Trace
 #: below this many events in total, ``jobs=0`` runs serially
 AUTO_SERIAL_EVENTS = 50_000
 
+#: a sweep of at least this many events (about a second of replay) shows a
+#: progress bar on a terminal; pipes and files stay quiet
+PROGRESS_EVENTS = 2_000
+
 Task = tuple[int, str, int]     # (trace index, design, seed)
 
 # Traces handed to forked pool workers (inherited, not pickled per task).
@@ -39,8 +44,9 @@ _FORK_TRACES: list[Trace] = []
 
 
 def _run_one(tr: Trace, design: str, seed: int, params: dict[str, Any] | None,
-             costs: Costs | None, machine: dict[str, Any] | None) -> RunResult:
-    return run(tr, design, seed=seed, params=params, costs=costs, machine=machine, progress=False)
+             costs: Costs | None, machine: dict[str, Any] | None,
+             progress: bool | None = False) -> RunResult:
+    return run(tr, design, seed=seed, params=params, costs=costs, machine=machine, progress=progress)
 
 
 def _run_forked(task: Task, params, costs, machine) -> RunResult:
@@ -62,31 +68,61 @@ def resolve_jobs(jobs: int | None, total_events: int) -> int:
 def sweep(traces: Iterable[Trace], designs: list[str], seeds: list[int],
           params: dict[str, dict[str, Any]] | None = None, costs: Costs | None = None,
           machine: dict[str, Any] | None = None, *, jobs: int | None = None,
-          scheduler: str | None = None) -> tuple[pd.DataFrame, list[RunResult]]:
+          scheduler: str | None = None, progress: bool | None = None
+          ) -> tuple[pd.DataFrame, list[RunResult]]:
     """Every combination, in a fixed order; returns (tidy summary, results).
 
     ``jobs``: local worker processes (None or 1: serial; 0: auto).
     ``scheduler``: address of a Dask scheduler; overrides ``jobs``.
+    ``progress``: a bar of replays done on stderr (default: on a terminal,
+    for sweeps of :data:`PROGRESS_EVENTS` events or more).
     """
     traces = list(traces)
     params = params or {}
     tasks: list[Task] = [(i, d, s) for i in range(len(traces)) for d in designs for s in seeds]
     total = sum(len(traces[i]) for i, _, _ in tasks)
-    if scheduler is not None:
-        results = _sweep_dask(scheduler, traces, tasks, params, costs, machine)
-    else:
-        n = min(resolve_jobs(jobs, total), max(len(tasks), 1))
-        if n <= 1:
-            results = [_run_one(traces[i], d, s, params.get(d), costs, machine) for i, d, s in tasks]
+    if progress is None:
+        progress = total >= PROGRESS_EVENTS and sys.stderr.isatty()
+    bar = _progress_bar(len(tasks)) if progress and len(tasks) > 1 else None
+    try:
+        if scheduler is not None:
+            results = _sweep_dask(scheduler, traces, tasks, params, costs, machine)
         else:
-            results = _sweep_local(n, traces, tasks, params, costs, machine)
+            n = min(resolve_jobs(jobs, total), max(len(tasks), 1))
+            if n <= 1:
+                results = []
+                for i, d, s in tasks:
+                    # serial: the replay's own per-event bar under the sweep's (long traces)
+                    results.append(_run_one(traces[i], d, s, params.get(d), costs, machine,
+                                            progress=None if bar is not None else False))
+                    if bar is not None:
+                        bar.update(1)
+            else:
+                results = _sweep_local(n, traces, tasks, params, costs, machine, bar)
+    finally:
+        if bar is not None:
+            bar.close()
     frames = [r.summary() for r in results]
     if not frames:
         return pd.DataFrame(columns=["workload", "design", "seed", "metric", "final", "peak", "mean"]), []
     return pd.concat(frames, ignore_index=True), results
 
 
-def _sweep_local(n: int, traces: list[Trace], tasks: list[Task], params, costs, machine) -> list[RunResult]:
+def _progress_bar(n: int):
+    from tqdm import tqdm
+    return tqdm(total=n, desc="replays", unit="run", leave=False, file=sys.stderr)
+
+
+def _in_order(futs: list, bar) -> list[RunResult]:
+    """The futures' results in submission order, ticking ``bar`` as each finishes."""
+    if bar is not None:
+        for _ in as_completed(futs):
+            bar.update(1)
+    return [f.result() for f in futs]
+
+
+def _sweep_local(n: int, traces: list[Trace], tasks: list[Task], params, costs, machine,
+                 bar=None) -> list[RunResult]:
     global _FORK_TRACES
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
@@ -100,12 +136,12 @@ def _sweep_local(n: int, traces: list[Trace], tasks: list[Task], params, costs, 
         try:
             with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as ex:
                 futs = [ex.submit(_run_forked, t, params.get(t[1]), costs, machine) for t in tasks]
-                return [f.result() for f in futs]
+                return _in_order(futs, bar)
         finally:
             _FORK_TRACES = []
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as ex:     # pragma: no cover - non-Linux
         futs = [ex.submit(_run_one, traces[i], d, s, params.get(d), costs, machine) for i, d, s in tasks]
-        return [f.result() for f in futs]
+        return _in_order(futs, bar)
 
 
 def _sweep_dask(address: str, traces: list[Trace], tasks: list[Task], params, costs, machine) -> list[RunResult]:

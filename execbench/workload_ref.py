@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import ExecbenchError
+from .errors import UsageError
 from .trace import Trace, load_trace
 
 
@@ -19,10 +19,7 @@ def resolve(ref: str | None) -> Trace:
     p = Path(ref)
     if p.suffix in (".csv", ".gz") or p.exists():
         if not p.exists():
-            raise ExecbenchError(f"{ref}: no such trace file")
+            raise UsageError(f"{ref}: no such trace file")
         return load_trace(p)
-    try:
-        info = catalog.find(ref)
-    except KeyError as e:
-        raise ExecbenchError(str(e.args[0] if e.args else e)) from None
+    info = catalog.find(ref)         # UnknownName: a usage error, with a suggestion
     return load_trace(info.path, name=info.name)

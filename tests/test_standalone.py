@@ -1,5 +1,5 @@
 """The project stands alone: no code, doc or comment points at files outside
-the repository (a sibling ``shared/`` folder, the machine it was written on).
+the repository (a sibling folder of notes, the machine it was written on).
 Kernel sources are cited by file, function and version instead."""
 from __future__ import annotations
 

@@ -80,12 +80,14 @@ def shipped() -> list[WorkloadInfo]:
 
 
 def find(name: str) -> WorkloadInfo:
-    """The shipped workload called ``name``; KeyError listing the known names otherwise."""
+    """The shipped workload called ``name``; :class:`UnknownName` (a
+    KeyError) with the known names and a suggestion otherwise."""
     all_ = shipped()
     for w in all_:
         if w.name == name:
             return w
-    raise KeyError(f"no shipped workload {name!r}; known: {', '.join(w.name for w in all_) or '(none)'}")
+    from execbench.errors import UnknownName
+    raise UnknownName("workload", name, [w.name for w in all_])
 
 
 def default() -> WorkloadInfo:

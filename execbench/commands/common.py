@@ -6,8 +6,40 @@ import json
 import sys
 
 from .. import registry
+from ..errors import UsageError
 from ..kernel import Costs
 from ..units import GiB
+
+#: seeds 0..N-1 for every command that sweeps seeds (compare, report, plot,
+#: all): three, so that every table can show a spread (mmtests, perf stat -r)
+DEFAULT_SEEDS = 3
+
+
+def add_seeds_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
+                   help=f"run seeds 0..N-1 and average (default {DEFAULT_SEEDS})")
+
+
+def add_designs_option(p: argparse.ArgumentParser) -> None:
+    """``-d/--design D`` (repeatable) and ``--designs D [D ...]`` (kept for
+    scripts): both add to one list; none selects every registered design."""
+    p.add_argument("--design", "-d", dest="design_list", action="append", metavar="D",
+                   help=f"a design to run (repeatable; default: all of {', '.join(registry.names())})")
+    p.add_argument("--designs", nargs="+", metavar="D", help="several designs at once (same as repeating -d)")
+
+
+def designs_from(args) -> list[str] | None:
+    """The designs ``-d``/``--designs`` selected, in order, each checked
+    (:class:`~execbench.errors.UnknownName` with a suggestion); ``None``
+    when neither was given.  Stores the result in ``args.designs``."""
+    chosen = list(getattr(args, "design_list", None) or []) + list(args.designs or [])
+    out: list[str] = []
+    for d in chosen:
+        registry.get(d)
+        if d not in out:
+            out.append(d)
+    args.designs = out or None
+    return args.designs
 
 
 def add_machine_options(p: argparse.ArgumentParser) -> None:
@@ -53,19 +85,45 @@ def machine_from(args) -> tuple[dict, Costs]:
     return machine, Costs.parse(args.cost)
 
 
+PARAM_HELP = ("set a design parameter: NAME=VALUE for every design run here that has "
+              "it, DESIGN:NAME=VALUE for one (repeatable), e.g. legacy:bpf_prog_pack=false")
+
+
 def add_param_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--param", action="append", metavar="DESIGN:NAME=VALUE",
-                   help="set a design parameter, e.g. legacy:bpf_prog_pack=false (repeatable)")
+    p.add_argument("--param", action="append", metavar="[DESIGN:]NAME=VALUE", help=PARAM_HELP)
 
 
-def params_from(args) -> dict[str, dict]:
+def parse_param_items(items: list[str] | None, designs: list[str]) -> dict[str, dict]:
+    """``--param`` values -> {design: {name: typed value}} for ``designs``.
+
+    ``DESIGN:NAME=VALUE`` sets it for that design (which must be among
+    ``designs``); ``NAME=VALUE`` for every design in ``designs`` that has
+    the parameter (at least one must)."""
     out: dict[str, dict] = {}
-    for item in args.param or []:
-        design, sep, rest = item.partition(":")
-        if not sep:
-            raise SystemExit(f"--param {item!r}: expected DESIGN:NAME=VALUE")
-        out.setdefault(design, {}).update(registry.get(design).parse_params([rest]))
+    for item in items or []:
+        head, sep, body = item.partition(":")
+        if sep and "=" not in head:
+            registry.get(head)
+            if head not in designs:
+                raise UsageError(f"--param {item!r}: design {head!r} is not run here "
+                                 f"(designs: {', '.join(designs)})")
+            targets = [head]
+        else:
+            body = item
+            name = body.partition("=")[0].strip()
+            targets = [d for d in designs if name in registry.get(d).defaults]
+            if not targets:
+                takes = {d: sorted(registry.get(d).defaults) for d in designs}
+                listing = "; ".join(f"{d}: {', '.join(v) or 'none'}" for d, v in takes.items())
+                raise UsageError(f"--param {item!r}: no design run here has a parameter "
+                                 f"{name!r} (parameters: {listing})")
+        for d in targets:
+            out.setdefault(d, {}).update(registry.get(d).parse_params([body]))
     return out
+
+
+def params_from(args, designs: list[str] | None = None) -> dict[str, dict]:
+    return parse_param_items(args.param, designs or args.designs or registry.names())
 
 
 def emit_json(obj) -> None:

@@ -13,12 +13,13 @@ from ..report.headline import ALIASES
 from ..results import RESULTS_DIR, write_csv
 from ..sweep import sweep
 from ..workload_ref import resolve
-from .common import add_machine_options, add_param_option, emit_json, machine_from, params_from
+from .common import (add_designs_option, add_machine_options, add_param_option, add_seeds_option,
+                     designs_from, emit_json, machine_from, params_from)
 
 EXAMPLES = """examples:
   execbench compare                                  # all designs, default workload
   execbench compare --workload boot-cloud --seeds 5  # mean over seeds 0..4
-  execbench compare --designs legacy --param legacy:bpf_prog_pack=false
+  execbench compare -d legacy -d execmem --param legacy:bpf_prog_pack=false
   execbench compare --json > cmp.json
 """
 
@@ -28,8 +29,8 @@ def register(sub) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", "-w", action="append",
                    help="shipped workload name or trace path (repeatable; default: the default workload)")
-    p.add_argument("--designs", nargs="+", metavar="D", help=f"default: all ({', '.join(registry.names())})")
-    p.add_argument("--seeds", type=int, default=1, help="run seeds 0..N-1 and average (default 1)")
+    add_designs_option(p)
+    add_seeds_option(p)
     p.add_argument("--out", metavar="CSV", help="tidy CSV (default results/compare.csv)")
     p.add_argument("--json", action="store_true", help="print the tidy table as JSON")
     p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
@@ -102,12 +103,10 @@ def print_tables(sub: pd.DataFrame, designs: list[str]) -> None:
 
 
 def main(args) -> int:
-    designs = args.designs or registry.names()
-    for d in designs:
-        registry.get(d)
+    designs = designs_from(args) or registry.names()
     traces = [resolve(w) for w in (args.workload or [None])]
     machine, costs = machine_from(args)
-    df, results = sweep(traces, designs, list(range(args.seeds)), params=params_from(args),
+    df, results = sweep(traces, designs, list(range(args.seeds)), params=params_from(args, designs),
                         costs=costs, machine=machine, jobs=args.jobs, scheduler=args.scheduler)
     # the floor: design-free lower bounds, one column beside the designs
     df = with_floor(df, traces, list(range(args.seeds)))

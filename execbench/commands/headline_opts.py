@@ -10,9 +10,8 @@ from .. import registry
 from ..report.data import RESULTS_CSV, Headline, collect, load
 from ..results import RESULTS_DIR
 from ..workload_ref import resolve
-from .common import add_machine_options, add_param_option, machine_from, params_from
-
-DEFAULT_SEEDS = 3
+from .common import (DEFAULT_SEEDS, add_designs_option, add_machine_options, add_param_option,
+                     add_seeds_option, designs_from, machine_from, params_from)
 
 
 def add_run_options(p: argparse.ArgumentParser, with_from: bool = True) -> None:
@@ -24,10 +23,8 @@ def add_run_options(p: argparse.ArgumentParser, with_from: bool = True) -> None:
                        help="replay even when results/ exists")
     p.add_argument("--workload", "-w", action="append",
                    help="shipped workload name or trace path (repeatable; default: every shipped workload)")
-    p.add_argument("--designs", nargs="+", metavar="D",
-                   help=f"default: every registered design ({', '.join(registry.names())})")
-    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
-                   help=f"run seeds 0..N-1 and average (default {DEFAULT_SEEDS})")
+    add_designs_option(p)
+    add_seeds_option(p)
     p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
                    help="worker processes for the replays (default 0: one per CPU for big sweeps; "
                         "1: serial); the output is the same either way")
@@ -63,9 +60,7 @@ def run_headline(args, argv0: str, on_result=None, keep: bool = True):
     """Replay what the options ask for; returns (Headline, results)."""
     if args.seeds < 1:
         raise ValueError(f"--seeds {args.seeds}: must be >= 1")
-    designs = args.designs or registry.names()
-    for d in designs:
-        registry.get(d)
+    designs = designs_from(args) or registry.names()
     traces = [resolve(w) for w in (args.workload or all_workload_names())]
     machine, costs = machine_from(args)
     cmd = " ".join(["execbench", argv0] + [shlex.quote(a) for a in _result_args(sys.argv[2:])]) \
@@ -82,6 +77,7 @@ def headline_from(args, argv0: str) -> tuple[Headline, list]:
     headline run in results/ is read when it exists and has the asked-for
     workloads, since replaying every workload takes minutes; ``--replay``
     forces a replay."""
+    designs_from(args)
     if getattr(args, "from_dir", None):
         return load(args.from_dir).subset(args.workload, args.designs), []
     untouched = (args.designs is None and args.seeds == DEFAULT_SEEDS

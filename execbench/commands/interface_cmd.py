@@ -14,7 +14,7 @@ from .. import registry
 from ..replay import run
 from ..report.table import render
 from ..workload_ref import resolve
-from .common import emit_json
+from .common import add_designs_option, designs_from, emit_json
 
 EXAMPLES = """examples:
   execbench interface                         # every design, default workload
@@ -27,14 +27,14 @@ def register(sub) -> None:
     p = sub.add_parser("interface", help="API calls per user operation and entry points per design",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", "-w", help="shipped workload name or trace path (default: the default workload)")
-    p.add_argument("--designs", nargs="+", metavar="D", help="default: all registered designs")
+    add_designs_option(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
-    designs = args.designs or registry.names()
+    designs = designs_from(args) or registry.names()
     trace = resolve(args.workload)
     out: dict[str, dict] = {}
     for d in designs:

@@ -48,7 +48,7 @@ def render(h, fmt: str, charts=(), csv_ref=None, full: bool = False) -> str:
 def require_results(args, cmd: str) -> None:
     """No results/ and nothing asks for a replay: say what to run instead of
     silently replaying every workload (minutes)."""
-    selected = (args.workload or args.designs or args.param or args.cost
+    selected = (args.workload or args.designs or getattr(args, "design_list", None) or args.param or args.cost
                 or args.seeds != DEFAULT_SEEDS)
     if getattr(args, "from_dir", None) or getattr(args, "replay", False) or selected:
         return

@@ -9,7 +9,7 @@ from ..metrics import METRICS
 from ..report import table
 from ..results import RESULTS_DIR, write_csv
 from ..workload_ref import resolve
-from .common import add_machine_options, emit_json, machine_from
+from .common import add_machine_options, add_param_option, emit_json, machine_from, parse_param_items
 
 EXAMPLES = """examples:
   execbench run --design legacy                       # default workload, seed 0
@@ -25,7 +25,7 @@ def register(sub) -> None:
     p.add_argument("--design", "-d", required=True, help=f"one of: {', '.join(registry.names())}")
     p.add_argument("--workload", "-w", help="shipped workload name or trace path (default: the default workload)")
     p.add_argument("--seed", type=int, default=0, help="seed for KASLR, frames and randomised offsets (default 0)")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="design parameter (repeatable)")
+    add_param_option(p)
     p.add_argument("--timeline", metavar="CSV", help="also write every metric after every event")
     p.add_argument("--out", metavar="CSV", help="summary CSV (default results/run-<workload>-<design>-s<seed>.csv)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -54,8 +54,8 @@ def print_stats(stats: dict[str, tuple[float, float, float]]) -> None:
 
 
 def main(args) -> int:
-    cls = registry.get(args.design)
-    params = cls.parse_params(args.param)
+    registry.get(args.design)
+    params = parse_param_items(args.param, [args.design]).get(args.design, {})
     trace = resolve(args.workload)
     machine, costs = machine_from(args)
     r = run(trace, args.design, seed=args.seed, params=params, costs=costs, machine=machine)

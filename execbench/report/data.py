@@ -211,7 +211,8 @@ def collect(traces: Iterable[Trace], designs: list[str], seeds: list[int],
     configs: list = []
     extra = {"jobs": jobs} if parallel else {}
     for trs, ds in it:
-        f, rs = sweep(trs, ds, seeds, params=params, costs=costs, machine=machine, **extra)
+        f, rs = sweep(trs, ds, seeds, params=params, costs=costs, machine=machine, progress=False,
+                      **extra)
         frames.append(f)
         for r in rs:
             if not eff_params.get(r.design):
