@@ -76,6 +76,10 @@ class WorkloadMeta:
     description: str
     synthetic: str          # what is synthetic ("" when nothing is)
     users: list[str] = field(default_factory=list)
+    #: the trace columns whose values are synthetic (``column`` or
+    #: ``user:column``, with a parenthetical where only part of it is), from
+    #: the TOML's ``synthetic_columns``; None when the TOML does not say
+    synthetic_columns: list[str] | None = None
 
 
 @dataclass
@@ -161,7 +165,9 @@ def _workload_meta(tr: Trace) -> WorkloadMeta:
     if syn is True and not note:
         note = "yes (see provenance)"
     return WorkloadMeta(name=tr.name, events=len(tr), description=str(wl.get("description", "")),
-                        synthetic=str(note) if syn else "", users=list(wl.get("users", [])))
+                        synthetic=str(note) if syn else "", users=list(wl.get("users", [])),
+                        synthetic_columns=([str(c) for c in wl["synthetic_columns"]]
+                                           if "synthetic_columns" in wl else None))
 
 
 def _design_meta(name: str, params: dict[str, Any]) -> DesignMeta:

@@ -175,22 +175,28 @@ def _short_note(note: str) -> str:
 
 
 def synthetic_lines(h: Headline) -> list[str]:
-    """One wrapped paragraph: the workloads grouped by what is synthetic
-    in them (the short form of each TOML's note)."""
+    """One wrapped paragraph: the workloads grouped by which trace columns
+    hold synthetic values (each TOML's ``synthetic_columns``; the short form
+    of its note where a TOML does not list them)."""
     import re
     groups: dict[str, list[str]] = {}
     real = []
     for w in h.workloads:
-        if w.synthetic:
-            note = re.sub(r"\s+(are|is) synthetic$", "", _short_note(w.synthetic))
-            groups.setdefault(note, []).append(w.name)
+        if w.synthetic_columns:
+            what = ", ".join(ascii_only(c) for c in w.synthetic_columns)
+        elif w.synthetic_columns == []:
+            what = "no column (which objects, and when, is chosen; every value is measured)"
+        elif w.synthetic:
+            what = re.sub(r"\s+(are|is) synthetic$", "", _short_note(w.synthetic))
         else:
             real.append(w.name)
-    items = [f"{', '.join(ws)}: {note}" for note, ws in groups.items()]
+            continue
+        groups.setdefault(what, []).append(w.name)
+    items = [f"{', '.join(ws)}: {what}" for what, ws in groups.items()]
     if real:
         items.append(f"{', '.join(real)}: nothing")
-    return wrap("Synthetic (from the workload TOMLs; everything else is recorded): "
-                + "; ".join(items) + ".", indent="  ", first="  ")
+    return wrap("Synthetic trace columns (user:column; from the workload TOMLs, everything "
+                "else is recorded): " + "; ".join(items) + ".", indent="  ", first="  ")
 
 
 def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) -> str:
@@ -257,7 +263,8 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
     mem = m.get("mem_bytes")
     mach = (f"{mem / 2**30:g} GiB, frames {m.get('placement')}, KASLR "
             f"{'on' if m.get('kaslr') else 'off'}, " if mem else "")
-    out += wrap(f"Machine: {mach}iTLB model of the {cpu} CPU preset. Units: iTLB entries = "
+    itlb = "dynamic iTLB model off" if cpu == "off" else f"iTLB model of the {cpu} CPU preset"
+    out += wrap(f"Machine: {mach}{itlb}. Units: iTLB entries = "
                 "4K + 2M leaves mapping live text; miss/Mf = L1 iTLB misses per 10^6 "
                 "fetches; backing in KiB; counters are totals over the trace; W+X in "
                 "page*ms of virtual time. Primitive costs (assumed): --full.",

@@ -145,6 +145,7 @@ def boot_provenance(name: str, description: str, rows: Sequence[dict[str, str]],
             "events": len(builder),
             "modules": len(bs.order),
             "synthetic": True,
+            "synthetic_columns": ["t_ns", "cpu"],
             "synthetic_note": (f"timing and CPU are synthetic: loads {spacing_ns} ns apart, init_done "
                                f"{init_ns} ns after its load, CPUs round-robin over 2; the module set, "
                                f"its order and every size are real"),

@@ -244,6 +244,7 @@ def build_workloads(data: pathlib.Path) -> dict[str, int]:
         if providers:
             doc["workload"]["synthetic_note"] += ("; the added server drivers are a synthetic choice "
                                                   "(no public bare-metal server lsmod was found)")
+            doc["workload"]["synthetic_columns"] += ["module:obj (the added server drivers)"]
         _save(data, name, b, doc)
         _fix_listing_path(data, name, listing)
         counts[name] = len(b)
@@ -256,6 +257,7 @@ def build_workloads(data: pathlib.Path) -> dict[str, int]:
                                     "programs, fentry/fexit trampolines, entry kprobes via kprobe_ftrace_ops",
                      "users": sorted({str(r["user"]) for r in obs._rows}), "events": len(obs),
                      "synthetic": True,
+                     "synthetic_columns": ["t_ns", "cpu", "bpf:size (JIT and trampoline bytes are estimates)"],
                      "synthetic_note": "the schedule (start gaps 2-8 s, run lengths 10-60 s, seeded) and the "
                                        "JIT/trampoline byte estimates are synthetic; programs, targets and "
                                        "instruction counts are real",
@@ -273,6 +275,8 @@ def build_workloads(data: pathlib.Path) -> dict[str, int]:
                                     "offset kprobes (most optimized) and two ftrace ops",
                      "users": sorted({str(r["user"]) for r in cloud._rows}), "events": len(cloud),
                      "synthetic": True,
+                     "synthetic_columns": ["t_ns", "cpu", "bpf:size (estimates)", "kprobe:size",
+                                           "kprobe:op (which are optimized)", "ftrace:obj", "ftrace:size"],
                      "synthetic_note": "boot timing, the session schedule, kprobe offsets, the optimized subset "
                                        "and the ftrace ops names/times are synthetic (seeded); the module set, "
                                        "module sizes, BPF programs, targets and instruction counts are real",
@@ -316,6 +320,7 @@ def build_churn_workloads(data: pathlib.Path) -> dict[str, int]:
                      "description": "a tracing agent's rounds of 16-300 offset kprobes (register, optimize "
                                     "21/25, hold, unregister) over 8 resident probes",
                      "users": ["kprobe"], "events": len(kc), "synthetic": True,
+                     "synthetic_columns": ["t_ns", "cpu", "kprobe:size", "kprobe:op (which are optimized)"],
                      "synthetic_note": "schedule, round sizes and probe offsets are synthetic (seeded); probed "
                                        "functions are those libbpf-tools 0.26 attaches to; slot sizes as in "
                                        "[parameters]",
@@ -333,6 +338,8 @@ def build_churn_workloads(data: pathlib.Path) -> dict[str, int]:
                      "description": "retsnoop-style rounds: fentry+fexit on 4-60 kernel functions (one shared "
                                     "BPF trampoline each) plus 1-3 filtered ftrace_ops, then teardown",
                      "users": sorted({str(r["user"]) for r in tc._rows}), "events": len(tc), "synthetic": True,
+                     "synthetic_columns": ["t_ns", "cpu", "obj (which functions)", "bpf:size (estimates)",
+                                           "ftrace:size"],
                      "synthetic_note": "schedule and function choice are synthetic (seeded); program sizes are "
                                        "drawn from real libbpf-tools fentry/fexit programs; trampoline sizes "
                                        "are the estimate in [parameters]",
@@ -367,6 +374,9 @@ def build_churn_workloads(data: pathlib.Path) -> dict[str, int]:
                                         "on-call kprobe bursts, on-demand module loads/unloads",
                          "users": sorted({str(r["user"]) for r in fleet._rows}), "events": len(fleet),
                          "synthetic": True,
+                         "synthetic_columns": ["t_ns", "cpu", "obj (which objects, the whole schedule)",
+                                               "bpf:size (estimates; container programs invented)",
+                                               "kprobe:size"],
                          "synthetic_note": "the whole schedule is synthetic (rates in [rates], seeded); objects are "
                                            "real: module set and sizes (Debian 6.1 generic), libbpf-tools "
                                            "programs and targets; container cgroup programs are synthetic "

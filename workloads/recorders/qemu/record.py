@@ -149,6 +149,7 @@ def provenance(name: str, ks: kernels.KernelSpec, k: kernels.Fetched, tr: pd.Dat
             "users": users,
             "events": int(len(tr)),
             "synthetic": True,
+            "synthetic_columns": [],
             "synthetic_what": ("the guest script's schedule (which modules, in what order, which "
                                "are removed; the BPF programs' instruction mix; kprobe targets and "
                                "ftrace filters) is chosen by execbench; every size, address, count "
