@@ -17,7 +17,7 @@ def add_machine_options(p: argparse.ArgumentParser) -> None:
                    default="fresh-boot",
                    help="physical placement preset: fresh-boot (large ordered free areas) or aged "
                         "(page-cache-filled machine, scattered free pages); contiguous and scattered "
-                        "are the old names of the two (default fresh-boot; docs/kernel-semantics.md §1b)")
+                        "are the old names of the two (default fresh-boot; docs/placement.md)")
     g.add_argument("--no-kaslr", action="store_true", help="module load offset 0")
     g.add_argument("--cost", action="append", metavar="NAME=NS",
                    help="override a primitive cost in ns (repeatable; see execbench list --costs)")

@@ -8,7 +8,7 @@ frame placement is part of the machine.
 
 Frames come from the page allocator of :mod:`.pagealloc` (buddy free areas,
 per-CPU lists refilled in batches, migratetypes), in one of two named
-presets (docs/kernel-semantics.md §1b):
+presets (docs/placement.md):
 
 * ``fresh-boot`` (default; old name ``contiguous``) -- memory as
   ``memblock_free_all()`` leaves it: the zone is freed in naturally aligned

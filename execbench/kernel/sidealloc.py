@@ -1,5 +1,5 @@
 """The non-executable memory the kernel and the loading process allocate
-around each executable allocation (docs/kernel-semantics.md §1b).
+around each executable allocation (docs/placement.md).
 
 Executable pages are not allocated back to back.  Between two programs'
 JIT images the kernel allocates the next program's ``struct bpf_prog`` and
