@@ -91,8 +91,6 @@ QUESTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
         Row("cpa_calls_effective", "final", "set_memory eff", "calls"),
         Row("cpa_calls", "final", "set_memory_*", "calls"),
         Row("direct_map_level2_splits", "final", "dmap 2M split", "splits"),
-        Row("direct_map_level3_splits", "final", "dmap 1G split", "splits"),
-        Row("DirectMap4k", "peak", "DirectMap4k", "peak kB"),
     )),
     ("TLB shootdowns", (
         Row("tlb_shootdowns", "final", "shootdowns", "IPIs"),
