@@ -89,9 +89,9 @@ class Metrics:
         return self._get(cache, design, workload, "tlb_flush_all", "final")
     track_tlb_flush_all.unit = "flushes"
 
-    def track_direct_map_splits_2m(self, cache, design, workload):
-        return self._get(cache, design, workload, "direct_map_splits_2m", "final")
-    track_direct_map_splits_2m.unit = "splits"
+    def track_direct_map_level2_splits(self, cache, design, workload):
+        return self._get(cache, design, workload, "direct_map_level2_splits", "final")
+    track_direct_map_level2_splits.unit = "splits"
 
     def track_text_pokes(self, cache, design, workload):
         return self._get(cache, design, workload, "text_pokes", "final")

@@ -254,7 +254,7 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
     fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
     panels = [("cpa_calls", "set_memory_* calls (permission flips)", "calls"),
               ("tlb_flush_all", "global TLB flushes (flush_tlb_all)", "flushes"),
-              ("direct_map_splits_2m", "direct-map 2 MiB leaves split", "splits"),
+              ("direct_map_level2_splits", "direct-map 2 MiB leaves split", "splits"),
               ("text_pokes", "text_poke calls", "calls")]
     for ax, (m, title, unit) in zip(axes.flat, panels):
         _bars(ax, t, Row(m, "final", m, unit), colors, title, f"{unit} over the trace")

@@ -19,6 +19,7 @@ import pandas as pd
 from . import registry
 from .errors import ExecbenchError
 from .kernel import Costs, Kernel, KernelConfig
+from .kernel.sidealloc import SideAllocs, SideParams
 from .metrics.sampler import NAMES, Sampler, summarise
 from .trace import Trace
 from .users import dispatch_table
@@ -74,13 +75,22 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     """Replay ``trace`` on ``design``; deterministic for a given seed.
 
     ``machine`` overrides :class:`KernelConfig` fields (``mem_bytes``,
-    ``placement``, ``kaslr``).  ``progress`` shows a bar on a TTY (default:
+    ``placement``, ``kaslr``, ``cpus``: default the trace's CPUs).  Around
+    every event :class:`~.kernel.sidealloc.SideAllocs` allocates what the
+    kernel and the loader allocate besides the design's executable memory,
+    the same for every design.  ``progress`` shows a bar on a TTY (default:
     only for traces of 20k+ events).
     """
     cls = registry.get(design)
+    machine = dict(machine or {})
+    if "cpus" not in machine and len(trace):
+        # one per-CPU page list per CPU the trace runs on
+        machine["cpus"] = max(2, int(trace.df["cpu"].astype(int).max()) + 1)
     config = KernelConfig(seed=seed, version=cls.kernel_version, costs=costs or Costs(),
-                          **(machine or {}))
+                          **machine)
     kernel = Kernel(config)
+    side = SideAllocs(kernel, SideParams.from_provenance(trace.provenance)
+                      if config.side_allocs else SideParams(enabled=False))
     d = cls(kernel, **(params or {}))
     table = dispatch_table(d)
     n = len(trace)
@@ -101,7 +111,9 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
         kernel.obj = ev.obj
         calls0 = counters["api_calls"]
         try:
+            side.before(ev)
             table[(ev.user, ev.op)](ev)
+            side.after(ev)
         except ExecbenchError as e:
             raise type(e)(f"{trace.path}: row {i} ({ev.user}/{ev.op} {ev.obj}) on {design}: {e}") from e
         acc = api_per_op.get((ev.user, ev.op))

@@ -176,20 +176,6 @@ def test_text_poke_bp_costs_three_pokes_and_three_syncs():
     assert (c["text_pokes"], c["text_poke_bytes"], c["sync_core_ipis"]) == (3, 1 + 4 + 1, 3)
 
 
-def test_scattered_placement_splits_more_than_contiguous():
-    # 64 one-page RO changes: contiguous frames share few 2M regions;
-    # scattered frames over 16 GiB land in ~64 different ones.
-    res = {}
-    for placement in ("contiguous", "scattered"):
-        k = Kernel(KernelConfig(seed=1, placement=placement, mem_bytes=16 * GiB))
-        for _ in range(64):
-            a = k.vmalloc(PAGE_SIZE)
-            k.set_memory_ro(a, 1)
-        res[placement] = k.phys.splits_2m
-    assert res["contiguous"] <= 2
-    assert res["scattered"] >= 50
-
-
 def test_incremental_aggregates_match_recount():
     k = Kernel(KernelConfig(seed=5))
     rng = np.random.default_rng(0)

@@ -120,7 +120,7 @@ def test_v615_temp_rw_splits_and_collapses(tb):
     # rw on 256 frames of an aligned 2 MiB physical block splits its direct-map
     # leaf: one split per block used (A and B share one) -> v6.13 + 2
     r13 = run(trace, "execmem_rox", seed=0, params=V613)
-    assert f["direct_map_splits_2m"] == r13.final["direct_map_splits_2m"] + 2
+    assert f["direct_map_level2_splits"] == r13.final["direct_map_level2_splits"] + 2
 
 
 def test_v617_ftrace_and_kprobes_on_the_cache(tb):

@@ -45,8 +45,11 @@ def designs_from(args) -> list[str] | None:
 def add_machine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("simulated machine")
     g.add_argument("--mem-gib", type=int, default=16, help="machine memory in GiB (default 16)")
-    g.add_argument("--placement", choices=("contiguous", "scattered"), default="contiguous",
-                   help="frame placement: fresh boot or page cache filled (default contiguous)")
+    g.add_argument("--placement", choices=("fresh-boot", "aged", "contiguous", "scattered"),
+                   default="fresh-boot",
+                   help="physical placement preset: fresh-boot (large ordered free areas) or aged "
+                        "(page-cache-filled machine, scattered free pages); contiguous and scattered "
+                        "are the old names of the two (default fresh-boot; docs/placement.md)")
     g.add_argument("--no-kaslr", action="store_true", help="module load offset 0")
     g.add_argument("--cost", action="append", metavar="NAME=NS",
                    help="override a primitive cost in ns (repeatable; see execbench list --costs)")

@@ -122,7 +122,7 @@ def main(args) -> int:
         import textwrap
         seeds = f"Mean over seeds 0..{args.seeds - 1}" if args.seeds > 1 else "Seed 0"
         head = (f"workload {tr.name}: {len(tr)} events{' -- ' + desc if desc else ''}. "
-                f"{seeds}; lower is better except largest_free_extent.")
+                f"{seeds}; lower is better except largest_free_extent and DirectMap1G/2M.")
         print("\n".join(textwrap.wrap(head, table.width(), break_on_hyphens=False)))
         print()
         print_tables(sub, designs)

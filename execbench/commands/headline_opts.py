@@ -82,7 +82,7 @@ def headline_from(args, argv0: str) -> tuple[Headline, list]:
         return load(args.from_dir).subset(args.workload, args.designs), []
     untouched = (args.designs is None and args.seeds == DEFAULT_SEEDS
                  and not args.param and not args.cost and args.mem_gib == 16
-                 and args.placement == "contiguous" and not args.no_kaslr)
+                 and args.placement in ("fresh-boot", "contiguous") and not args.no_kaslr)
     if untouched and not getattr(args, "replay", False) and (RESULTS_DIR / RESULTS_CSV).exists():
         h = load(RESULTS_DIR)
         if all(w in h.workload_names for w in (args.workload or [])):

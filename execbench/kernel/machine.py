@@ -35,7 +35,7 @@ COUNTERS = (
     *(f"cpa_calls_{k}" for k in cpa.KINDS), *(f"cpa_pages_{k}" for k in cpa.KINDS),
     "vmalloc_pmd_splits", "vmalloc_pmd_collapses",
     "tlb_flush_all", "tlb_flush_ipis", "sync_core_ipis",
-    "direct_map_splits_2m", "direct_map_splits_1g",
+    "direct_map_level2_splits", "direct_map_level3_splits",
     "text_pokes", "text_poke_bytes", "text_poke_syncs", "text_poke_bp",
     "memcpy_bytes", "api_calls",
 )
@@ -52,7 +52,9 @@ class KernelConfig:
     seed: int = 0
     version: tuple[int, int] = (6, 1)
     mem_bytes: int = 16 * GiB
-    placement: str = "contiguous"
+    placement: str = "fresh-boot"     # physmem.PRESETS (or an old alias)
+    cpus: int = 2                     # CPUs with a per-CPU page list (the replay uses the trace's)
+    side_allocs: bool = True          # replay the non-executable side allocations (kernel/sidealloc.py)
     kaslr: bool = True
     costs: Costs = field(default_factory=Costs)
     # dynamic iTLB metric (execbench/metrics/itlb.py): CPU preset from
@@ -83,7 +85,8 @@ class Kernel:
         seed = self.config.seed
         self.offset = module_load_offset(self.rng_for("kaslr"), self.config.kaslr)
         self.lo_page = self.offset // PAGE_SIZE
-        self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement)
+        self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement,
+                            cpus=self.config.cpus)
         self.vmap = VmapSpace(MODULES_PAGES)
         self.pt = PageTable(MODULES_PAGES)
         self.areas: dict[int, Area] = {}
@@ -200,7 +203,7 @@ class Kernel:
             frames = np.concatenate([self.phys.alloc_huge_block()
                                      for _ in range(npages // PAGES_PER_PMD)])
         else:
-            frames = self.phys.alloc_frames(npages)
+            frames = self.phys.alloc_frames(npages, self.cpu)
         self.vmap.insert(p, need)
         self.pt.map(p, frames, w, x, use_huge)
         area = Area(p, npages, need - npages, use_huge, reset_perms, caller)
@@ -250,7 +253,7 @@ class Kernel:
             c["vfree_reset_perms"] += 1
         frames = self.pt.unmap(p, area.npages)
         self.locks.forget_pages(addr, area.npages)
-        self.phys.free_frames(frames, huge=area.huge)
+        self.phys.free_frames(frames, huge=area.huge, cpu=self.cpu)
         self.vmap.remove(p)
         del self.areas[p]
         self._starts.remove(p)
@@ -356,8 +359,9 @@ class Kernel:
     # -- state summaries ----------------------------------------------------------------------
     def snapshot_counters(self) -> dict[str, int]:
         c = dict(self.counters)
-        c["direct_map_splits_2m"] = self.phys.splits_2m
-        c["direct_map_splits_1g"] = self.phys.splits_1g
+        c["direct_map_level2_splits"] = self.phys.splits_2m
+        c["direct_map_level3_splits"] = self.phys.splits_1g
+        c.update(self.phys.meminfo())
         c["vmap_areas"] = len(self.areas)
         c["api_entry_points"] = len({e for _, e in self.entry_points})
         c.update(self.locks.counters())

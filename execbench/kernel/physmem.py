@@ -6,15 +6,25 @@ arch/x86/mm/pat/set_memory.c), and that splits the 1 GiB / 2 MiB leaf that
 maps the frame.  How many leaves split depends on *where* the frames are, so
 frame placement is part of the machine.
 
-Frame placement, seeded:
+Frames come from the page allocator of :mod:`.pagealloc` (buddy free areas,
+per-CPU lists refilled in batches, migratetypes), in one of two named
+presets (docs/placement.md):
 
-* ``contiguous`` -- a fresh boot: the buddy allocator hands out frames from
-  one large free region in order; freed frames are reused first (LIFO, like
-  the per-CPU page lists in mm/page_alloc.c).
-* ``scattered`` -- after the page cache has filled memory: the free frames
-  are spread uniformly over the machine (Aaron Lu's experiment in
-  Message-ID Y2ioTodn+mBXdIqp@ziqianlu-desk2 shows that this multiplies
-  direct-map splits).
+* ``fresh-boot`` (default; old name ``contiguous``) -- memory as
+  ``memblock_free_all()`` leaves it: the zone is freed in naturally aligned
+  order-10 blocks, ascending, each added at the tail of the MOVABLE list
+  (``__free_pages_core()`` uses ``FPI_TO_TAIL``; every pageblock starts
+  MOVABLE, ``memmap_init_range()``).  Boot itself has used a seeded amount
+  of memory below the first free block (up to 1 GiB; assumed, it moves
+  where in a GiB the workload starts).  Kernel allocations then take whole
+  pageblocks from the low end upwards (the ``ALLOC_NOFRAGMENT`` fallback).
+* ``aged`` (old name ``scattered``) -- a page-cache-filled machine: every
+  frame of the zone holds page cache except the free pages kswapd keeps
+  between the low and high watermarks; reclaim frees page-cache pages in an
+  order unrelated to their address (a machine that has run long enough
+  that LRU order no longer follows allocation order; assumed), so free
+  pages are scattered and kernel allocations fall back into MOVABLE
+  pageblocks, stealing a pageblock's few free pages at a time.
 
 Huge (PMD) vmalloc mappings need naturally aligned order-9 blocks; they come
 from aligned 2 MiB blocks at the top of memory (we assume compaction
@@ -27,7 +37,9 @@ GiB is mapped with 2 MiB leaves and its first 2 MiB with 4 KiB pages (ISA
 hole, BIOS areas).  Splits are counted like ``/proc/vmstat``
 ``direct_map_level3_splits`` (1 GiB -> 2 MiB) and
 ``direct_map_level2_splits`` (2 MiB -> 4 KiB) and never heal in v6.1
-(``split_large_page()`` has no inverse before v6.15's CPA_COLLAPSE).
+(``split_large_page()`` has no inverse before v6.15's CPA_COLLAPSE); the
+leaf counts are ``direct_pages_count[]``, shown as ``DirectMap4k/2M/1G`` in
+kB by ``arch_report_meminfo()`` (arch/x86/mm/pat/set_memory.c).
 """
 from __future__ import annotations
 
@@ -35,17 +47,28 @@ import numpy as np
 
 from ..errors import OutOfMemory
 from ..units import GiB, PAGES_PER_PMD, PAGES_PER_PUD
+from .pagealloc import MAX_ORDER, MOVABLE, UNMOVABLE, Zone
 
-PLACEMENTS = ("contiguous", "scattered")
+PRESETS = ("fresh-boot", "aged")
+#: the placement names used before the presets existed
+ALIASES = {"contiguous": "fresh-boot", "scattered": "aged"}
+PLACEMENTS = PRESETS + tuple(ALIASES)
+
+
+def preset_name(placement: str) -> str:
+    """The preset a placement name (or old alias) stands for."""
+    p = ALIASES.get(placement, placement)
+    if p not in PRESETS:
+        raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, not {placement!r}")
+    return p
 
 
 class PhysMem:
     """Frame allocator plus direct-map leaf state for a machine."""
 
     def __init__(self, rng: np.random.Generator, mem_bytes: int = 16 * GiB,
-                 placement: str = "contiguous", huge_reserve_blocks: int = 64):
-        if placement not in PLACEMENTS:
-            raise ValueError(f"placement must be one of {PLACEMENTS}, not {placement!r}")
+                 placement: str = "fresh-boot", huge_reserve_blocks: int = 64, cpus: int = 2):
+        self.placement = preset_name(placement)
         if mem_bytes < 2 * GiB or mem_bytes % GiB:
             raise ValueError("machine memory must be a whole number of GiB, at least 2 GiB")
         self.n_frames = mem_bytes // 4096
@@ -53,17 +76,20 @@ class PhysMem:
         self.n_1g = self.n_frames // PAGES_PER_PUD
         # Aligned 2 MiB blocks for huge mappings, from the top of memory down.
         self._huge_free = list(range(self.n_2m - 1, self.n_2m - 1 - huge_reserve_blocks, -1))
-        low_limit = (self.n_2m - huge_reserve_blocks) * PAGES_PER_PMD
-        first = PAGES_PER_PUD  # kernel image, page tables, early allocations live below 1 GiB
-        if placement == "contiguous":
-            # a seeded start inside the big free region, then in order
-            start = first + int(rng.integers(0, PAGES_PER_PUD))
-            order = np.arange(start, low_limit, dtype=np.int64)
+        lo = PAGES_PER_PUD  # kernel image, page tables, early allocations live below 1 GiB
+        hi = (self.n_2m - huge_reserve_blocks) * PAGES_PER_PMD
+        self.zone = z = Zone(self.n_frames, lo, hi, cpus)
+        if self.placement == "fresh-boot":
+            start = lo + int(rng.integers(0, PAGES_PER_PUD))
+            self._free_range(start, hi)
         else:
-            order = rng.permutation(np.arange(first, low_limit, dtype=np.int64))
-        self._order = order
-        self._next = 0
-        self._recycled: list[int] = []
+            z.movable[lo:hi] = True
+            z.cache[lo:hi] = True
+            self._lru = rng.permutation(np.arange(lo, hi, dtype=np.int64))
+            self._lru_next = 0
+            z.reclaim = self._reclaim
+            z.compact = z.reclaim_block
+            self._reclaim(z.whigh)
         # direct map: split state per 1 GiB and per 2 MiB region
         self.split_1g = np.zeros(self.n_1g, dtype=bool)
         self.split_2m = np.zeros(self.n_2m, dtype=bool)
@@ -73,21 +99,54 @@ class PhysMem:
         self.alias_invalid = np.zeros(self.n_frames, dtype=bool)
         self.splits_1g = 0
         self.splits_2m = 0
+        # direct_pages_count[PG_LEVEL_4K/2M/1G]
+        self.leaves_4k = PAGES_PER_PMD
+        self.leaves_2m = PAGES_PER_PUD // PAGES_PER_PMD - 1
+        self.leaves_1g = self.n_1g - 1
 
-    def alloc_frames(self, n: int) -> np.ndarray:
-        """Order-0 frames for a 4 KiB-mapped area."""
-        out = np.empty(n, dtype=np.int64)
-        k = min(n, len(self._recycled))
-        if k:
-            out[:k] = self._recycled[-k:][::-1]
-            del self._recycled[-k:]
-        rest = n - k
-        if rest:
-            if self._next + rest > len(self._order):
-                raise OutOfMemory("simulated machine is out of memory")
-            out[k:] = self._order[self._next:self._next + rest]
-            self._next += rest
-        return out
+    # -- boot state --------------------------------------------------------------------
+    def _free_range(self, start: int, end: int) -> None:
+        """``__free_pages_memory()``: the largest naturally aligned blocks, ascending, at the tail."""
+        z = self.zone
+        p = start
+        while p < end:
+            order = MAX_ORDER - 1
+            while order > 0 and (p & ((1 << order) - 1) or p + (1 << order) > end):
+                order -= 1
+            z.free_block(p, order, MOVABLE, to_tail=True)
+            p += 1 << order
+
+    def _reclaim(self, n: int) -> None:
+        """kswapd on the aged machine: free ``n`` page-cache pages in LRU
+        order (a seeded permutation of the zone, unrelated to address)."""
+        z = self.zone
+        lru, i, freed = self._lru, self._lru_next, 0
+        while freed < n and i < lru.size:
+            take = lru[i:i + max(2 * (n - freed), 64)]
+            i += take.size
+            for pfn in take[z.cache[take]].tolist():
+                z.cache[pfn] = z.movable[pfn] = False
+                z.free_block(pfn, 0)
+                freed += 1
+                if freed >= n:
+                    break
+        self._lru_next = i
+        z.stats["reclaimed_pages"] += freed
+
+    # -- allocation ----------------------------------------------------------------------
+    def alloc_frames(self, n: int, cpu: int = 0, movable: bool = False) -> np.ndarray:
+        """``n`` order-0 frames, as ``vm_area_alloc_pages()`` gets them from
+        ``alloc_pages_bulk_array_node()`` (mm/vmalloc.c, v6.1): each one from
+        the current CPU's pcp list."""
+        return np.array(self.zone.alloc_many(n, MOVABLE if movable else UNMOVABLE, cpu),
+                        dtype=np.int64)
+
+    def alloc_block(self, order: int, cpu: int = 0, movable: bool = False) -> int:
+        """One ``alloc_pages(gfp, order)`` block; its first frame."""
+        return self.zone.alloc(order, MOVABLE if movable else UNMOVABLE, cpu)
+
+    def free_block(self, pfn: int, order: int, cpu: int = 0) -> None:
+        self.zone.free(pfn, order, cpu)
 
     def alloc_huge_block(self) -> np.ndarray:
         """One naturally aligned order-9 block (512 contiguous frames)."""
@@ -96,13 +155,17 @@ class PhysMem:
         b = self._huge_free.pop()
         return np.arange(b * PAGES_PER_PMD, (b + 1) * PAGES_PER_PMD, dtype=np.int64)
 
-    def free_frames(self, frames: np.ndarray, huge: bool = False) -> None:
+    def free_frames(self, frames: np.ndarray, huge: bool = False, cpu: int = 0,
+                    movable: bool = False) -> None:
+        """``vfree()`` -> ``__vunmap()``: pages freed in index order (the last
+        one ends up at the head of the pcp list)."""
         if huge:
             for b in np.unique(frames // PAGES_PER_PMD)[::-1]:
                 self._huge_free.append(int(b))
-        else:
-            self._recycled.extend(int(f) for f in frames)
+            return
+        self.zone.free_many(frames, cpu, movable)
 
+    # -- direct map ------------------------------------------------------------------------
     def split_for(self, frames: np.ndarray, whole_2m: bool = False) -> tuple[int, int]:
         """Split whatever large direct-map leaves cover ``frames`` so that
         their attributes can change page by page (``split_large_page()``).
@@ -135,13 +198,17 @@ class PhysMem:
                 n2 = int(new_m.size)
         self.splits_1g += n1
         self.splits_2m += n2
+        # a 1 GiB leaf becomes 512 2 MiB leaves, a 2 MiB leaf 512 4 KiB pages
+        self.leaves_1g -= n1
+        self.leaves_2m += n1 * (PAGES_PER_PUD // PAGES_PER_PMD) - n2
+        self.leaves_4k += n2 * PAGES_PER_PMD
         return n1, n2
 
     def leaves(self) -> tuple[int, int, int]:
-        """Current (4K, 2M, 1G) leaf counts of the direct map, for /proc/meminfo-like output."""
-        n1g = int((~self.split_1g).sum())
-        split_g = np.flatnonzero(self.split_1g)
-        m = self.split_2m.reshape(self.n_1g, -1)[split_g]
-        n2m = int((~m).sum())
-        n4k = int(m.sum()) * PAGES_PER_PMD
-        return n4k, n2m, n1g
+        """Current (4K, 2M, 1G) leaf counts of the direct map (``direct_pages_count``)."""
+        return self.leaves_4k, self.leaves_2m, self.leaves_1g
+
+    def meminfo(self) -> dict[str, int]:
+        """``DirectMap4k/2M/1G`` in kB, as ``arch_report_meminfo()`` prints them."""
+        return {"DirectMap4k": self.leaves_4k * 4, "DirectMap2M": self.leaves_2m * 2048,
+                "DirectMap1G": self.leaves_1g * 1048576}

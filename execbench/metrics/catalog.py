@@ -1,7 +1,8 @@
 """The metric catalogue (described in docs/metrics.md, generated from it).
 
-Every metric but ``largest_free_extent`` is defined so that **lower is
-better** (asv treats ``track_*`` that way); ``better`` says which.  ``kind`` says how a run is summarised by default: a *gauge* is a
+Every metric but ``largest_free_extent``, ``DirectMap1G`` (higher is better)
+and ``DirectMap2M`` (neither) is defined so that **lower is better** (asv
+treats ``track_*`` that way); ``better`` says which.  ``kind`` says how a run is summarised by default: a *gauge* is a
 state (its time-weighted mean and peak matter), a *counter* only grows (its
 final value is the total).
 """
@@ -34,8 +35,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("cpa_calls", "permissions", "counter", "calls", "set_memory_* calls"),
     MetricSpec("cpa_pages", "permissions", "counter", "pages", "pages whose PTE permissions changed"),
     MetricSpec("tlb_flush_all", "permissions", "counter", "flushes", "global TLB flushes (flush_tlb_all broadcast IPIs)"),
-    MetricSpec("direct_map_splits_2m", "permissions", "counter", "splits", "2 MiB direct-map leaves split (vmstat direct_map_level2_splits)"),
-    MetricSpec("direct_map_splits_1g", "permissions", "counter", "splits", "1 GiB direct-map leaves split (vmstat direct_map_level3_splits)"),
+    MetricSpec("direct_map_level2_splits", "permissions", "counter", "splits", "2 MiB direct-map leaves split into 4 KiB pages, as /proc/vmstat direct_map_level2_splits (was direct_map_splits_2m)"),
+    MetricSpec("direct_map_level3_splits", "permissions", "counter", "splits", "1 GiB direct-map leaves split into 2 MiB leaves, as /proc/vmstat direct_map_level3_splits (was direct_map_splits_1g)"),
     MetricSpec("text_pokes", "permissions", "counter", "pokes", "__text_poke() calls"),
     MetricSpec("text_poke_bytes", "permissions", "counter", "bytes", "bytes written through text_poke"),
     MetricSpec("wx_pages", "permissions", "gauge", "pages", "pages mapped writable and executable at once"),
@@ -46,6 +47,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("cpu_ns", "cost", "counter", "ns", "estimated CPU time of all primitives (virtual clock minus idle gaps)"),
     MetricSpec("lock_wait_ns", "concurrency", "counter", "ns", "time CPUs spent waiting for a kernel mutex held by another CPU (per-CPU shadow timeline, execbench/kernel/locks.py; not part of cpu_ns)"),
     MetricSpec("page_write_races", "concurrency", "counter", "pages", "writes/update windows to a page overlapping in virtual time with another CPU's on the same page"),
+    MetricSpec("DirectMap4k", "permissions", "gauge", "kB", "direct-map memory mapped with 4 KiB pages, as /proc/meminfo DirectMap4k (arch_report_meminfo)"),
+    MetricSpec("DirectMap2M", "permissions", "gauge", "kB", "direct-map memory mapped with 2 MiB leaves, as /proc/meminfo DirectMap2M (neither better: a 1 GiB split adds 1 GiB, a 2 MiB split removes 2 MiB)", "neither"),
+    MetricSpec("DirectMap1G", "permissions", "gauge", "kB", "direct-map memory mapped with 1 GiB leaves, as /proc/meminfo DirectMap1G (higher is better: fewer splits)", "higher"),
     MetricSpec("itlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses per million instruction fetches: seeded fetch stream over live text + vmlinux through the page tables, set-associative LRU model of the CPU preset, at checkpoints (execbench/metrics/itlb.py)"),
     MetricSpec("stlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses (page walks) per million instruction fetches, same stream and model as itlb_miss_per_mfetch"),
     MetricSpec("itlb_miss_per_mfetch_bpf", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of bpf text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),

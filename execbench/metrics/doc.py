@@ -45,7 +45,9 @@ splits, exposure integrals): a run reports its *final* value, the total
 over the trace; a time-weighted mean of a counter means nothing and is not
 shown by `run`, `compare` or `report`.
 
-All metrics but `largest_free_extent` are **lower is better**.
+All metrics are **lower is better** except those marked otherwise in the
+`better` column (`largest_free_extent`, `DirectMap1G`: higher; `DirectMap2M`:
+neither, it grows when a 1 GiB leaf splits and shrinks when a 2 MiB one does).
 
 ## The floor
 

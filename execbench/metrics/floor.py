@@ -40,8 +40,8 @@ from .demand import Demand
 from .sampler import summarise
 
 #: metrics whose floor is 0 throughout (the "no permission flip" bounds)
-ZERO = ("cpa_calls", "cpa_pages", "tlb_flush_all", "direct_map_splits_2m",
-        "direct_map_splits_1g", "wx_pages", "wx_pages_peak", "wx_page_ns")
+ZERO = ("cpa_calls", "cpa_pages", "tlb_flush_all", "direct_map_level2_splits",
+        "direct_map_level3_splits", "wx_pages", "wx_pages_peak", "wx_page_ns")
 
 FLOOR_NAME = "floor"
 

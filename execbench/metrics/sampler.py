@@ -58,8 +58,8 @@ class Sampler:
             c["cpa_calls"],
             c["cpa_pages"],
             c["tlb_flush_all"],
-            k.phys.splits_2m,                                   # direct_map_splits_2m
-            k.phys.splits_1g,                                   # direct_map_splits_1g
+            k.phys.splits_2m,                                   # direct_map_level2_splits
+            k.phys.splits_1g,                                   # direct_map_level3_splits
             c["text_pokes"],
             c["text_poke_bytes"],
             pt.wx_pages,                                        # wx_pages
@@ -70,6 +70,9 @@ class Sampler:
             k.now - k.idle_ns,                                  # cpu_ns
             k.locks.wait_total,                                 # lock_wait_ns
             k.locks.races,                                      # page_write_races
+            k.phys.leaves_4k * 4,                               # DirectMap4k (kB)
+            k.phys.leaves_2m * 2048,                            # DirectMap2M
+            k.phys.leaves_1g * 1048576,                         # DirectMap1G
         ]
         # itlb_miss_per_mfetch, stlb_miss_per_mfetch: checkpoints only, held in between
         # then the per-owner itlb_/stlb_miss_per_mfetch_<user> (itlb.OWNERS order)

@@ -56,7 +56,7 @@ HEADLINE: tuple[Row, ...] = (
     Row("internal_frag", "mean", "internal frag", "mean"),
     Row("cpa_calls", "final", "set_memory_*", "calls"),
     Row("tlb_flush_all", "final", "flush_tlb_all", "flushes"),
-    Row("direct_map_splits_2m", "final", "dmap 2M split", "splits"),
+    Row("direct_map_level2_splits", "final", "dmap 2M split", "splits"),
     Row("text_pokes", "final", "text_poke", "calls"),
     Row("wx_page_ns", "final", "W+X exposure", "page*ms", 1e6),
     Row("wx_pages_peak", "final", "W+X pages", "peak"),
@@ -90,7 +90,7 @@ QUESTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
     ("permission flips", (
         Row("cpa_calls_effective", "final", "set_memory eff", "calls"),
         Row("cpa_calls", "final", "set_memory_*", "calls"),
-        Row("direct_map_splits_2m", "final", "dmap 2M split", "splits"),
+        Row("direct_map_level2_splits", "final", "dmap 2M split", "splits"),
     )),
     ("TLB shootdowns", (
         Row("tlb_shootdowns", "final", "shootdowns", "IPIs"),

@@ -37,7 +37,8 @@ def render(header: Sequence[str], rows: Sequence[Sequence[object]], sep: str = "
 
 #: units shown scaled in terminal tables (catalogue unit -> shown unit, divisor):
 #: raw bytes and nanoseconds run to 10-13 digits, which no table fits
-SCALE = {"bytes": ("KiB", 1024.0), "ns": ("ms", 1e6), "page*ns": ("page*ms", 1e6)}
+SCALE = {"bytes": ("KiB", 1024.0), "ns": ("ms", 1e6), "page*ns": ("page*ms", 1e6),
+         "kB": ("MiB", 1024.0)}    # DirectMap*: kB in json/csv, MiB in tables
 
 
 def width(default: int = 100) -> int:

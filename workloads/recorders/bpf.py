@@ -218,8 +218,11 @@ def _mark_twins(rows: list[dict[str, object]]) -> None:
                 r["fallback_twin"] = "Y"
 
 
-def record_bpf(src: pathlib.Path) -> tuple[list[dict[str, object]], DebInfo | None]:
-    """Scan a libbpf-tools package (or a directory of executables) for BPF programs."""
+def record_bpf(src: pathlib.Path, prefixes: tuple[str, ...] = ("usr/sbin/", "usr/bin/")
+               ) -> tuple[list[dict[str, object]], DebInfo | None]:
+    """Scan a package (or a directory of executables) for BPF programs: ELF
+    objects with ``e_machine == EM_BPF``, stand-alone (``.o``) or embedded in
+    executables and libraries, in the package files under ``prefixes``."""
     if src.is_dir():
         files: Iterable[tuple[str, bytes]] = iter_dir_files(src, lambda rel: True)
         deb = None
@@ -227,7 +230,7 @@ def record_bpf(src: pathlib.Path) -> tuple[list[dict[str, object]], DebInfo | No
         if not src.exists():
             raise BpfRecordError(f"{src}: no such file or directory")
         deb = deb_info(src)
-        files = iter_deb_files(src, lambda rel: rel.startswith(("usr/sbin/", "usr/bin/")))
+        files = iter_deb_files(src, lambda rel: rel.startswith(prefixes))
     package = f"{deb.package}={deb.version}" if deb else f"dir:{src.name}"
     rows: list[dict[str, object]] = []
     for rel, blob in files:
