@@ -20,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import gzip
+import io
 import os
 import pathlib
 import shutil
 import tempfile
 import time
+import tomllib
 
 import pandas as pd
 import tomli_w
@@ -48,10 +50,15 @@ def _events_bytes(ev: pd.DataFrame) -> bytes:
 
 
 def layouts(mods: list[modset.Module], series: str) -> pd.DataFrame:
-    """modlayout of every module in the set (v6.3+ widened struct alt_instr to 14 bytes)."""
+    """modlayout of every module in the set (v6.3+ widened struct alt_instr to 14 bytes;
+    v6.16+ makes ``.static_call_sites`` ro_after_init, see ``modules.ro_after_init_secs_for``)."""
+    from execbench.workloads.recorders.modules import ro_after_init_secs_for
+
     alt = modlayout.ALT_INSTR_SIZE_V61 if series == "6.1" else 14
+    rai = ro_after_init_secs_for(series)
     recs = [dataclasses.asdict(modlayout.layout_module(modset.read_ko(m.path), str(m.path),
-                                                       alt_instr_size=alt)) for m in mods]
+                                                       alt_instr_size=alt, ro_after_init_secs=rai))
+            for m in mods]
     return pd.DataFrame(recs)
 
 
@@ -63,6 +70,39 @@ def events_kind(series: str) -> tuple[str, str]:
 def ret_event_for(series: str) -> str:
     """Event that carries the allocation's address (see ``build.build``)."""
     return "execmem_alloc_ret" if series == "7.2" else "vmalloc_node_range_ret"
+
+
+def relayout(folder: pathlib.Path, series: str, scratch: pathlib.Path, log=print) -> pd.DataFrame:
+    """``modules.csv`` of an existing recording, recomputed from its pinned package.
+
+    Why: when :mod:`modlayout` learns a new column (e.g. ``kallsyms``), a recording's
+    module table can be brought up to date without booting again -- the ``.ko`` files
+    are those of the package pinned in the recording's TOML.  Every column the old
+    table had must come out unchanged, or this raises (the layout rules moved, and the
+    recording should be made again instead).
+    """
+    name = folder.name
+    prov = tomllib.loads((folder / f"{name}.toml").read_text())
+    flavour = name.removeprefix(f"qemu-{series}-")
+    pkg = next(p for p in prov["source"]["packages"] if p.startswith("linux-image-"))
+    ks = kernels.spec(series, flavour)
+    k = kernels.fetch(ks, scratch / f"k-{series}", package=pkg)
+    want = prov["source"]["packages"][pkg]
+    if k.version != want["version"] or k.sha256 != want["sha256"]:
+        raise kernels.FetchError(f"{k.deb}: {k.version} sha256 {k.sha256} is not the pinned "
+                                 f"{want['version']} sha256 {want['sha256']}")
+    old = pd.read_csv(folder / "modules.csv")
+    idx = modset.index(k.moddir)
+    mods = [modset.Module(m, idx[m], ()) for m in old["module"]]
+    new = layouts(mods, series)
+    # the module tables round-trip through CSV: compare as they would be written
+    new = pd.read_csv(io.StringIO(new.to_csv(index=False, lineterminator="\n")))
+    common = [c for c in old.columns if c in new.columns]
+    if list(old.columns) != [c for c in new.columns if c in old.columns] or not old[common].equals(new[common]):
+        raise ValueError(f"{folder}/modules.csv: the recomputed layouts differ in columns the "
+                         "recording already had; record it again instead")
+    log(f"[qemu] {name}: modules.csv gains {[c for c in new.columns if c not in old.columns]}")
+    return new
 
 
 def rebuild(folder: pathlib.Path, series: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
