@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -70,18 +70,23 @@ class RunResult:
 
 def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None = None,
         costs: Costs | None = None, machine: dict[str, Any] | None = None,
-        progress: bool | None = None) -> RunResult:
+        progress: bool | None = None,
+        observe: Callable[[Kernel, Any], None] | None = None) -> RunResult:
     """Replay ``trace`` on ``design``; deterministic for a given seed.
 
     ``machine`` overrides :class:`KernelConfig` fields (``mem_bytes``,
     ``placement``, ``kaslr``).  ``progress`` shows a bar on a TTY (default:
-    only for traces of 20k+ events).
+    only for traces of 20k+ events).  ``observe(kernel, design)`` is called
+    once before the first event, e.g. for ``execbench.validation`` to watch
+    the calls a design makes (it must not change what they do).
     """
     cls = registry.get(design)
     config = KernelConfig(seed=seed, version=cls.kernel_version, costs=costs or Costs(),
                           **(machine or {}))
     kernel = Kernel(config)
     d = cls(kernel, **(params or {}))
+    if observe is not None:
+        observe(kernel, d)
     table = dispatch_table(d)
     n = len(trace)
     sampler = Sampler(kernel, n)

@@ -110,9 +110,10 @@ def rebuild(folder: pathlib.Path, series: str) -> tuple[pd.DataFrame, pd.DataFra
     ev = pd.read_csv(folder / "events.csv.gz", dtype=str, keep_default_na=False)
     lay = pd.read_csv(folder / "modules.csv")
     vmi = (folder / "guest" / "vmallocinfo_exec.txt").read_text()
+    vms = folder / "guest" / "vmstat.txt"
     alloc_e, free_e = events_kind(series)
     tr, notes = build.build(ev, lay, alloc_e, free_e, ret_event_for(series))
-    return tr, truth.truth(ev, vmi), notes
+    return tr, truth.truth(ev, vmi, vms.read_text() if vms.exists() else None), notes
 
 
 def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.Path,
@@ -145,7 +146,7 @@ def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.P
         if (m := truth._VMI.match(line)) and build.EXEC_LO <= int(m.group(1), 16) < build.EXEC_HI) + "\n"
     alloc_e, free_e = events_kind(series)
     tr, notes = build.build(ev, lay, alloc_e, free_e, ret_event_for(series))
-    tt = truth.truth(ev, vmi_exec)
+    tt = truth.truth(ev, vmi_exec, dumps["vmstat"].decode() if "vmstat" in dumps else None)
     name = name_for(series, flavour)
     from_frame(tr, name)  # schema check before anything is written
     out_root.mkdir(parents=True, exist_ok=True)
