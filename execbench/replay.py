@@ -81,7 +81,9 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     the calls a design makes (it must not change what they do).
     """
     cls = registry.get(design)
-    config = KernelConfig(seed=seed, version=cls.kernel_version, costs=costs or Costs(),
+    # the release the parameters select (execmem_rox --param version=...)
+    config = KernelConfig(seed=seed, version=tuple(cls.kernel_for({**cls.defaults, **(params or {})})),
+                          costs=costs or Costs(),
                           **(machine or {}))
     kernel = Kernel(config)
     d = cls(kernel, **(params or {}))
