@@ -106,9 +106,9 @@ PAIRS: tuple[Pair, ...] = (
        "one per page of a VM_FLUSH_RESET_PERMS area at vfree (vm_reset_perms)"),
     _p("module_alloc_calls", "seen:module_alloc", "module_alloc_calls", "module_alloc calls"),
     _p("module_alloc_bytes", "bytes:module_alloc", "module_alloc_bytes", "module_alloc size summed"),
-    _p("module_memfree_calls", ("seen:module_memfree", "module_memfree_null"), "module_memfree_calls",
-       "module_memfree calls, NULL included (the model counts the NULL ones it skips)"),
-    _p("module_memfree_calls_nonnull", "seen:module_memfree", "module_memfree_calls_nonnull",
+    _p("module_memfree_calls", "calls:module_memfree", "module_memfree_calls",
+       "module_memfree calls, NULL included (Observer.values)"),
+    _p("module_memfree_calls_nonnull", "nonnull:module_memfree", "module_memfree_calls_nonnull",
        "module_memfree of an address"),
     _p("execmem_alloc_calls", ("seen:execmem_alloc", "seen:execmem_alloc_rw"), "execmem_alloc_calls",
        "execmem_alloc calls, the ones inside execmem_alloc_rw included"),
@@ -116,9 +116,9 @@ PAIRS: tuple[Pair, ...] = (
        "execmem_alloc size summed"),
     *_EXECMEM_BY_TYPE,
     _p("execmem_alloc_rw_calls", "seen:execmem_alloc_rw", "execmem_alloc_rw_calls", "execmem_alloc_rw calls"),
-    _p("execmem_free_calls", ("seen:execmem_free", "execmem_free_null"), "execmem_free_calls",
-       "execmem_free calls, NULL included (the model counts the NULL ones it skips)"),
-    _p("execmem_free_calls_nonnull", "seen:execmem_free", "execmem_free_calls_nonnull",
+    _p("execmem_free_calls", "calls:execmem_free", "execmem_free_calls",
+       "execmem_free calls, NULL included (Observer.values)"),
+    _p("execmem_free_calls_nonnull", "nonnull:execmem_free", "execmem_free_calls_nonnull",
        "execmem_free of an address"),
     _p("execmem_restore_rox_calls", "seen:execmem_restore_rox", "execmem_restore_rox_calls",
        "execmem_restore_rox calls"),
@@ -227,7 +227,9 @@ class Observer:
     * ``kernel:text_poke*``/``kernel_bytes:text_poke*``: calls of the kernel primitives;
     * ``seen:vfree_reset_perms_pages``: pages of VM_FLUSH_RESET_PERMS areas at
       vfree (one ``set_direct_map_invalid_noflush`` each in ``vm_reset_perms()``);
-    * ``bytes:cache_block``: the ROX cache's 2 MiB vmallocs.
+    * ``bytes:cache_block``: the ROX cache's 2 MiB vmallocs;
+    * ``seen_null:<free>``: free calls with NULL that go through the API
+      (``Kernel.free_null``, where the kernel model has it).
     """
 
     def __init__(self) -> None:
@@ -259,6 +261,13 @@ class Observer:
             setattr(kernel, name, self._wrap_poke(name, getattr(kernel, name)))
         kernel.vfree = self._wrap_vfree(kernel, kernel.vfree)
         kernel.vmalloc = self._wrap_vmalloc(kernel.vmalloc)
+        if hasattr(kernel, "free_null"):          # a NULL free made through the API
+            null = kernel.free_null
+
+            def free_null(entry):
+                self.seen[f"seen_null:{entry}"] += 1
+                return null(entry)
+            kernel.free_null = free_null
 
     def _wrap_alloc(self, name, fn):
         def call(*args, **kw):
@@ -323,6 +332,12 @@ class Observer:
                                    f"typed only {self.seen[f'typed:{name}']}: a caller bypasses the API object")
         out = dict(counters)
         out.update(self.seen)
+        # NULL frees: a loader either calls the free function with NULL (an API call,
+        # seen_null:<entry>) or counts the call it skips (<entry>_null only)
+        for entry in ("module_memfree", "execmem_free"):
+            seen, via_api = self.seen[f"seen:{entry}"], self.seen[f"seen_null:{entry}"]
+            out[f"nonnull:{entry}"] = seen - via_api
+            out[f"calls:{entry}"] = seen + counters.get(f"{entry}_null", 0) - via_api
         areas = self.kernel.areas.values()
         out["seen:live_area_bytes"] = sum((a.npages + a.guard) * PAGE for a in areas)
         return out
