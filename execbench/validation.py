@@ -185,7 +185,10 @@ NOT_COMPARED: tuple[tuple[str, str], ...] = (
      "single or batched: the trace's patch event does not say which the kernel used; every "
      "patched site is compared (text_poke_sites = smp_text_poke_batch_add, which "
      "smp_text_poke_single calls too)"),
-    (r"bpf_prog_pack_alloc_(calls|bytes)|bpf_prog_pack_free_calls|bpf_jit_binary_pack_alloc_(calls|bytes)"
+    (r"bpf_prog_pack_alloc_bytes",
+     "the packs' chunk sizes; every chunk is filled with one text_poke_copy of its whole size, "
+     "compared as text_poke_copy_bytes"),
+    (r"bpf_prog_pack_alloc_calls|bpf_prog_pack_free_calls|bpf_jit_binary_pack_alloc_(calls|bytes)"
      r"|insn_slots_.+|insn_slot_frees|module_load_events|module_free_events",
      "the workload itself: the trace's prog_load/prog_unload, kprobe register/optimize/unregister "
      "and module load/unload events are built from these, so a replay repeats them by construction"),
