@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -71,7 +71,8 @@ class RunResult:
 
 def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None = None,
         costs: Costs | None = None, machine: dict[str, Any] | None = None,
-        progress: bool | None = None) -> RunResult:
+        progress: bool | None = None,
+        observe: Callable[[Kernel, Any], None] | None = None) -> RunResult:
     """Replay ``trace`` on ``design``; deterministic for a given seed.
 
     ``machine`` overrides :class:`KernelConfig` fields (``mem_bytes``,
@@ -79,19 +80,24 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     every event :class:`~.kernel.sidealloc.SideAllocs` allocates what the
     kernel and the loader allocate besides the design's executable memory,
     the same for every design.  ``progress`` shows a bar on a TTY (default:
-    only for traces of 20k+ events).
+    only for traces of 20k+ events).  ``observe(kernel, design)`` is called
+    once before the first event, e.g. for ``execbench.validation`` to watch
+    the calls a design makes (it must not change what they do).
     """
     cls = registry.get(design)
     machine = dict(machine or {})
     if "cpus" not in machine and len(trace):
         # one per-CPU page list per CPU the trace runs on
         machine["cpus"] = max(2, int(trace.df["cpu"].astype(int).max()) + 1)
-    config = KernelConfig(seed=seed, version=cls.kernel_version, costs=costs or Costs(),
-                          **machine)
+    # the release the parameters select (execmem_rox --param version=...)
+    config = KernelConfig(seed=seed, version=tuple(cls.kernel_for({**cls.defaults, **(params or {})})),
+                          costs=costs or Costs(), **machine)
     kernel = Kernel(config)
     side = SideAllocs(kernel, SideParams.from_provenance(trace.provenance)
                       if config.side_allocs else SideParams(enabled=False))
     d = cls(kernel, **(params or {}))
+    if observe is not None:
+        observe(kernel, d)
     table = dispatch_table(d)
     n = len(trace)
     sampler = Sampler(kernel, n)

@@ -31,8 +31,14 @@ ID_COLUMNS = ["seq", "t_ns", "cpu", "user", "op", "obj"]
 MODULE_SIZE_COLUMNS = ["text", "rodata", "ro_after_init", "data",
                        "init_text", "init_rodata", "init_data"]
 MODULE_WORK_COLUMNS = ["relocs", "reloc_secs", "alt_sites", "orc_entries", "mcount_locs"]
-SIZE_COLUMNS = MODULE_SIZE_COLUMNS + ["align"] + MODULE_WORK_COLUMNS + ["offset", "len", "size"]
+#: bytes of data/init_data that layout_symtab() appends (v6.1 places them on their own
+#: page(s)); added to the schema after the others, optional so that older traces load
+MODULE_KALLSYMS_COLUMNS = ["kallsyms", "init_kallsyms"]
+SIZE_COLUMNS = (MODULE_SIZE_COLUMNS + ["align"] + MODULE_WORK_COLUMNS + ["offset", "len", "size"]
+                + MODULE_KALLSYMS_COLUMNS)
 COLUMNS = ID_COLUMNS + SIZE_COLUMNS
+#: the columns of traces written before MODULE_KALLSYMS_COLUMNS existed (still accepted)
+COLUMNS_BEFORE_KALLSYMS = COLUMNS[:-len(MODULE_KALLSYMS_COLUMNS)]
 
 MAX_SIZE = GiB  # "negative or absurd size": nothing in the module range exceeds 1 GiB
 MAX_CPU = 8192  # CONFIG_NR_CPUS upper bound on x86-64 (arch/x86/Kconfig, MAXSMP)
@@ -55,6 +61,10 @@ OPS: dict[tuple[str, str], tuple[str, ...]] = {
     ("kprobe", "register"): ("size",),
     ("kprobe", "optimize"): ("size",),
     ("kprobe", "unregister"): (),
+}
+#: (user, op) -> columns that op may leave empty (all of them or none)
+OPTIONAL: dict[tuple[str, str], tuple[str, ...]] = {
+    ("module", "load"): tuple(MODULE_KALLSYMS_COLUMNS),
 }
 USERS = ("module", "bpf", "ftrace", "kprobe")
 
@@ -98,6 +108,8 @@ class Event:
     offset: int | None = None
     len: int | None = None
     size: int | None = None
+    kallsyms: int | None = None
+    init_kallsyms: int | None = None
 
 
 @dataclass
@@ -190,6 +202,8 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
     nullable ``Int64`` (``<NA>`` where the op does not use the column).
     Raises :class:`TraceError` for the earliest broken row.
     """
+    if list(df.columns) == COLUMNS_BEFORE_KALLSYMS:
+        df = df.assign(**{c: "" for c in MODULE_KALLSYMS_COLUMNS})
     if list(df.columns) != COLUMNS:
         missing = [c for c in COLUMNS if c not in df.columns]
         extra = [c for c in df.columns if c not in COLUMNS]
@@ -228,14 +242,17 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
         ints[col], present[col], errs = _int_column(path, df, col, every)
         problems += errs
     required = {c: np.zeros(n, dtype=bool) for c in SIZE_COLUMNS}
+    allowed = {c: np.zeros(n, dtype=bool) for c in SIZE_COLUMNS}
     for (u, o), cols in OPS.items():
         m = (user == u) & (op == o)
         for c in cols:
             required[c] |= m
+        for c in OPTIONAL.get((u, o), ()):
+            allowed[c] |= m
     for col in SIZE_COLUMNS:
         ints[col], present[col], errs = _int_column(path, df, col, required[col] & known)
         problems += errs
-        if (p := _fail_first(path, present[col] & ~required[col] & known,
+        if (p := _fail_first(path, present[col] & ~required[col] & ~allowed[col] & known,
                              lambda r, c=col: f"column {c!r} is not used by {user[r]}/{op[r]} "
                                               f"and must be empty")):
             problems.append(p)
@@ -269,6 +286,14 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
         problems.append(p)
     if (p := _fail_first(path, present["len"] & (ints["len"] <= 0), "patch len must be >= 1")):
         problems.append(p)
+    ks, iks = present["kallsyms"], present["init_kallsyms"]
+    if (p := _fail_first(path, ks != iks, "kallsyms and init_kallsyms go together (both or neither)")):
+        problems.append(p)
+    for part, whole in (("kallsyms", "data"), ("init_kallsyms", "init_data")):
+        if (p := _fail_first(path, present[part] & present[whole] & (ints[part] > ints[whole]),
+                             lambda r, a=part, b=whole: f"{a} {ints[a][r]} is larger than {b} "
+                                                        f"{ints[b][r]}, which includes it")):
+            problems.append(p)
 
     first_bad = min(p[0] for p in problems) if problems else n
     life = _check_lifecycle(user[:first_bad], op[:first_bad], obj[:first_bad],

@@ -312,8 +312,16 @@ def test_v72_meta_names_the_release():
     assert _design_meta("execmem", {}).kernel == "6.10"
 
 
-def test_default_is_the_first_release_that_shipped_rox_on_x86():
-    # a9bbe3413331 disabled ARCH_HAS_EXECMEM_ROX before v6.13 final;
-    # 64f6a4e10c05 re-enabled it for v6.15
-    assert ExecmemRox.defaults["version"] == (6, 15) == ExecmemRox.kernel_version
+def test_default_is_the_release_that_ships_today_and_6_13_stays_labelled(tb):
+    # 7.2 (Debian sid 7.2.13) is validated against a real 7.2 kernel under QEMU
+    # (tests/test_validation.py); a9bbe3413331 disabled ARCH_HAS_EXECMEM_ROX before
+    # v6.13 final, 64f6a4e10c05 re-enabled it for v6.15 -- both stay as variants
+    assert ExecmemRox.defaults["version"] == (7, 2) == ExecmemRox.kernel_version
     assert "never shipped" in ExecmemRox.UNSHIPPED[(6, 13)]
+    from execbench.report.data import _design_meta
+    assert _design_meta("execmem_rox", {}).kernel == "7.2"
+    assert _design_meta("execmem_rox", V613).kernel == "6.13, rc only, never shipped on x86 (a9bbe3413331)"
+    # the simulated kernel runs the release the parameters select
+    tb.module("m", text=100, data=10)
+    assert run(tb.trace(), "execmem_rox", params=V615).config.version == (6, 15)
+    assert run(tb.trace(), "execmem_rox").config.version == (7, 2)

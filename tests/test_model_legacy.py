@@ -53,6 +53,32 @@ def test_three_modules_load(tb):
     assert c["tlb_flush_ipis"] == 2 + 1 + 2
 
 
+def test_kallsyms_get_their_own_pages(tb):
+    # kernel/module/main.c layout_sections() ends the data mask with strict_align()
+    # (PAGE_ALIGN), then kernel/module/kallsyms.c layout_symtab() appends the kallsyms
+    # and strict_align()s again, in core and in init (v6.1):
+    #   core = PA(1000 text) 4096 + PA(0) + PA(0) + PA(2500 - 1500 = 1000) 4096
+    #          + PA(1500 kallsyms) 4096 = 12288; paging data+kallsyms as one would give
+    #          PA(2500) = 4096 and 8192 in all, one page short.
+    #   init = PA(200 init text) 4096 + PA(0) + PA(5000 - 4800 = 200) 4096
+    #          + PA(4800) 8192 = 16384 (PA(5000) = 8192 would give 12288).
+    tb.add("module", "load", "K", text=1000, rodata=0, ro_after_init=0, data=2500,
+           init_text=200, init_rodata=0, init_data=5000, align=16, relocs=0, reloc_secs=0,
+           alt_sites=0, orc_entries=0, mcount_locs=0, kallsyms=1500, init_kallsyms=4800)
+    c = run(tb.trace(), "legacy", seed=0).counters
+    assert (c["vmalloc_calls"], c["vmalloc_bytes"]) == (2, 12288 + 16384)
+    # module_enable_nx: core [ro_after_init end, size) = 2 pages, init [ro end, size) = 3
+    # pages, plus 0-page calls for core rodata, core ro_after_init and init rodata
+    assert c["cpa_pages_nx"] == 2 + 3
+    # a data part without kallsyms (only the data sections) needs no page of its own
+    tb2 = type(tb)()
+    tb2.add("module", "load", "K", text=1000, rodata=0, ro_after_init=0, data=1500,
+            init_text=200, init_rodata=0, init_data=4800, align=16, relocs=0, reloc_secs=0,
+            alt_sites=0, orc_entries=0, mcount_locs=0, kallsyms=1500, init_kallsyms=4800)
+    # core 4096 + PA(0) + PA(1500) 4096 = 8192; init 4096 + PA(0) + PA(4800) 8192 = 12288
+    assert run(tb2.trace(), "legacy", seed=0).counters["vmalloc_bytes"] == 8192 + 12288
+
+
 def test_three_modules_init_done_and_unload(tb):
     _three_modules(tb)
     for m in "ABC":

@@ -11,7 +11,8 @@ from execbench.workloads.recorders import boot
 def _row(name: str, depends: str = "", text: int = 1000) -> dict[str, str]:
     return {"module": name, "depends": depends, "text": str(text), "rodata": "10", "ro_after_init": "0",
             "data": "20", "init_text": "5", "init_rodata": "0", "init_data": "30", "align": "16",
-            "relocs": "3", "reloc_secs": "1", "alt_sites": "0", "orc_entries": "2", "mcount_locs": "1"}
+            "relocs": "3", "reloc_secs": "1", "alt_sites": "0", "orc_entries": "2", "mcount_locs": "1",
+            "kallsyms": "12", "init_kallsyms": "25"}
 
 
 TABLE = {n: _row(n, d) for n, d in [("a", ""), ("b", "a"), ("c", "b"), ("d", "a"), ("e", "")]}

@@ -50,7 +50,7 @@ def test_containers_load_and_unload_three_programs_each():
 def test_module_churn_respects_dependencies_and_boot_set():
     row = {"text": "100", "rodata": "1", "ro_after_init": "0", "data": "1", "init_text": "1",
            "init_rodata": "0", "init_data": "1", "align": "16", "relocs": "1", "reloc_secs": "1",
-           "alt_sites": "0", "orc_entries": "1", "mcount_locs": "1"}
+           "alt_sites": "0", "orc_entries": "1", "mcount_locs": "1", "kallsyms": "1", "init_kallsyms": "1"}
     table = {n: dict(row, module=n, depends=d) for n, d in
              [("base", ""), ("lib", "base"), ("leaf", "lib")]}
     rates = churn.FleetRates(module_every_s=100.0)

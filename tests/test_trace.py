@@ -122,3 +122,42 @@ def test_cli_rejects_bad_trace_and_writes_nothing(tb, tmp_path, capsys):
     assert not (tmp_path / "results").exists()
     rc = main(["compare", "--workload", str(bad), "--out", str(out)])
     assert rc != 0 and not (tmp_path / "results").exists()
+
+
+# -- kallsyms / init_kallsyms (the bytes layout_symtab() appends to data / init_data) ------
+
+def test_kallsyms_columns_load_and_reach_the_event(tb, tmp_path):
+    tb.add("module", "load", "m", text=100, rodata=0, ro_after_init=0, data=300, init_text=0,
+           init_rodata=0, init_data=400, align=16, relocs=0, reloc_secs=0, alt_sites=0,
+           orc_entries=0, mcount_locs=0, kallsyms=250, init_kallsyms=380)
+    ev = next(load_trace(write(tmp_path, tb.frame())).events())
+    assert (ev.kallsyms, ev.init_kallsyms) == (250, 380)
+
+
+def test_trace_without_kallsyms_columns_still_loads(tb, tmp_path):
+    # a trace written before the two columns existed: the old header, no kallsyms
+    df = good(tb).drop(columns=["kallsyms", "init_kallsyms"])
+    ev = next(load_trace(write(tmp_path, df)).events())
+    assert ev.text == 100 and ev.kallsyms is None and ev.init_kallsyms is None
+
+
+KALLSYMS_BAD = [
+    ("kallsyms larger than data", dict(kallsyms=11, init_kallsyms=0), "kallsyms 11 is larger than data 10"),
+    ("init_kallsyms larger than init_data", dict(kallsyms=0, init_kallsyms=1),
+     "init_kallsyms 1 is larger than init_data 0"),
+    ("only one of the two", dict(kallsyms=5), "both or neither"),
+]
+
+
+@pytest.mark.parametrize("what,cols,reason", KALLSYMS_BAD, ids=[b[0] for b in KALLSYMS_BAD])
+def test_bad_kallsyms_rejected(tb, tmp_path, what, cols, reason):
+    p = write(tmp_path, _mutate(good(tb), 0, **cols))
+    with pytest.raises(TraceError) as e:
+        load_trace(p)
+    assert e.value.row == 0 and reason in e.value.reason
+
+
+def test_kallsyms_on_another_op_rejected(tb, tmp_path):
+    p = write(tmp_path, _mutate(good(tb), 2, kallsyms=1, init_kallsyms=1))
+    with pytest.raises(TraceError, match="'kallsyms' is not used by bpf/prog_load"):
+        load_trace(p)

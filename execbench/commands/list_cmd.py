@@ -27,7 +27,7 @@ def _designs() -> list[dict]:
     out = []
     for name in registry.names():
         cls = registry.get(name)
-        out.append({"name": name, "title": cls.title, "kernel": ".".join(map(str, cls.kernel_version)),
+        out.append({"name": name, "title": cls.title, "kernel": ".".join(map(str, cls.kernel_for(cls.defaults))),
                     "params": {k: v for k, v in cls.defaults.items()}, "source": cls.source})
     return out
 

@@ -17,6 +17,7 @@ examples:
   execbench record qemu --kernel 6.12 --flavour cloud --out "$TMPDIR/rec"
   execbench record qemu --kernel 7.2
   execbench record qemu --kernel 6.1 --rebuild   # re-derive trace + truth from events.csv.gz
+  execbench record qemu --kernel 6.1 --rebuild --relayout --write   # + modules.csv from the package
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def add_qemu_parser(record_subparsers: argparse._SubParsersAction) -> argparse.A
     q.add_argument("--write", action="store_true",
                    help="with --rebuild: replace the trace and truth table when they differ "
                         "(after a parser fix; atomic)")
+    q.add_argument("--relayout", action="store_true",
+                   help="with --rebuild: first recompute modules.csv from the recording's pinned "
+                        "package (downloaded into --scratch) when the module layout gained columns; "
+                        "columns it already had must not change")
     q.set_defaults(func=main)
     return q
 
@@ -65,6 +70,20 @@ def main(args: argparse.Namespace) -> int:
 
     name = rec.name_for(args.kernel, args.flavour)
     if args.rebuild:
+        if args.relayout:
+            if not args.write:
+                print("execbench record qemu: error: --relayout rewrites modules.csv; pass --write too",
+                      file=sys.stderr)
+                return 2
+            try:
+                lay = rec.relayout(args.out / name, args.kernel, args.scratch,
+                                   log=lambda m: print(m, file=sys.stderr))
+            except Exception as exc:  # report the failing step, exit non-zero
+                print(f"execbench record qemu: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+                return 1
+            from execbench.trace import atomic_write_bytes
+            atomic_write_bytes(args.out / name / "modules.csv",
+                               lay.to_csv(index=False, lineterminator="\n").encode())
         return _rebuild(args.out / name, args.kernel, write=args.write)
     try:
         rec.record(args.kernel, args.flavour, args.out, args.scratch, timeout=args.timeout,

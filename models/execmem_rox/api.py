@@ -1,4 +1,4 @@
-"""execmem with the ROX cache: the API as of v6.13, v6.15 and v6.17 on x86.
+"""execmem with the ROX cache: the API as of v6.13, v6.15, v6.17 and v7.2 on x86.
 
 * x86 ``execmem_arch_setup()`` (arch/x86/mm/init.c, v6.13, 5185e7f9f3bd
   "x86/module: enable ROX caches for module text on 64 bit"):
@@ -33,13 +33,16 @@
   (``do_free_init()`` for an absent init area) finds nothing in
   ``busy_areas`` and ``vfree(NULL)`` returns at once: no work, counted as
   ``execmem_free_null`` by the module loader.
-* Text-poke names: Ingo Molnar's x86/alternatives rework (merged for v6.16,
-  e.g. 3c8454dfc914 "Rename 'POKE_MAX_OPCODE_SIZE' to
-  'TEXT_POKE_MAX_OPCODE_SIZE'" in the same series) renamed ``text_poke_bp()``
-  to ``smp_text_poke_single()`` and ``text_poke_queue()/text_poke_finish()``
-  to ``smp_text_poke_batch_add()/smp_text_poke_batch_finish()``
-  (arch/x86/kernel/alternative.c, 7.2).  Same INT3-breakpoint protocol; from
-  v6.17 the API entry point is recorded under the new name.
+* Text-poke names: Ingo Molnar's x86/alternatives rework (tip
+  x86/alternatives, April 2025, merged for v6.16; series
+  20250411054105.2341982-1-mingo@kernel.org) renamed ``text_poke_bp()`` to
+  ``smp_text_poke_single()`` (9586ae48e785) and ``text_poke_queue()`` /
+  ``text_poke_finish()`` to ``smp_text_poke_batch_add()`` /
+  ``smp_text_poke_batch_finish()`` (732c7c33a0c1, e8d7b8c2bbcd); since
+  c8976ade0c1b ``smp_text_poke_single()`` is ``smp_text_poke_batch_add()`` +
+  ``smp_text_poke_batch_finish()`` (arch/x86/kernel/alternative.c, 7.2).  Same
+  INT3-breakpoint protocol; from v6.17 the API entry point is recorded under
+  the new name.
 """
 from __future__ import annotations
 

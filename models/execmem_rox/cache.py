@@ -45,21 +45,20 @@ v6.13).  What is modelled, function by function:
   ``__set_pages_p`` makes the frames present and RW again), then plain
   ``vfree(area)``.  A 2 MiB block goes back only when wholly free.
 
-v7.2 (Debian 7.2.13 mm/execmem.c, read in full) keeps the v6.17 rules above
-and changes nothing a replay can see:
-
-* ``execmem_cache_populate_alloc()`` (the populate step) adds the new block
-  and takes the allocation from it under ONE hold of the cache mutex (so a
-  parallel allocator cannot steal the block); a replay is sequential, so this
-  is the same first-fit.  If the 2 MiB ``execmem_vmalloc()`` fails it retries
-  with ``alloc_size = size`` (never taken here: the 1 GiB module range is not
-  exhausted by any workload);
-* ``execmem_fill_trapping_insns(ptr, size)`` has no ``writable`` argument
-  any more: x86 (arch/x86/mm/init.c) is a plain ``memset(INT3)``;
-* populate always ends with ``set_memory_rox(p, vm->nr_pages)`` (no boot-time
-  ``set_memory_x`` branch);
-* ``within_range()`` requires ``addr + size < range->end`` (strict; the last
-  byte of the range is never handed out -- no workload reaches it).
+v7.2 (Debian 7.2.13 mm/execmem.c, read in full) keeps the v6.17 rules above.
+One difference, invisible to a sequential replay: v6.17's
+``execmem_cache_alloc()`` calls ``execmem_cache_populate()`` (which adds the
+new block under the cache mutex) and then ``__execmem_cache_alloc()`` again
+under a second hold, so a parallel allocator could take the block first; 7.2's
+``execmem_cache_populate_alloc()`` adds the block and carves the allocation
+from it under one hold (the commit that changed it is not in the sources read
+here).  Unchanged since the v6.17 series (its patch 6/8,
+20250704134943.3524829-7-rppt@kernel.org): ``execmem_fill_trapping_insns(ptr,
+size)`` is a plain ``memset(INT3)`` on x86; populate ends with
+``set_memory_rox(p, vm->nr_pages)``; if the 2 MiB ``execmem_vmalloc()`` fails it
+retries with ``alloc_size = size`` (never taken here: the 1 GiB module range is
+not exhausted by any workload); ``within_range()`` takes an area whose start
+``addr >= range->start`` and ``addr + size < range->end`` (strict).
 
 Simplified:
 * the clean worker runs synchronously right after each free (it is queued
@@ -115,7 +114,8 @@ class ExecmemCache:
     def _take(self, size: int) -> int | None:
         """``__execmem_cache_alloc()``: first fit by address."""
         for i, (lo, hi) in enumerate(zip(self.free_starts, self.free_ends)):
-            if hi - lo >= size and lo >= self.start and hi <= self.end:
+            # within_range(): the area's start in [start, end) and start + size < end
+            if hi - lo >= size and lo >= self.start and lo + size < self.end:
                 if hi - lo == size:
                     del self.free_starts[i], self.free_ends[i]
                 else:

@@ -7,9 +7,11 @@ deletes x86's ``alloc_insn_page()`` override (arch/x86/kernel/kprobes/core.c,
 ``set_memory_rox(page, 1)`` pair), leaving kernel/kprobes.c's generic
 ``alloc_insn_page()`` = ``execmem_alloc(EXECMEM_KPROBES, PAGE_SIZE)``: a 4 KiB
 piece of a 2 MiB ROX block, no ``set_memory_*`` call.  Slots are written with
-``text_poke()`` as before.  [P: the removed lines are inferred from the
-diffstat and the v6.12 ``alloc_insn_page()`` (docs/kernel-semantics.md §8); the hunk itself was not read.]
-Before v6.17: v6.10's (:mod:`models.execmem.kprobes`).
+``text_poke()`` as before.  Checked in the 7.2.13 tree: kernel/kprobes.c has
+that generic ``alloc_insn_page()`` and arch/x86/kernel/kprobes/ no override;
+``arch_copy_kprobe()`` and ``__arch_prepare_optimized_kprobe()`` write the slot
+with one ``text_poke()`` each.  Before v6.17: v6.10's
+(:mod:`models.execmem.kprobes`).
 """
 from __future__ import annotations
 

@@ -41,9 +41,16 @@ Simplifications (and why they do not change the numbers we ship):
   STRICT_MODULE_RWX), so each type still starts on a page boundary and the in-type
   offsets are identical as long as no section asks for more than 4 KiB alignment.
 * v6.1 appends the core kallsyms after the *page-aligned* end of core data (and the init
-  kallsyms after the page-aligned end of init data).  The trace's ``data``/``init_data``
-  are the v6.4 per-type sums; the table also keeps ``data_sections`` and
-  ``init_data_sections`` so a v6.1 (``legacy``) model can place the kallsyms page exactly.
+  kallsyms after the page-aligned end of init data): ``layout_sections()`` ends each pass
+  with ``strict_align()`` (mask 4, "whole core"/"whole init") before ``layout_symtab()``
+  runs, and ``layout_symtab()`` page-aligns again at its end.  v6.4+ appends them to
+  MOD_DATA / MOD_INIT_DATA with no page alignment in between.  The table's ``data``/
+  ``init_data`` are the v6.4 per-type sums (kallsyms included); ``kallsyms``/
+  ``init_kallsyms`` are the bytes ``layout_symtab()`` appends when it starts on a page
+  boundary, as it does in v6.1, so a v6.1 (``legacy``) model allocates
+  ``PAGE_ALIGN(data - kallsyms) + PAGE_ALIGN(kallsyms)`` exactly.  ``data - kallsyms`` is
+  ``ALIGN(data_sections, symtab sh_addralign)``, which pages like ``data_sections``
+  (checked at parse time).  ``data_sections``/``init_data_sections`` are kept too.
 * ``.exit*`` sections follow CONFIG_MODULE_UNLOAD (Debian: y → core text).
 
 Loader write work, counted from the file (the schema's definitions):
@@ -112,7 +119,14 @@ _CORE_TYPES = ("text", "rodata", "ro_after_init", "data", "data")
 _INIT_TYPES = ("init_text", "init_rodata", "init_data", "init_data", "init_data")
 _WRITE_WORK_TYPES = frozenset({"text", "rodata", "init_text", "init_rodata"})
 _DROPPED = (".modinfo", "__versions", ".data..percpu")
-_RO_AFTER_INIT_SECS = (".data..ro_after_init", "__jump_table")
+#: v6.1 ``layout_and_allocate()``: these get SHF_RO_AFTER_INIT (first SHF_ALLOC section of
+#: each name, ``find_sec()``)
+RO_AFTER_INIT_SECS_V61 = (".data..ro_after_init", "__jump_table")
+#: Since Linux kernel commit 60b57b9cb002 ("module: Make .static_call_sites read-only after
+#: init") (in v6.16), kernel/module/strict_rwx.c ``module_mark_ro_after_init()`` (added by
+#: f7984942630b in the same series, 20250306131430.7016-1-petr.pavlu@suse.com) marks every
+#: section of these names, ``.static_call_sites`` under CONFIG_HAVE_STATIC_CALL_INLINE (x86-64).
+RO_AFTER_INIT_SECS_V616 = (".data..ro_after_init", "__jump_table", ".static_call_sites")
 
 
 class ModuleParseError(ValueError):
@@ -133,6 +147,8 @@ class ModuleLayout:
     init_data: int
     data_sections: int
     init_data_sections: int
+    kallsyms: int
+    init_kallsyms: int
     align: int
     relocs: int
     reloc_secs: int
@@ -209,6 +225,7 @@ def layout_module(
     alt_instr_size: int = ALT_INSTR_SIZE_V61,
     para_site_size: int = PARA_SITE_SIZE_V61,
     fallback_name: str | None = None,
+    ro_after_init_secs: tuple[str, ...] = RO_AFTER_INIT_SECS_V61,
 ) -> ModuleLayout:
     """Parse one decompressed .ko and lay it out as the v6.1 loader does.
 
@@ -222,12 +239,13 @@ def layout_module(
             raise ModuleParseError(f"{source}: not a 64-bit little-endian relocatable ELF")
         shdrs = [elf.get_section(i) for i in range(elf.num_sections())]
         return _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size,
-                       fallback_name)
+                       fallback_name, ro_after_init_secs)
     except ELFError as exc:
         raise ModuleParseError(f"{source}: bad ELF: {exc}") from exc
 
 
-def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, fallback_name):
+def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, fallback_name,
+            ro_after_init_secs=RO_AFTER_INIT_SECS_V61):
     names = [s.name for s in shdrs]
     flags = [int(s["sh_flags"]) for s in shdrs]
     info = _modinfo(elf)
@@ -247,11 +265,13 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
                     percpu = int(shdrs[i]["sh_size"])
                     pcpu_idx = i
                 break
-    for special in _RO_AFTER_INIT_SECS:
+    every = ro_after_init_secs != RO_AFTER_INIT_SECS_V61   # module_mark_ro_after_init() (v6.16)
+    for special in ro_after_init_secs:
         for i, n in enumerate(names):
-            if n == special and flags[i] & SHF_ALLOC:
+            if n == special and (every or flags[i] & SHF_ALLOC):
                 flags[i] |= SHF_RO_AFTER_INIT
-                break
+                if not every:
+                    break
 
     for i, f in enumerate(flags):
         if f & SHF_ALLOC and (f & (SHF_WRITE | SHF_EXECINSTR)) == (SHF_WRITE | SHF_EXECINSTR):
@@ -295,12 +315,29 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
     livepatch = info.get("livepatch", "") == "Y"
     shnum = len(shdrs)
     ndst, strtab_size = _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source)
-    d = _align(sizes["data"], int(symsec["sh_addralign"]))
-    sizes["data"] = d + ndst * ELF64_SYM_SIZE + strtab_size + ndst
-    idata = _align(sizes["init_data"], int(symsec["sh_addralign"])) + int(symsec["sh_size"])
-    idata = _align(idata, int(strsec["sh_addralign"])) + int(strsec["sh_size"])
-    idata = _align(idata, MOD_KALLSYMS_ALIGN) + MOD_KALLSYMS_SIZE + nsrc
-    sizes["init_data"] = idata
+    sym_align, str_align = int(symsec["sh_addralign"]), int(strsec["sh_addralign"])
+
+    def core_kallsyms(start: int) -> int:
+        # symoffs = ALIGN(size, symtab align); + ndst Elf_Sym; + their names; + ndst type bytes
+        return _align(start, sym_align) + ndst * ELF64_SYM_SIZE + strtab_size + ndst
+
+    def init_kallsyms(start: int) -> int:
+        # whole .symtab, whole .strtab, struct mod_kallsyms (8-aligned), nsrc type bytes
+        end = _align(start, sym_align) + int(symsec["sh_size"])
+        end = _align(end, str_align) + int(strsec["sh_size"])
+        return _align(end, MOD_KALLSYMS_ALIGN) + MOD_KALLSYMS_SIZE + nsrc
+
+    # v6.4+: appended right after the data sections (the per-type sums of the table)
+    sizes["data"] = core_kallsyms(sizes["data"])
+    sizes["init_data"] = init_kallsyms(sizes["init_data"])
+    # v6.1: appended after strict_align() (PAGE_ALIGN under STRICT_MODULE_RWX): from a page
+    # boundary, i.e. from offset 0 of a page
+    kallsyms, init_kallsyms_ = core_kallsyms(0), init_kallsyms(0)
+    for total, k, secs, what in ((sizes["data"], kallsyms, data_sections, "data"),
+                                 (sizes["init_data"], init_kallsyms_, init_data_sections, "init_data")):
+        if -(-(total - k) // 4096) != -(-secs // 4096):
+            raise ModuleParseError(f"{source}: {what} minus its kallsyms ({total - k}) does not page "
+                                   f"like its sections ({secs}); symtab/strtab alignment > page?")
 
     relocs = reloc_secs = 0
     for s in shdrs:
@@ -333,6 +370,8 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
         **sizes,
         data_sections=data_sections,
         init_data_sections=init_data_sections,
+        kallsyms=kallsyms,
+        init_kallsyms=init_kallsyms_,
         align=text_align,
         relocs=relocs,
         reloc_secs=reloc_secs,

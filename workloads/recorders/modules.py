@@ -25,6 +25,8 @@ from collections.abc import Iterable, Iterator
 from .modlayout import (
     ALT_INSTR_SIZE_V61,
     MEM_TYPES,
+    RO_AFTER_INIT_SECS_V61,
+    RO_AFTER_INIT_SECS_V616,
     ModuleLayout,
     ModuleParseError,
     layout_module,
@@ -35,7 +37,7 @@ from .sources import DebInfo, SourceError, decompress, deb_info, iter_deb_files,
 TABLE_COLUMNS = (
     "kernel", "module", "relpath", "file_bytes",
     *MEM_TYPES,
-    "data_sections", "init_data_sections", "align",
+    "data_sections", "init_data_sections", "kallsyms", "init_kallsyms", "align",
     "relocs", "reloc_secs", "alt_sites", "orc_entries", "mcount_locs",
     "percpu", "nsyms", "ncore_syms", "init_ro_after_init_secs",
     "intree", "license", "depends", "source",
@@ -72,6 +74,11 @@ def _version_tuple(kernel: str) -> tuple[int, int]:
 def alt_instr_size_for(kernel: str) -> int:
     """Size of struct alt_instr for the kernel version (see ALT_INSTR_SIZE_V63)."""
     return ALT_INSTR_SIZE_V63 if _version_tuple(kernel) >= (6, 3) else ALT_INSTR_SIZE_V61
+
+
+def ro_after_init_secs_for(kernel: str) -> tuple[str, ...]:
+    """Sections the loader makes ro_after_init (``.static_call_sites`` too since v6.16)."""
+    return RO_AFTER_INIT_SECS_V616 if _version_tuple(kernel) >= (6, 16) else RO_AFTER_INIT_SECS_V61
 
 
 def parse_config(text: str) -> dict[str, str]:
@@ -134,7 +141,8 @@ def record_modules(src: pathlib.Path, kernel: str | None = None) -> ModuleTable:
         stem = pathlib.PurePosixPath(_KO.sub("", rel)).name
         try:
             lay = layout_module(raw, rel, module_unload=module_unload,
-                                alt_instr_size=alt_size, fallback_name=stem)
+                                alt_instr_size=alt_size, fallback_name=stem,
+                                ro_after_init_secs=ro_after_init_secs_for(kernel))
         except ModuleParseError as exc:
             raise RecordError(str(exc)) from exc
         m = _MODDIR.search(rel)
@@ -194,4 +202,5 @@ def read_table(path: pathlib.Path) -> list[dict[str, str]]:
 __all__ = [
     "TABLE_COLUMNS", "ModuleTable", "RecordError", "SourceError", "record_modules",
     "table_csv_text", "atomic_write_bytes", "read_table", "parse_config", "alt_instr_size_for",
+    "ro_after_init_secs_for",
 ]

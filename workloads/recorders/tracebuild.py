@@ -14,11 +14,12 @@ import pathlib
 
 import pandas as pd
 
-from execbench.trace import COLUMNS, OPS, SIZE_COLUMNS, save_trace, validate
+from execbench.trace import COLUMNS, OPS, OPTIONAL, SIZE_COLUMNS, save_trace, validate
 
 from .modlayout import MEM_TYPES
 
-_MODULE_LOAD_COLS = (*MEM_TYPES, "align", "relocs", "reloc_secs", "alt_sites", "orc_entries", "mcount_locs")
+_MODULE_LOAD_COLS = (*MEM_TYPES, "align", "relocs", "reloc_secs", "alt_sites", "orc_entries", "mcount_locs",
+                     "kallsyms", "init_kallsyms")
 
 
 class TraceBuilder:
@@ -35,11 +36,12 @@ class TraceBuilder:
         return int(self._rows[-1]["t_ns"]) if self._rows else 0
 
     def add(self, t_ns: int, cpu: int, user: str, op: str, obj: str, **cols: int) -> None:
-        """Append one event; ``cols`` must be exactly the columns the op requires."""
+        """Append one event; ``cols`` must be exactly the columns the op requires
+        (plus, all or none, the ones it may leave empty)."""
         need = OPS.get((user, op))
         if need is None:
             raise ValueError(f"unknown op {user}/{op}")
-        if set(cols) != set(need):
+        if set(cols) not in (set(need), set(need) | set(OPTIONAL.get((user, op), ()))):
             raise ValueError(f"{user}/{op} on {obj!r} needs columns {sorted(need)}, got {sorted(cols)}")
         row: dict[str, object] = {"seq": len(self._rows), "t_ns": int(t_ns), "cpu": int(cpu),
                                   "user": user, "op": op, "obj": obj}

@@ -34,6 +34,11 @@ continuously), no kretprobe on ``module_alloc``/``execmem_alloc`` (it would
 become vmallocinfo's caller), ``kptr_restrict=1``, and never a function tracer
 with an empty filter (it traces ``get_kprobe`` and recurses in the int3 handler:
 the first run of this recorder died that way when a filter matched nothing).
+On 7.2 the ROX cache hands out module text without a vmalloc per allocation,
+so the address comes from a return probe on ``execmem_alloc`` after all; the
+price is that ``/proc/vmallocinfo`` names ``arch_rethook_trampoline`` as the
+caller of every area ``execmem_alloc`` made while it was armed, so areas are
+told apart by address (traced or made before ``/init``), not by caller.
 
 Not recorded: anything before ``/init`` (the boot-time BPF pack and the
 kprobe-ftrace trampoline are visible only in vmallocinfo), BPF trampolines and

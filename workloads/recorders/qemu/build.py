@@ -62,6 +62,8 @@ EXEC_HI = 0xFFFFFFFFFF000000
 LAYOUT_COLS = ("text", "rodata", "ro_after_init", "data", "init_text", "init_rodata",
                "init_data", "align", "relocs", "reloc_secs", "alt_sites", "orc_entries",
                "mcount_locs")
+#: v6.1 places these on their own page(s); in every modules.csv written since they existed
+KALLSYMS_COLS = ("kallsyms", "init_kallsyms")
 
 
 class BuildError(ValueError):
@@ -183,7 +185,7 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
                 raise BuildError(f"seq {r.seq}: no .ko layout for loaded module {name!r}")
             L = lay.loc[name]
             rows.append(_row(pl.t_ns, pl.cpu, "module", "load", name,
-                             **{c: L[c] for c in LAYOUT_COLS}))
+                             **{c: L[c] for c in LAYOUT_COLS + KALLSYMS_COLS if c in L}))
             text_lo = pl.allocs[0][0]
             live_mod[name] = {"text_lo": text_lo, "text_len": int(L["text"]),
                               "allocs": [a for a, _ in pl.allocs], "init_done": False}

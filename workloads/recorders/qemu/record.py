@@ -20,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import gzip
+import io
 import os
 import pathlib
 import shutil
 import tempfile
 import time
+import tomllib
 
 import pandas as pd
 import tomli_w
@@ -48,10 +50,15 @@ def _events_bytes(ev: pd.DataFrame) -> bytes:
 
 
 def layouts(mods: list[modset.Module], series: str) -> pd.DataFrame:
-    """modlayout of every module in the set (v6.3+ widened struct alt_instr to 14 bytes)."""
+    """modlayout of every module in the set (v6.3+ widened struct alt_instr to 14 bytes;
+    v6.16+ makes ``.static_call_sites`` ro_after_init, see ``modules.ro_after_init_secs_for``)."""
+    from execbench.workloads.recorders.modules import ro_after_init_secs_for
+
     alt = modlayout.ALT_INSTR_SIZE_V61 if series == "6.1" else 14
+    rai = ro_after_init_secs_for(series)
     recs = [dataclasses.asdict(modlayout.layout_module(modset.read_ko(m.path), str(m.path),
-                                                       alt_instr_size=alt)) for m in mods]
+                                                       alt_instr_size=alt, ro_after_init_secs=rai))
+            for m in mods]
     return pd.DataFrame(recs)
 
 
@@ -65,14 +72,48 @@ def ret_event_for(series: str) -> str:
     return "execmem_alloc_ret" if series == "7.2" else "vmalloc_node_range_ret"
 
 
+def relayout(folder: pathlib.Path, series: str, scratch: pathlib.Path, log=print) -> pd.DataFrame:
+    """``modules.csv`` of an existing recording, recomputed from its pinned package.
+
+    Why: when :mod:`modlayout` learns a new column (e.g. ``kallsyms``), a recording's
+    module table can be brought up to date without booting again -- the ``.ko`` files
+    are those of the package pinned in the recording's TOML.  Every column the old
+    table had must come out unchanged, or this raises (the layout rules moved, and the
+    recording should be made again instead).
+    """
+    name = folder.name
+    prov = tomllib.loads((folder / f"{name}.toml").read_text())
+    flavour = name.removeprefix(f"qemu-{series}-")
+    pkg = next(p for p in prov["source"]["packages"] if p.startswith("linux-image-"))
+    ks = kernels.spec(series, flavour)
+    k = kernels.fetch(ks, scratch / f"k-{series}", package=pkg)
+    want = prov["source"]["packages"][pkg]
+    if k.version != want["version"] or k.sha256 != want["sha256"]:
+        raise kernels.FetchError(f"{k.deb}: {k.version} sha256 {k.sha256} is not the pinned "
+                                 f"{want['version']} sha256 {want['sha256']}")
+    old = pd.read_csv(folder / "modules.csv")
+    idx = modset.index(k.moddir)
+    mods = [modset.Module(m, idx[m], ()) for m in old["module"]]
+    new = layouts(mods, series)
+    # the module tables round-trip through CSV: compare as they would be written
+    new = pd.read_csv(io.StringIO(new.to_csv(index=False, lineterminator="\n")))
+    common = [c for c in old.columns if c in new.columns]
+    if list(old.columns) != [c for c in new.columns if c in old.columns] or not old[common].equals(new[common]):
+        raise ValueError(f"{folder}/modules.csv: the recomputed layouts differ in columns the "
+                         "recording already had; record it again instead")
+    log(f"[qemu] {name}: modules.csv gains {[c for c in new.columns if c not in old.columns]}")
+    return new
+
+
 def rebuild(folder: pathlib.Path, series: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(trace, truth, notes) from a recording folder's events/modules/vmallocinfo."""
     ev = pd.read_csv(folder / "events.csv.gz", dtype=str, keep_default_na=False)
     lay = pd.read_csv(folder / "modules.csv")
     vmi = (folder / "guest" / "vmallocinfo_exec.txt").read_text()
+    vms = folder / "guest" / "vmstat.txt"
     alloc_e, free_e = events_kind(series)
     tr, notes = build.build(ev, lay, alloc_e, free_e, ret_event_for(series))
-    return tr, truth.truth(ev, vmi), notes
+    return tr, truth.truth(ev, vmi, vms.read_text() if vms.exists() else None), notes
 
 
 def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.Path,
@@ -105,7 +146,7 @@ def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.P
         if (m := truth._VMI.match(line)) and build.EXEC_LO <= int(m.group(1), 16) < build.EXEC_HI) + "\n"
     alloc_e, free_e = events_kind(series)
     tr, notes = build.build(ev, lay, alloc_e, free_e, ret_event_for(series))
-    tt = truth.truth(ev, vmi_exec)
+    tt = truth.truth(ev, vmi_exec, dumps["vmstat"].decode() if "vmstat" in dumps else None)
     name = name_for(series, flavour)
     from_frame(tr, name)  # schema check before anything is written
     out_root.mkdir(parents=True, exist_ok=True)

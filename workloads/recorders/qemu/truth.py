@@ -10,7 +10,14 @@ Scope: events between ``tracing_on`` in ``/init`` and the end of the workload,
 addresses inside the module range ``[EXEC_LO, EXEC_HI)`` unless the row says
 otherwise.  ``vmap_areas`` comes from ``/proc/vmallocinfo`` at the end, so it
 *includes* areas made before ``/init`` (boot-time BPF pack, kprobe-ftrace
-trampoline, ...) that no traced event created.
+trampoline, on 7.2 the first ROX-cache block, ...) that no traced event created;
+``vmap_areas_untraced*`` are those (start address not returned by any traced
+``__vmalloc_node_range``), by kind.  On 7.2 the caller vmallocinfo prints for an
+area made by ``execmem_alloc()`` while its return probe (a kretprobe) was armed is
+``arch_rethook_trampoline``: the kretprobe replaces the return address that
+``execmem_vmalloc()`` (inlined) passes as the caller.  ``direct_map_*`` rows are the
+change of ``/proc/vmstat`` between ``tracing_on`` and the end (recordings made since
+the guest dumps it).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ def _n(series) -> list[int]:
     return [num(v) for v in series]
 
 
-def truth(ev: pd.DataFrame, vmallocinfo: str) -> pd.DataFrame:
+def truth(ev: pd.DataFrame, vmallocinfo: str, vmstat: str | None = None) -> pd.DataFrame:
     """Rows ``metric,value,scope`` in a fixed order (deterministic output)."""
     rows: list[tuple[str, int, str]] = []
 
@@ -115,6 +122,11 @@ def truth(ev: pd.DataFrame, vmallocinfo: str) -> pd.DataFrame:
         "proglen argument")
     # kprobes
     add("insn_pages_new", len(sel("alloc_insn_page")), "alloc_insn_page calls")
+    pages = [num(a) for a in sel("alloc_insn_page_ret")["ret"] if num(a)]
+    slot_pokes = [(a, ln) for a, ln in zip(_n(sel("text_poke")["addr"]), _n(sel("text_poke")["len"]))
+                  if any(p <= a < p + 4096 for p in pages)]
+    add("text_poke_calls_insn_pages", len(slot_pokes), "text_poke into a page alloc_insn_page returned")
+    add("text_poke_bytes_insn_pages", sum(ln for _, ln in slot_pokes), "sum of len")
     gs = sel("__get_insn_slot")
     for sym, g in sorted(gs.groupby("type")):
         add(f"insn_slots_{sym}", len(g), "__get_insn_slot on this cache")
@@ -128,7 +140,45 @@ def truth(ev: pd.DataFrame, vmallocinfo: str) -> pd.DataFrame:
     for caller, n in sorted(areas["caller"].value_counts().items()):
         add(f"vmap_areas_{caller}", n, "by caller in /proc/vmallocinfo")
     add("vmap_area_bytes", int(areas["size"].sum()), "sizes in /proc/vmallocinfo (include the guard page)")
+    traced = {num(a) for a in sel("vmalloc_node_range_ret")["ret"]}
+    old = areas[~areas["lo"].isin(traced)]
+    add("vmap_areas_untraced", len(old), "areas at the end that no traced __vmalloc_node_range returned")
+    add("vmap_area_bytes_untraced", int(old["size"].sum()), "their sizes (with the guard page)")
+    for kind, n in sorted(old.apply(_untraced_kind, axis=1).value_counts().items()):
+        add(f"vmap_areas_untraced_{kind}", n, "by kind (caller; 2 MiB execmem_alloc areas: ROX-cache blocks)")
+    if vmstat is not None:
+        for key, n in vmstat_delta(vmstat).items():
+            add(key, n, "/proc/vmstat at the end minus at tracing_on")
     return pd.DataFrame(rows, columns=["metric", "value", "scope"])
+
+
+#: an execmem ROX-cache block in vmallocinfo: 2 MiB mapped + the guard page
+CACHE_BLOCK_AREA = 2 * 1024 * 1024 + 4096
+
+
+def _untraced_kind(a: pd.Series) -> str:
+    if a["caller"] == "execmem_alloc" and a["size"] == CACHE_BLOCK_AREA:
+        return "execmem_cache_block"
+    return a["caller"]
+
+
+#: /proc/vmstat counters of the direct map (arch/x86/mm/pat/set_memory.c
+#: split_page_count()/collapse_page_count(); only direct-map addresses are counted)
+VMSTAT_KEYS = ("direct_map_level2_splits", "direct_map_level3_splits",
+               "direct_map_level2_collapses", "direct_map_level3_collapses")
+
+
+def vmstat_delta(text: str) -> dict[str, int]:
+    """``start <key> <n>`` / ``end <key> <n>`` lines (guest/vmstat.txt) -> end - start.
+
+    A kernel without a key (``*_collapses`` are v6.15+) has no row for it."""
+    seen: dict[tuple[str, str], int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] in ("start", "end") and parts[2].isdigit():
+            seen[(parts[0], parts[1])] = int(parts[2])
+    return {k: seen[("end", k)] - seen[("start", k)] for k in VMSTAT_KEYS
+            if ("end", k) in seen and ("start", k) in seen}
 
 
 #: include/linux/vmalloc.h (v6.13+): the ROX cache maps its blocks with
