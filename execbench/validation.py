@@ -156,9 +156,9 @@ PAIRS: tuple[Pair, ...] = (
        "areas live at the end that were made while tracing"),
     _p("vmap_area_bytes", "seen:live_area_bytes", ("vmap_area_bytes", "-vmap_area_bytes_untraced"),
        "their sizes with the guard page"),
-    _p("direct_map_splits_2m", "direct_map_splits_2m", "direct_map_level2_splits",
+    _p("direct_map_splits_2m", "direct_map_level2_splits", "direct_map_level2_splits",
        "2 MiB direct-map leaves split (/proc/vmstat)"),
-    _p("direct_map_splits_1g", "direct_map_splits_1g", "direct_map_level3_splits",
+    _p("direct_map_splits_1g", "direct_map_level3_splits", "direct_map_level3_splits",
        "1 GiB direct-map leaves split (/proc/vmstat)"),
     _p("direct_map_collapses", (), ("direct_map_level2_collapses", "direct_map_level3_collapses"),
        "direct-map leaves re-formed: the model never collapses the direct map, as x86 "
