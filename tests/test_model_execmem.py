@@ -60,8 +60,14 @@ def test_three_1mib_modules_page_granular_per_type_calls(tb):
     # live text in 4 KiB PTEs: 3 MiB / 4 KiB = 768, no 2 MiB leaf
     assert f["text_ptes_4k"] == 768 and f["text_pmds_2m"] == 0
     # flush_tlb_all: rodata ro (alias RW->RO) and text rox (alias RO) per module;
-    # nx on already-NX pages and the second ro change nothing -> no flush
-    assert c["tlb_flush_all"] == 3 * 2
+    # nx on already-NX pages and the second ro change nothing -> no flush.
+    # The ~783 contiguous frames (seed 0) lie in three 2 MiB regions of one
+    # 1 GiB direct-map leaf: the first RO alias change splits the 1 GiB leaf,
+    # then each 2 MiB one as it is reached -- one flush_tlb_all() per split
+    # (__split_large_page()).
+    assert (f["direct_map_splits_1g"], f["direct_map_splits_2m"]) == (1, 3)
+    assert c["tlb_flush_all"] == 3 * 2 + 1 + 3
+    assert c["tlb_shootdowns"] == c["tlb_flush_all"]   # v6.10: no per-page IPI, no lazy free
     # written in place while RW: no text_poke at all
     assert c["text_pokes"] == 0
     assert f["wx_pages_peak"] == 0
@@ -79,8 +85,11 @@ def test_module_with_init_and_ro_after_init(tb):
     #            + rox(text, init_text) 2 = 7 calls; pages changed: 1 + 0 + (2 + 1)
     assert c["cpa_calls"] == 7
     assert c["cpa_pages"] == 4
-    # flushes: the ro and the two rox calls change pages -> 3
-    assert c["tlb_flush_all"] == 3
+    # flushes: the ro and the two rox calls change pages -> 3; plus the
+    # splits of the 1 GiB and the 2 MiB direct-map leaf over the (contiguous)
+    # frames at the first RO alias change, a flush_tlb_all() each -> 3 + 2
+    assert (r.final["direct_map_splits_1g"], r.final["direct_map_splits_2m"]) == (1, 1)
+    assert c["tlb_flush_all"] == 3 + 2
     tb.add("module", "init_done", "A")
     r = run(tb.trace(), "execmem", seed=0)
     c = r.counters
@@ -89,7 +98,7 @@ def test_module_with_init_and_ro_after_init(tb):
     # VM_FLUSH_RESET_PERMS (execmem sets it) -> 1 flush each
     assert c["cpa_calls"] == 7 + 2
     assert c["vfree_calls"] == 2 and c["vfree_reset_perms"] == 2
-    assert c["tlb_flush_all"] == 3 + 1 + 2
+    assert c["tlb_flush_all"] == 5 + 1 + 2
     assert r.final["vmap_areas"] == 4
 
 

@@ -46,11 +46,25 @@ def test_three_modules_load(tb):
     assert f["text_ptes_4k"] == 9 and f["text_pmds_2m"] == 0
     # RO before X: never W+X (the 2019 "Avoid breaking W^X" ordering)
     assert f["wx_pages_peak"] == 0
+    # calls that change a PTE (cpa_calls_effective):
+    #   ro: A core text, core rodata, init text (init rodata is 0 pages) = 3;
+    #       B core text, core rodata (no init area: NULL, 0 pages) = 2;
+    #       C core text, init text, init rodata (core rodata 0 pages) = 3
+    #   nx: 0 of 15 (PAGE_KERNEL is NX already); x: A 2, B 1, C 2
+    # -> 8 + 0 + 5 = 13 of 33: 20 calls change nothing
+    assert c["cpa_calls_effective"] == 8 + 0 + 5
     # every effective set_memory_ro processes the alias -> flush_tlb_all:
     # A 3 (core text, core rodata, init text), B 2, C 3 (core text, init text, init rodata)
     # set_memory_x in v6.1 skips the alias: per-page IPIs instead (<= 33 pages)
-    assert c["tlb_flush_all"] == 3 + 2 + 3
+    # The 17 frames lie in one 2 MiB region of one 1 GiB direct-map leaf
+    # (contiguous placement, seed 0): A's first set_memory_ro splits the
+    # 1 GiB leaf, then the 2 MiB one -- __split_large_page() ends each with
+    # flush_tlb_all(): 2 more.
+    assert (r.final["direct_map_splits_1g"], r.final["direct_map_splits_2m"]) == (1, 1)
+    assert c["tlb_flush_all"] == 3 + 2 + 3 + 2
     assert c["tlb_flush_ipis"] == 2 + 1 + 2
+    # shootdowns = every broadcast: 10 full flushes + 5 per-page IPIs
+    assert c["tlb_shootdowns"] == 10 + 5
 
 
 def test_three_modules_init_done_and_unload(tb):
@@ -63,9 +77,11 @@ def test_three_modules_init_done_and_unload(tb):
     # only A's ro_after_init page changes; then do_free_init() frees A's and
     # C's init areas (B has none) with VM_FLUSH_RESET_PERMS -> 1 flush each
     assert c["cpa_calls"] == 33 + 15
+    assert c["cpa_calls_effective"] == 13 + 1
     assert c["cpa_pages"] == 21 + 1
     assert c["vfree_calls"] == 2
-    assert c["tlb_flush_all"] == 8 + 1 + 2
+    # 10 at load (8 CPA + 2 splits) + A's ro_after_init + 2 vm_reset_perms
+    assert c["tlb_flush_all"] == 10 + 1 + 2
     # init text gone: A 2, B 1, C 3 text PTEs remain
     assert r1.final["text_ptes_4k"] == 6
     for m in "ABC":
