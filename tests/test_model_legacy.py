@@ -82,6 +82,9 @@ def test_three_modules_init_done_and_unload(tb):
     assert c["vfree_calls"] == 2
     # 10 at load (8 CPA + 2 splits) + A's ro_after_init + 2 vm_reset_perms
     assert c["tlb_flush_all"] == 10 + 1 + 2
+    # do_free_init(): module_memfree(freeinit->module_init) for all three,
+    # NULL for B (kernel/module/main.c v6.1): a call that frees nothing
+    assert c["free_null_calls"] == 1 and c["module_memfree_null"] == 1
     # init text gone: A 2, B 1, C 3 text PTEs remain
     assert r1.final["text_ptes_4k"] == 6
     for m in "ABC":
@@ -89,6 +92,9 @@ def test_three_modules_init_done_and_unload(tb):
     r2 = run(tb.trace(), "legacy", seed=0)
     assert r2.final["vmap_areas"] == 0 and r2.final["backing_bytes"] == 0
     assert r2.counters["vfree_calls"] == 5
+    # free_module(): module_memfree(mod->init_layout.base) -- NULL after
+    # do_init_module() -- then the core: 3 more NULL calls, 1 + 3 = 4
+    assert r2.counters["free_null_calls"] == 1 + 3
 
 
 def test_100_bpf_programs_share_one_pack(tb):

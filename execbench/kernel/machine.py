@@ -44,7 +44,7 @@ COUNTERS = (
     "vmalloc_pmd_splits", "vmalloc_pmd_collapses",
     "tlb_shootdowns", *(f"tlb_shootdowns_{c}" for c in tlb.CAUSES),
     "tlb_flush_all", "tlb_flush_range", "tlb_flush_ipis", "vmap_lazy_purges",
-    "sync_core_ipis",
+    "sync_core_ipis", "free_null_calls",
     "direct_map_splits_2m", "direct_map_splits_1g",
     "text_pokes", "text_poke_bytes", "text_poke_syncs", "text_poke_bp",
     "memcpy_bytes", "api_calls",
@@ -177,6 +177,16 @@ class Kernel:
     def count(self, name: str, n: int = 1) -> None:
         """Bump a design-level counter (e.g. ``bpf_prog_pack_new``)."""
         self.counters[name] = self.counters.get(name, 0) + n
+
+    def free_null(self, entry: str) -> None:
+        """A free function called with NULL (``do_free_init()`` for an
+        absent init area, ``free_module()`` for the already freed one):
+        ``vfree(NULL)`` "performs no operation" (mm/vmalloc.c), so no work,
+        but a call the kernel makes -- counted in ``free_null_calls`` and
+        ``<entry>_null``, as ``set_vm_flush_reset_perms(NULL)`` is counted
+        as a call."""
+        self.counters["free_null_calls"] += 1
+        self.count(f"{entry}_null")
 
     # -- vmalloc --------------------------------------------------------------------
     def vmalloc(self, size: int, *, align: int = PAGE_SIZE, start: int | None = None,
