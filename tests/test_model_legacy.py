@@ -153,14 +153,16 @@ def test_kprobe_slots_share_a_page_and_the_last_page_is_kept(tb):
         tb.add("kprobe", "unregister", f"k{i}")
     r = run(tb.trace(), "legacy", seed=0)
     c = r.counters
-    # 4096 / MAX_INSN_SIZE (16) = 256 slots per page: 300 probes need 2 pages,
-    # each alloc_insn_page() = module_alloc + set_memory_ro + set_memory_x
+    # 4096 // MAX_INSN_SIZE (15, arch/x86/include/asm/insn.h) = 273 slots per
+    # page: 300 probes need 2 pages, each alloc_insn_page() = module_alloc +
+    # set_memory_ro + set_memory_x
     assert c["kprobe_insn_pages_new"] == 2
     assert c["cpa_calls"] == 4
-    # one text_poke per arch_copy_kprobe()
-    assert c["text_pokes"] == 300
-    # all slots freed dirty; garbage collected once nr_garbage > 256; a page
-    # whose nused reaches 0 is freed unless it is the last one -> 1 page kept
+    # one text_poke per arch_copy_kprobe() of insn + INT3 = 2 + 1 = 3 bytes
+    assert c["text_pokes"] == 300 and c["text_poke_bytes"] == 300 * 3
+    # slots freed clean (not boostable under CONFIG_PREEMPTION): the first
+    # page (k0..k272) empties at k272 and is freed, 2 pages being listed;
+    # the second (k273..k299) is the last one and is kept
     assert c["kprobe_insn_pages_freed"] == 1
     assert r.final["vmap_areas"] == 1
 
