@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import KernelBug, OutOfMemory
+from ..errors import ExecbenchError, KernelBug, OutOfMemory
 from ..units import GiB, PAGE_SIZE, PAGES_PER_PMD, PMD_SIZE, pages
 from . import cpa, text_poke, text_poke_batch, tlb
 from .costs import Costs
@@ -56,12 +56,16 @@ class KernelConfig:
     """The machine and kernel version a replay runs on.
 
     ``version`` selects version-dependent CPA rules (see :mod:`.cpa`); each
-    design states the version it models.
+    design states the version it models.  ``numa_nodes`` is
+    ``num_possible_nodes()``: ``BPF_PROG_PACK_SIZE`` is ``SZ_2M *
+    num_possible_nodes()`` (kernel/bpf/core.c, v6.1 through 7.2); default 1,
+    a single-socket machine like the QEMU recordings'.
     """
 
     seed: int = 0
     version: tuple[int, int] = (6, 1)
     mem_bytes: int = 16 * GiB
+    numa_nodes: int = 1
     placement: str = "contiguous"
     kaslr: bool = True
     costs: Costs = field(default_factory=Costs)
@@ -93,6 +97,8 @@ class Kernel:
         seed = self.config.seed
         self.offset = module_load_offset(self.rng_for("kaslr"), self.config.kaslr)
         self.lo_page = self.offset // PAGE_SIZE
+        if self.config.numa_nodes < 1:
+            raise ExecbenchError(f"numa_nodes={self.config.numa_nodes}: a machine has at least one node")
         self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement)
         self.vmap = VmapSpace(MODULES_PAGES)
         self.pt = PageTable(MODULES_PAGES)
