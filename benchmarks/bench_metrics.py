@@ -85,6 +85,16 @@ class Metrics:
         return self._get(cache, design, workload, "cpa_calls", "final")
     track_cpa_calls.unit = "calls"
 
+    def track_cpa_calls_effective(self, cache, design, workload):
+        """set_memory_* calls that changed at least one PTE."""
+        return self._get(cache, design, workload, "cpa_calls_effective", "final")
+    track_cpa_calls_effective.unit = "calls"
+
+    def track_tlb_shootdowns(self, cache, design, workload):
+        """Broadcast TLB flushes (flush_tlb_all, flush_tlb_kernel_range, CPA IPIs)."""
+        return self._get(cache, design, workload, "tlb_shootdowns", "final")
+    track_tlb_shootdowns.unit = "IPIs"
+
     def track_tlb_flush_all(self, cache, design, workload):
         return self._get(cache, design, workload, "tlb_flush_all", "final")
     track_tlb_flush_all.unit = "flushes"

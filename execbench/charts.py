@@ -47,7 +47,8 @@ from .trace import atomic_write_bytes
 POINTS = 400
 #: metrics kept in the reduced timeline (what the charts and notebook need)
 TIMELINE_METRICS = ["itlb_entries", "itlb_entries_ideal", "requested_bytes", "backing_bytes",
-                    "internal_frag", "wx_pages", "wx_page_ns", "cpa_calls", "tlb_flush_all"]
+                    "internal_frag", "wx_pages", "wx_page_ns", "cpa_calls", "tlb_shootdowns",
+                    "tlb_flush_all"]
 KINDS = ("itlb", "permissions", "fragmentation", "wx")
 FORMATS = ("png", "svg")
 
@@ -253,7 +254,7 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
     # 2. permission flips, flushes, splits, pokes
     fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
     panels = [("cpa_calls", "set_memory_* calls (permission flips)", "calls"),
-              ("tlb_flush_all", "global TLB flushes (flush_tlb_all)", "flushes"),
+              ("tlb_shootdowns", "TLB shootdowns (broadcast flushes)", "IPIs"),
               ("direct_map_level2_splits", "direct-map 2 MiB leaves split", "splits"),
               ("text_pokes", "text_poke calls", "calls")]
     for ax, (m, title, unit) in zip(axes.flat, panels):

@@ -20,7 +20,8 @@ def test_list_metrics_names_every_design_md_metric(capsys):
     # the metrics of docs/metrics.md, all but the dynamic itlb_miss_per_mfetch
     for m in ["text_ptes_4k", "text_pmds_2m", "itlb_entries", "itlb_entries_ideal",
               "requested_bytes", "backing_bytes", "internal_frag", "free_in_partial_2m",
-              "largest_free_extent", "vmap_areas", "cpa_calls", "cpa_pages", "tlb_flush_all",
+              "largest_free_extent", "vmap_areas", "cpa_calls", "cpa_calls_effective",
+              "cpa_pages", "tlb_shootdowns", "tlb_flush_all",
               "direct_map_level2_splits", "direct_map_level3_splits", "text_pokes", "text_poke_bytes",
               "wx_page_ns", "wx_pages_peak", "api_calls", "api_entry_points"]:
         assert m in names

@@ -69,7 +69,9 @@ def test_huge_vmalloc_uses_pmd_leaves_only_from_pmd_size():
 def test_alias_ro_splits_once_and_only_once():
     # set_memory_ro on a vmalloc address changes the direct-map alias
     # (cpa_process_alias): frames in one 2 MiB region under a 1 GiB leaf ->
-    # split_large_page twice: the 1 GiB leaf (level 3) then that 2 MiB (level 2).
+    # split_large_page twice: the 1 GiB leaf (level 3) then that 2 MiB (level 2),
+    # each ending in flush_tlb_all() (__split_large_page()), then cpa_flush()
+    # with force_flush_all: 3 flushes.
     # A second identical call changes nothing: no split, no flush.
     k = Kernel(KernelConfig(seed=0))
     a = k.vmalloc(3 * PAGE_SIZE)
@@ -77,11 +79,12 @@ def test_alias_ro_splits_once_and_only_once():
     assert len(set(frames // 512)) == 1 and frames.min() >= 262144   # precondition: one 2M, above 1 GiB
     k.set_memory_ro(a, 3)
     assert (k.phys.splits_1g, k.phys.splits_2m) == (1, 1)
-    assert k.counters["tlb_flush_all"] == 1
+    assert k.counters["tlb_flush_all"] == 2 + 1
     k.set_memory_ro(a, 3)
     assert (k.phys.splits_1g, k.phys.splits_2m) == (1, 1)
-    assert k.counters["tlb_flush_all"] == 1
+    assert k.counters["tlb_flush_all"] == 3
     assert k.counters["cpa_calls"] == 2 and k.counters["cpa_pages"] == 3
+    assert k.counters["cpa_calls_effective"] == 1
 
 
 def test_nx_changes_skip_the_alias_in_v61_but_flush_all_in_v62():
@@ -110,9 +113,13 @@ def test_set_memory_rox_is_one_call_from_v62_only():
         k.set_memory_rox(a, 1)
     k2 = Kernel(KernelConfig(version=(6, 10)))
     b = k2.vmalloc(2 * PAGE_SIZE)
+    frames = k2.pt.pfn[k2.page_of(b):k2.page_of(b) + 2]
+    assert len(set(frames // 512)) == 1 and frames.min() >= 262144   # precondition: one 2M, above 1 GiB
     k2.set_memory_rox(b, 2)
-    # one call, both pages change (RW->RO, NX->X), one global flush
-    assert (k2.counters["cpa_calls"], k2.counters["cpa_pages"], k2.counters["tlb_flush_all"]) == (1, 2, 1)
+    # one call, both pages change (RW->RO, NX->X): the alias turns RO, which
+    # splits the 1 GiB then the 2 MiB direct-map leaf (a flush each), then
+    # one global flush for the change
+    assert (k2.counters["cpa_calls"], k2.counters["cpa_pages"], k2.counters["tlb_flush_all"]) == (1, 2, 2 + 1)
 
 
 def test_wx_exposure_is_integrated_over_virtual_time():
@@ -145,6 +152,14 @@ def test_vfree_with_reset_perms_flushes_once_and_resets_alias():
     b = k.vmalloc(PAGE_SIZE)
     k.vfree(b)
     assert k.counters["tlb_flush_all"] == flushes + 1
+    # ... until the next set_memory_*: vm_unmap_aliases() purges it with one
+    # flush_tlb_kernel_range() over its 1 page + 1 guard page (<= 33 pages:
+    # a ranged flush, not a full one), before the call does anything else
+    shoot = k.counters["tlb_shootdowns"]
+    c = k.vmalloc(PAGE_SIZE)
+    k.set_memory_nx(c, 1)            # already NX: changes nothing, flushes nothing itself
+    assert k.counters["tlb_shootdowns"] == shoot + 1
+    assert k.counters["tlb_flush_range"] == 1 and k.counters["tlb_flush_all"] == flushes + 1
 
 
 def test_writes_to_read_only_pages_are_model_bugs():

@@ -67,7 +67,14 @@ def test_v613_three_1mib_modules_share_two_rox_leaves(tb):
     # the frames of both blocks leave the direct map, 512 at a time
     assert c["direct_map_invalid_pages"] == 2 * 512
     # flushes: ro(rodata) per module 3 + vunmap_range per populated block 2
-    assert c["tlb_flush_all"] == 3 + 2
+    # (flush_tlb_kernel_range over 512 pages > 33: a full flush); and one per
+    # direct-map split: the rodata frames' 1 GiB and 2 MiB leaf (RO alias) and
+    # the 1 GiB leaf over the blocks' frames at the top of memory
+    # (set_direct_map_invalid_noflush: whole 2 MiB blocks keep their 2 MiB
+    # leaves, the 1 GiB one above them must split) -> 3
+    assert (f["direct_map_level3_splits"], f["direct_map_level2_splits"]) == (2, 1)
+    assert c["tlb_flush_all"] == 3 + 2 + 3
+    assert c["tlb_shootdowns_vunmap"] == 2
     assert f["wx_pages_peak"] == 0
 
 
@@ -84,8 +91,11 @@ def test_v613_unload_returns_blocks(tb):
     assert c["direct_map_valid_pages"] == 1024 and not k.phys.alias_invalid.any()
     assert k.areas == {}
     # data/rodata vfrees carry VM_FLUSH_RESET_PERMS (1 flush each, 6); the cache
-    # blocks' vfree does not (lazy) -> 5 + 6
-    assert c["tlb_flush_all"] == 5 + 6
+    # blocks' vfree does not (lazy): each block waits on the purge list and goes
+    # in the flush of the next VM_FLUSH_RESET_PERMS vfree (the same module's
+    # rodata, free_mod_mem()) -- no flush of its own -> 8 (load) + 6
+    assert c["tlb_flush_all"] == 8 + 6
+    assert c["tlb_shootdowns_lazy"] == 0 and k.lazy_nr == 0
 
 
 def test_one_3mib_module_gets_a_4mib_block(tb):
@@ -115,8 +125,10 @@ def test_v615_temp_rw_splits_and_collapses(tb):
     # written with plain stores while RW+NX: no text_poke, never W+X
     assert c["text_pokes"] == 0 and f["wx_pages_peak"] == 0
     # flushes: populate rox 2; per module nx, rw, rox (+1 for the collapse) = 4 -> 12;
-    # ro(rodata) 3
-    assert c["tlb_flush_all"] == 2 + 12 + 3
+    # ro(rodata) 3; one per split: the 3 vmalloc PMD splits and the direct-map
+    # splits (1 GiB: 2, 2 MiB: 3; see the next assertion) -> 8
+    assert f["direct_map_level3_splits"] == 2 and f["direct_map_level2_splits"] == 3
+    assert c["tlb_flush_all"] == 2 + 12 + 3 + 3 + 2 + 3
     # rw on 256 frames of an aligned 2 MiB physical block splits its direct-map
     # leaf: one split per block used (A and B share one) -> v6.13 + 2
     r13 = run(trace, "execmem_rox", seed=0, params=V613)
@@ -199,8 +211,10 @@ def test_v617_every_module_type_comes_from_execmem_alloc_rw(tb):
     # formation (3), nothing after init (no MOD_RO_AFTER_INIT) -> 10 per module
     assert c["cpa_calls"] == 2 + 3 * 10
     # flushes: populate 2; per module text nx, rw, rox + the collapse (4) and
-    # ro(rodata) (1); the no-op calls flush nothing -> 2 + 3 * 5
-    assert c["tlb_flush_all"] == 2 + 15
+    # ro(rodata) (1); the no-op calls flush nothing -> 2 + 3 * 5; plus a flush
+    # per split, as in v6.15: 3 vmalloc PMD + 2 (1 GiB) + 3 (2 MiB) direct map
+    assert (r.final["direct_map_level3_splits"], r.final["direct_map_level2_splits"]) == (2, 3)
+    assert c["tlb_flush_all"] == 2 + 15 + 3 + 2 + 3
     assert r.final["text_pmds_2m"] == 2 and r.final["wx_pages_peak"] == 0
 
 

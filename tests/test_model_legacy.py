@@ -46,11 +46,25 @@ def test_three_modules_load(tb):
     assert f["text_ptes_4k"] == 9 and f["text_pmds_2m"] == 0
     # RO before X: never W+X (the 2019 "Avoid breaking W^X" ordering)
     assert f["wx_pages_peak"] == 0
+    # calls that change a PTE (cpa_calls_effective):
+    #   ro: A core text, core rodata, init text (init rodata is 0 pages) = 3;
+    #       B core text, core rodata (no init area: NULL, 0 pages) = 2;
+    #       C core text, init text, init rodata (core rodata 0 pages) = 3
+    #   nx: 0 of 15 (PAGE_KERNEL is NX already); x: A 2, B 1, C 2
+    # -> 8 + 0 + 5 = 13 of 33: 20 calls change nothing
+    assert c["cpa_calls_effective"] == 8 + 0 + 5
     # every effective set_memory_ro processes the alias -> flush_tlb_all:
     # A 3 (core text, core rodata, init text), B 2, C 3 (core text, init text, init rodata)
     # set_memory_x in v6.1 skips the alias: per-page IPIs instead (<= 33 pages)
-    assert c["tlb_flush_all"] == 3 + 2 + 3
+    # The 17 frames lie in one 2 MiB region of one 1 GiB direct-map leaf
+    # (contiguous placement, seed 0): A's first set_memory_ro splits the
+    # 1 GiB leaf, then the 2 MiB one -- __split_large_page() ends each with
+    # flush_tlb_all(): 2 more.
+    assert (r.final["direct_map_level3_splits"], r.final["direct_map_level2_splits"]) == (1, 1)
+    assert c["tlb_flush_all"] == 3 + 2 + 3 + 2
     assert c["tlb_flush_ipis"] == 2 + 1 + 2
+    # shootdowns = every broadcast: 10 full flushes + 5 per-page IPIs
+    assert c["tlb_shootdowns"] == 10 + 5
 
 
 def test_kallsyms_get_their_own_pages(tb):
@@ -89,9 +103,14 @@ def test_three_modules_init_done_and_unload(tb):
     # only A's ro_after_init page changes; then do_free_init() frees A's and
     # C's init areas (B has none) with VM_FLUSH_RESET_PERMS -> 1 flush each
     assert c["cpa_calls"] == 33 + 15
+    assert c["cpa_calls_effective"] == 13 + 1
     assert c["cpa_pages"] == 21 + 1
     assert c["vfree_calls"] == 2
-    assert c["tlb_flush_all"] == 8 + 1 + 2
+    # 10 at load (8 CPA + 2 splits) + A's ro_after_init + 2 vm_reset_perms
+    assert c["tlb_flush_all"] == 10 + 1 + 2
+    # do_free_init(): module_memfree(freeinit->module_init) for all three,
+    # NULL for B (kernel/module/main.c v6.1): a call that frees nothing
+    assert c["free_null_calls"] == 1 and c["module_memfree_null"] == 1
     # init text gone: A 2, B 1, C 3 text PTEs remain
     assert r1.final["text_ptes_4k"] == 6
     for m in "ABC":
@@ -99,6 +118,9 @@ def test_three_modules_init_done_and_unload(tb):
     r2 = run(tb.trace(), "legacy", seed=0)
     assert r2.final["vmap_areas"] == 0 and r2.final["backing_bytes"] == 0
     assert r2.counters["vfree_calls"] == 5
+    # free_module(): module_memfree(mod->init_layout.base) -- NULL after
+    # do_init_module() -- then the core: 3 more NULL calls, 1 + 3 = 4
+    assert r2.counters["free_null_calls"] == 1 + 3
 
 
 def test_100_bpf_programs_share_one_pack(tb):
@@ -157,14 +179,16 @@ def test_kprobe_slots_share_a_page_and_the_last_page_is_kept(tb):
         tb.add("kprobe", "unregister", f"k{i}")
     r = run(tb.trace(), "legacy", seed=0)
     c = r.counters
-    # 4096 / MAX_INSN_SIZE (16) = 256 slots per page: 300 probes need 2 pages,
-    # each alloc_insn_page() = module_alloc + set_memory_ro + set_memory_x
+    # 4096 // MAX_INSN_SIZE (15, arch/x86/include/asm/insn.h) = 273 slots per
+    # page: 300 probes need 2 pages, each alloc_insn_page() = module_alloc +
+    # set_memory_ro + set_memory_x
     assert c["kprobe_insn_pages_new"] == 2
     assert c["cpa_calls"] == 4
-    # one text_poke per arch_copy_kprobe()
-    assert c["text_pokes"] == 300
-    # all slots freed dirty; garbage collected once nr_garbage > 256; a page
-    # whose nused reaches 0 is freed unless it is the last one -> 1 page kept
+    # one text_poke per arch_copy_kprobe() of insn + INT3 = 2 + 1 = 3 bytes
+    assert c["text_pokes"] == 300 and c["text_poke_bytes"] == 300 * 3
+    # slots freed clean (not boostable under CONFIG_PREEMPTION): the first
+    # page (k0..k272) empties at k272 and is freed, 2 pages being listed;
+    # the second (k273..k299) is the last one and is kept
     assert c["kprobe_insn_pages_freed"] == 1
     assert r.final["vmap_areas"] == 1
 

@@ -42,9 +42,22 @@ def designs_from(args) -> list[str] | None:
     return args.designs
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be at least 1")
+    return n
+
+
 def add_machine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("simulated machine")
     g.add_argument("--mem-gib", type=int, default=16, help="machine memory in GiB (default 16)")
+    g.add_argument("--numa-nodes", type=_positive_int, default=1, metavar="N",
+                   help="num_possible_nodes(): a bpf_prog_pack is 2 MiB x N (kernel/bpf/core.c; "
+                        "default 1)")
     g.add_argument("--placement", choices=("fresh-boot", "aged", "contiguous", "scattered"),
                    default="fresh-boot",
                    help="physical placement preset: fresh-boot (large ordered free areas) or aged "
@@ -63,7 +76,7 @@ def add_machine_options(p: argparse.ArgumentParser) -> None:
 
 def machine_from(args) -> tuple[dict, Costs]:
     machine = {"mem_bytes": args.mem_gib * GiB, "placement": args.placement,
-               "kaslr": not args.no_kaslr}
+               "kaslr": not args.no_kaslr, "numa_nodes": getattr(args, "numa_nodes", 1)}
     cpu = getattr(args, "itlb_cpu", "skylake-sp")
     if cpu != "off":
         from ..itlb_cpus import get as get_cpu

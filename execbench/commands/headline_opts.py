@@ -82,6 +82,7 @@ def headline_from(args, argv0: str) -> tuple[Headline, list]:
         return load(args.from_dir).subset(args.workload, args.designs), []
     untouched = (args.designs is None and args.seeds == DEFAULT_SEEDS
                  and not args.param and not args.cost and args.mem_gib == 16
+                 and getattr(args, "numa_nodes", 1) == 1
                  and args.placement in ("fresh-boot", "contiguous") and not args.no_kaslr)
     if untouched and not getattr(args, "replay", False) and (RESULTS_DIR / RESULTS_CSV).exists():
         h = load(RESULTS_DIR)

@@ -21,9 +21,19 @@ Rules modelled, by kernel version (:attr:`Kernel.version`):
 * Flush: alias processed (``force_flush_all``) or more than
   ``tlb_single_page_flush_ceiling`` (33) pages -> ``flush_tlb_all()``;
   otherwise an IPI to all CPUs flushing page by page.  Both are broadcast
-  IPIs; ``tlb_flush_all`` counts the former.  [I] In v6.2+ this makes X/NX
-  changes on vmalloc memory end in ``flush_tlb_all()`` too
-  (docs/kernel-semantics.md §2).
+  IPIs -- one TLB shootdown each (:mod:`.tlb`); ``tlb_flush_all`` counts the
+  former.  In v6.2+ this makes X/NX changes on vmalloc memory end in
+  ``flush_tlb_all()`` too (docs/kernel-semantics.md §2).
+* Every split of a large leaf (direct map or vmalloc PMD) is
+  ``__split_large_page()``, which ends in its own ``flush_tlb_all()``
+  before the change is made: one more shootdown per split.
+* Before anything else ``change_page_attr_set_clr()`` calls
+  ``vm_unmap_aliases()`` (v6.1, v6.12, 7.2): lazily freed vmap areas are
+  purged with one flush (:meth:`.machine.Kernel.vm_unmap_aliases`), even by
+  a call that covers 0 pages or changes nothing.
+* ``cpa_calls_effective`` counts the calls that changed at least one PTE
+  (and with it, for RW changes, the direct-map alias): exactly the calls
+  that set ``CPA_FLUSHTLB`` and so reach ``cpa_flush()``.
 * ``set_memory_rox()`` (v6.2+, b38994948567 "x86/mm: Implement native
   set_memory_rox()") clears RW and NX in one call.  ``collapse=True`` is
   v6.15's CPA_COLLAPSE (41d88484c71c "x86/mm/pat: restore large ROX pages
@@ -40,12 +50,12 @@ import numpy as np
 
 from ..errors import KernelBug
 from ..units import PAGES_PER_PMD
+from . import tlb
 from .pagetable import HUGE, PRESENT, W, X
+from .tlb import TLB_SINGLE_PAGE_FLUSH_CEILING
 
 if TYPE_CHECKING:
     from .machine import Kernel
-
-TLB_SINGLE_PAGE_FLUSH_CEILING = 33   # arch/x86/mm/tlb.c
 
 #: kind -> (bits set, bits cleared)
 KINDS: dict[str, tuple[int, int]] = {
@@ -57,16 +67,18 @@ KINDS: dict[str, tuple[int, int]] = {
 }
 
 
-def flush_all(k: "Kernel") -> None:
-    k.counters["tlb_flush_all"] += 1
-    k.tick(k.costs.flush_tlb_all)
+def flush_all(k: "Kernel", cause: str = "cpa") -> None:
+    """``flush_tlb_all()`` (:func:`.tlb.flush_tlb_all`)."""
+    tlb.flush_tlb_all(k, cause)
 
 
 def direct_map_touch(k: "Kernel", frames: np.ndarray, whole_2m: bool) -> None:
-    """Split the large direct-map leaves over ``frames`` before changing them."""
+    """Split the large direct-map leaves over ``frames`` before changing
+    them; each split ends in ``flush_tlb_all()``."""
     n1, n2 = k.phys.split_for(frames, whole_2m=whole_2m)
     if n1 or n2:
         k.tick(k.costs.split_large_page * (n1 + n2))
+        tlb.split_flushes(k, n1 + n2)
 
 
 def set_memory(k: "Kernel", kind: str, addr: int, npages: int, collapse: bool = False) -> None:
@@ -79,6 +91,7 @@ def set_memory(k: "Kernel", kind: str, addr: int, npages: int, collapse: bool = 
     c[f"cpa_pages_{kind}"] += npages
     c["cpa_pages_req"] += npages
     k.tick(k.costs.cpa_call)
+    k.vm_unmap_aliases()
     if npages <= 0:
         return
     pt = k.pt
@@ -100,6 +113,7 @@ def set_memory(k: "Kernel", kind: str, addr: int, npages: int, collapse: bool = 
                 pt.set_huge(b, False)
                 c["vmalloc_pmd_splits"] += 1
                 k.tick(k.costs.split_large_page)
+                tlb.split_flushes(k, 1)
 
     touches_rw = bool((set_bits | clr_bits) & W)
     old_w = (pt.flags[lo:hi] & W) != 0 if touches_rw else None
@@ -127,14 +141,16 @@ def set_memory(k: "Kernel", kind: str, addr: int, npages: int, collapse: bool = 
             direct_map_touch(k, frames[whole], whole_2m=True)
             k.phys.alias_ro[frames] = not (set_bits & W)
 
-    if n_changed or alias_changed:
+    if n_changed or alias_changed:            # CPA_FLUSHTLB: cpa_flush()
+        c["cpa_calls_effective"] += 1
         if alias_processed or npages > TLB_SINGLE_PAGE_FLUSH_CEILING:
             flush_all(k)
         else:
-            c["tlb_flush_ipis"] += 1
-            k.tick(k.costs.flush_ipi_per_page)
+            tlb.cpa_flush_pages(k)
 
-    if collapse and kind == "rox":
+    # cpa_flush() ends in cpa_collapse_large_pages() (v6.15): only a call
+    # that changed something gets there
+    if collapse and kind == "rox" and (n_changed or alias_changed):
         _collapse(k, lo, hi)
 
 
@@ -156,4 +172,4 @@ def _collapse(k: "Kernel", lo: int, hi: int) -> None:
             collapsed += 1
     if collapsed:
         k.counters["vmalloc_pmd_collapses"] += collapsed
-        flush_all(k)
+        flush_all(k, "collapse")

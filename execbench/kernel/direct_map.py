@@ -24,8 +24,11 @@ and ``execmem_cache_clean()`` undoes the direct-map part with
   with a new pgprot over the same pages and leaf size: the vmalloc PTEs/PMDs
   change without ``set_memory_*`` (no CPA call is counted), and
   ``vunmap_range()``'s ``flush_tlb_kernel_range()`` over 512+ pages is a
-  ``flush_tlb_all()`` (more than ``tlb_single_page_flush_ceiling`` pages,
-  arch/x86/mm/tlb.c).
+  full flush (more than ``tlb_single_page_flush_ceiling`` pages,
+  arch/x86/mm/tlb.c): one shootdown, :mod:`.tlb`.
+* A split made by ``set_direct_map_valid_noflush()`` is still
+  ``__split_large_page()``, whose ``flush_tlb_all()`` "noflush" does not
+  skip: one shootdown per split.
 
 Simplified: the order of the steps inside populate is kept, but the moment
 between unmap and remap (when the range is not mapped at all) is not a
@@ -38,7 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import KernelBug
-from .cpa import flush_all
+from . import tlb
 from .pagetable import PRESENT, W, X
 
 if TYPE_CHECKING:
@@ -59,11 +62,13 @@ def set_direct_map_valid(k: "Kernel", frames: np.ndarray, valid: bool) -> None:
     k.count("direct_map_invalid_pages" if not valid else "direct_map_valid_pages", int(frames.size))
     k.tick(k.costs.cpa_call + k.costs.cpa_page * frames.size
            + k.costs.split_large_page * (n1 + n2))
+    tlb.split_flushes(k, n1 + n2)
 
 
 def vmap_remap(k: "Kernel", lo: int, npages: int, w: bool, x: bool) -> None:
     """Remap pages ``[lo, lo+npages)`` of the range with a new pgprot, same
-    frames and leaf size; one ``flush_tlb_all()``."""
+    frames and leaf size; ``vunmap_range()`` flushes the range
+    (``flush_tlb_kernel_range()``)."""
     pt = k.pt
     if lo < 0 or lo + npages > pt.n_pages or not np.all(pt.flags[lo:lo + npages] & PRESENT):
         raise KernelBug(f"vmap_remap of unmapped pages {lo}..{lo + npages}")
@@ -73,4 +78,4 @@ def vmap_remap(k: "Kernel", lo: int, npages: int, w: bool, x: bool) -> None:
     k.note_wx()
     k.counters["vmap_remaps"] = k.counters.get("vmap_remaps", 0) + 1
     k.tick(k.costs.vfree_call + k.costs.vmalloc_call)   # the unmap and the remap walks
-    flush_all(k)
+    tlb.flush_tlb_kernel_range(k, npages, "vunmap")

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import KernelBug, OutOfMemory
+from ..errors import ExecbenchError, KernelBug, OutOfMemory
 from ..units import GiB, PAGE_SIZE, PAGES_PER_PMD, PMD_SIZE, pages
-from . import cpa, text_poke, text_poke_batch
+from . import cpa, text_poke, text_poke_batch, tlb
 from .costs import Costs
 from .layout import MODULES_END, MODULES_PAGES, MODULES_VADDR, module_load_offset
 from .locks import LockModel
@@ -29,12 +29,22 @@ from .pagetable import PageTable
 from .physmem import PhysMem
 from .vmap import VmapSpace
 
+#: ``lazy_max_pages()`` (mm/vmalloc.c, v6.1 through 7.2) =
+#: ``fls(num_online_cpus()) * (32 MiB / PAGE_SIZE)``: lazily freed pages the
+#: kernel lets wait before the drain work purges them.  The model takes one
+#: online CPU (fls(1) = 1, 8192 pages), the smallest value and so the most
+#: drains; the count is ``tlb_shootdowns_lazy`` either way, and every
+#: ``set_memory_*`` call purges long before this on the shipped workloads.
+LAZY_MAX_PAGES = 1 * (32 * 1024 * 1024 // PAGE_SIZE)
+
 COUNTERS = (
     "vmalloc_calls", "vmalloc_bytes", "vmalloc_huge", "vfree_calls", "vfree_reset_perms",
-    "cpa_calls", "cpa_pages", "cpa_pages_req",
+    "cpa_calls", "cpa_calls_effective", "cpa_pages", "cpa_pages_req",
     *(f"cpa_calls_{k}" for k in cpa.KINDS), *(f"cpa_pages_{k}" for k in cpa.KINDS),
     "vmalloc_pmd_splits", "vmalloc_pmd_collapses",
-    "tlb_flush_all", "tlb_flush_ipis", "sync_core_ipis",
+    "tlb_shootdowns", *(f"tlb_shootdowns_{c}" for c in tlb.CAUSES),
+    "tlb_flush_all", "tlb_flush_range", "tlb_flush_ipis", "vmap_lazy_purges",
+    "sync_core_ipis", "free_null_calls",
     "direct_map_level2_splits", "direct_map_level3_splits",
     "text_pokes", "text_poke_bytes", "text_poke_syncs", "text_poke_bp",
     "memcpy_bytes", "api_calls",
@@ -46,12 +56,16 @@ class KernelConfig:
     """The machine and kernel version a replay runs on.
 
     ``version`` selects version-dependent CPA rules (see :mod:`.cpa`); each
-    design states the version it models.
+    design states the version it models.  ``numa_nodes`` is
+    ``num_possible_nodes()``: ``BPF_PROG_PACK_SIZE`` is ``SZ_2M *
+    num_possible_nodes()`` (kernel/bpf/core.c, v6.1 through 7.2); default 1,
+    a single-socket machine like the QEMU recordings'.
     """
 
     seed: int = 0
     version: tuple[int, int] = (6, 1)
     mem_bytes: int = 16 * GiB
+    numa_nodes: int = 1
     placement: str = "fresh-boot"     # physmem.PRESETS (or an old alias)
     cpus: int = 2                     # CPUs with a per-CPU page list (the replay uses the trace's)
     side_allocs: bool = True          # replay the non-executable side allocations (kernel/sidealloc.py)
@@ -85,6 +99,8 @@ class Kernel:
         seed = self.config.seed
         self.offset = module_load_offset(self.rng_for("kaslr"), self.config.kaslr)
         self.lo_page = self.offset // PAGE_SIZE
+        if self.config.numa_nodes < 1:
+            raise ExecbenchError(f"numa_nodes={self.config.numa_nodes}: a machine has at least one node")
         self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement,
                             cpus=self.config.cpus)
         self.vmap = VmapSpace(MODULES_PAGES)
@@ -92,6 +108,10 @@ class Kernel:
         self.areas: dict[int, Area] = {}
         self._starts: list[int] = []
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        # lazily freed vmap areas not yet purged (vmap_lazy_nr and the span
+        # of the purge list, in pages of the range; see vm_unmap_aliases)
+        self.lazy_nr = 0
+        self.lazy_lo = self.lazy_hi = 0
         self.entry_points: set[tuple[str, str]] = set()
         self.now = 0.0
         self.idle_ns = 0.0
@@ -167,6 +187,16 @@ class Kernel:
         """Bump a design-level counter (e.g. ``bpf_prog_pack_new``)."""
         self.counters[name] = self.counters.get(name, 0) + n
 
+    def free_null(self, entry: str) -> None:
+        """A free function called with NULL (``do_free_init()`` for an
+        absent init area, ``free_module()`` for the already freed one):
+        ``vfree(NULL)`` "performs no operation" (mm/vmalloc.c), so no work,
+        but a call the kernel makes -- counted in ``free_null_calls`` and
+        ``<entry>_null``, as ``set_vm_flush_reset_perms(NULL)`` is counted
+        as a call."""
+        self.counters["free_null_calls"] += 1
+        self.count(f"{entry}_null")
+
     # -- vmalloc --------------------------------------------------------------------
     def vmalloc(self, size: int, *, align: int = PAGE_SIZE, start: int | None = None,
                 end: int | None = None, w: bool = True, x: bool = False,
@@ -232,25 +262,33 @@ class Kernel:
         self.find_area(addr).reset_perms = True
 
     def vfree(self, addr: int) -> None:
-        """``vfree()``; with VM_FLUSH_RESET_PERMS, ``vm_reset_perms()``
-        (mm/vmalloc.c, v6.1): every backing page's direct-map alias is set
-        invalid then default, one page at a time
-        (``set_direct_map_invalid_noflush``/``_default_noflush``, which split
-        a large direct-map leaf like any CPA), with one TLB flush covering
-        the area and the direct map in between (``_vm_unmap_aliases``).
-        Without the flag the unmap is lazy (purged in batches): no flush is
-        counted for it."""
+        """``vfree()`` (mm/vmalloc.c, v6.1 ``__vunmap()``, v6.12/7.2
+        ``vfree()``): ``remove_vm_area()`` unmaps the area without a flush
+        and puts its vmap area (mapped pages + guard) on the lazy purge
+        list (``free_vmap_area_noflush()``).  With VM_FLUSH_RESET_PERMS,
+        ``vm_reset_perms()`` then sets every backing page's direct-map alias
+        invalid, one page at a time (``set_direct_map_invalid_noflush``,
+        which splits a large direct-map leaf like any CPA), purges the lazy
+        list with ONE flush whose range spans the direct map and the module
+        range (``_vm_unmap_aliases(start, end, flush_dmap)``: far above the
+        ceiling, so a full flush) and restores the default direct-map
+        entries.  Without the flag nothing is flushed now: the area waits
+        for the next purge (:meth:`vm_unmap_aliases`), or for the drain
+        work once more than ``lazy_max_pages()`` are waiting."""
         p = self.page_of(addr)
         area = self.areas.get(p)
         if area is None:
             raise KernelBug(f"vfree of {addr:#x}, which is not the start of a vmap area")
         c = self.counters
+        self._lazy_add(p, area.npages + area.guard)
         if area.reset_perms:
             frames = self.pt.pfn[p:p + area.npages].copy()
             cpa.direct_map_touch(self, frames, whole_2m=False)
             self.phys.alias_ro[frames] = False
-            cpa.flush_all(self)
+            self._purge_lazy("vfree", full=True)
             c["vfree_reset_perms"] += 1
+        elif self.lazy_nr > LAZY_MAX_PAGES:
+            self._purge_lazy("lazy")          # schedule_work(&drain_vmap_work)
         frames = self.pt.unmap(p, area.npages)
         self.locks.forget_pages(addr, area.npages)
         self.phys.free_frames(frames, huge=area.huge, cpu=self.cpu)
@@ -259,6 +297,39 @@ class Kernel:
         self._starts.remove(p)
         c["vfree_calls"] += 1
         self.tick(self.costs.vfree_call + self.costs.vfree_page * area.npages)
+
+    # -- lazy vmap purging ---------------------------------------------------------------
+    def _lazy_add(self, page: int, npages: int) -> None:
+        if self.lazy_nr == 0:
+            self.lazy_lo, self.lazy_hi = page, page + npages
+        else:
+            self.lazy_lo = min(self.lazy_lo, page)
+            self.lazy_hi = max(self.lazy_hi, page + npages)
+        self.lazy_nr += npages
+
+    def _purge_lazy(self, cause: str, full: bool = False) -> bool:
+        """``__purge_vmap_area_lazy()``: if any area waits, one
+        ``flush_tlb_kernel_range()`` from the lowest start to the highest
+        end of the purge list (``full``: the range also covers the direct
+        map, as in ``vm_reset_perms()``)."""
+        if self.lazy_nr == 0:
+            return False
+        span = self.lazy_hi - self.lazy_lo
+        if full:      # the direct map is terabytes below the module range
+            span = max(span, tlb.TLB_SINGLE_PAGE_FLUSH_CEILING + 1)
+        tlb.flush_tlb_kernel_range(self, span, cause)
+        self.counters["vmap_lazy_purges"] += 1
+        self.lazy_nr = 0
+        return True
+
+    def vm_unmap_aliases(self) -> None:
+        """``vm_unmap_aliases()`` = ``_vm_unmap_aliases(ULONG_MAX, 0, 0)``
+        (mm/vmalloc.c, v6.1, v6.12, 7.2), which every ``set_memory_*`` call
+        makes first: purge the lazily freed areas with one flush, or do
+        nothing when none wait.  (Dirty per-CPU vmap blocks of
+        ``vm_map_ram()`` users would widen the flush; no executable-memory
+        user has them.)"""
+        self._purge_lazy("lazy")
 
     # -- writes ------------------------------------------------------------------------
     def memcpy(self, addr: int, nbytes: int) -> None:

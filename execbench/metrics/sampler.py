@@ -56,7 +56,9 @@ class Sampler:
             k.vmap.largest_free(k.lo_page) * PAGE_SIZE,         # largest_free_extent
             len(k.areas),                                       # vmap_areas
             c["cpa_calls"],
+            c["cpa_calls_effective"],
             c["cpa_pages"],
+            c["tlb_shootdowns"],
             c["tlb_flush_all"],
             k.phys.splits_2m,                                   # direct_map_level2_splits
             k.phys.splits_1g,                                   # direct_map_level3_splits

@@ -238,7 +238,7 @@ def collect(traces: Iterable[Trace], designs: list[str], seeds: list[int],
     eff = eff_params
     cfg = configs[0] if configs else None
     mach = {"mem_bytes": cfg.mem_bytes, "placement": cfg.placement, "kaslr": cfg.kaslr,
-            "itlb_cpu": getattr(cfg, "itlb_cpu", None)} if cfg else {}
+            "numa_nodes": cfg.numa_nodes, "itlb_cpu": getattr(cfg, "itlb_cpu", None)} if cfg else {}
     mach = {k: v for k, v in mach.items() if v is not None}
     h = Headline(df=df[TIDY_COLUMNS].reset_index(drop=True),
                  designs=[_design_meta(d, eff.get(d, {})) for d in designs] + floor_meta,

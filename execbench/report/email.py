@@ -197,7 +197,8 @@ def render_full(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = N
     m = h.machine
     mem = m.get("mem_bytes")
     out += wrap(f"memory {mem / 2**30:g} GiB, frame placement {m.get('placement')}, "
-                f"KASLR {'on' if m.get('kaslr') else 'off'}; seeds {seeds}." if mem else
+                f"KASLR {'on' if m.get('kaslr') else 'off'}, NUMA nodes "
+                f"{m.get('numa_nodes', 1)}; seeds {seeds}." if mem else
                 f"seeds {seeds}.")
     out += wrap("primitive costs (ns, for the virtual clock): "
                 + ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(h.costs.items())))

@@ -55,6 +55,8 @@ HEADLINE: tuple[Row, ...] = (
     Row("backing_bytes", "peak", "backing", "peak KiB", 1024.0),
     Row("internal_frag", "mean", "internal frag", "mean"),
     Row("cpa_calls", "final", "set_memory_*", "calls"),
+    Row("cpa_calls_effective", "final", "set_memory eff", "calls"),
+    Row("tlb_shootdowns", "final", "shootdowns", "IPIs"),
     Row("tlb_flush_all", "final", "flush_tlb_all", "flushes"),
     Row("direct_map_level2_splits", "final", "dmap 2M split", "splits"),
     Row("text_pokes", "final", "text_poke", "calls"),
@@ -89,12 +91,13 @@ QUESTIONS: tuple[tuple[str, tuple[Row, ...]], ...] = (
     )),
     ("permission flips", (
         Row("cpa_calls_effective", "final", "set_memory eff", "calls"),
-        Row("cpa_calls", "final", "set_memory_*", "calls"),
         Row("direct_map_level2_splits", "final", "dmap 2M split", "splits"),
+        # dropped first when the short report runs out of lines; the
+        # conclusion names the share of calls that change nothing
+        Row("cpa_calls", "final", "set_memory_*", "calls"),
     )),
     ("TLB shootdowns", (
         Row("tlb_shootdowns", "final", "shootdowns", "IPIs"),
-        Row("tlb_flush_all", "final", "flush_tlb_all", "flushes"),
     )),
     ("text pokes", (
         Row("text_pokes", "final", "text_poke", "calls"),

@@ -51,7 +51,8 @@ def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) 
     m = h.machine
     out += ["", "## Machine and parameters", "",
             f"Memory {m.get('mem_bytes', 0) / 2**30:g} GiB, frame placement "
-            f"{m.get('placement')}, KASLR {'on' if m.get('kaslr') else 'off'}; seeds {seeds}. "
+            f"{m.get('placement')}, KASLR {'on' if m.get('kaslr') else 'off'}, NUMA nodes "
+            f"{m.get('numa_nodes', 1)}; seeds {seeds}. "
             "Primitive costs (ns): " + ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(h.costs.items()))
             + ".", "", f"Reproduce: `{h.command or 'execbench all'}`"]
     refs = list(charts) + ([csv_ref] if csv_ref else [])

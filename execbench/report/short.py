@@ -262,7 +262,9 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
     cpu = m.get("itlb_cpu", "skylake-sp (default; not recorded)")
     mem = m.get("mem_bytes")
     mach = (f"{mem / 2**30:g} GiB, frames {m.get('placement')}, KASLR "
-            f"{'on' if m.get('kaslr') else 'off'}, " if mem else "")
+            f"{'on' if m.get('kaslr') else 'off'}, "
+            + (f"{m['numa_nodes']} NUMA nodes, " if m.get("numa_nodes", 1) != 1 else "")
+            if mem else "")
     itlb = "dynamic iTLB model off" if cpu == "off" else f"iTLB model of the {cpu} CPU preset"
     out += wrap(f"Machine: {mach}{itlb}. Units: iTLB entries = "
                 "4K + 2M leaves mapping live text; miss/Mf = L1 iTLB misses per 10^6 "

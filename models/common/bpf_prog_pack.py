@@ -3,9 +3,12 @@
 Follows kernel/bpf/core.c (v6.1; the same logic through v6.12, see
 docs/kernel-semantics.md §7):
 
-* ``BPF_PROG_PACK_SIZE`` = ``PMD_SIZE * num_possible_nodes()`` = 2 MiB on one
-  node; ``BPF_PROG_CHUNK_SIZE`` = 64; a pack is one ``bpf_jit_alloc_exec()``
-  area mapped with **4 KiB pages** (no huge vmalloc in mainline x86).
+* ``BPF_PROG_PACK_SIZE`` = ``SZ_2M * num_possible_nodes()`` (the ``#ifdef
+  PMD_SIZE`` branch; v6.1, v6.12, 7.2): 2 MiB on one node, 4 MiB on two --
+  the machine's ``numa_nodes`` (``--numa-nodes``); ``BPF_PROG_CHUNK_SIZE`` =
+  64, so a pack holds ``BPF_PROG_PACK_SIZE / 64`` chunks (32768 per node); a
+  pack is one ``bpf_jit_alloc_exec()`` area mapped with **4 KiB pages** (no
+  huge vmalloc in mainline x86).
 * ``alloc_new_pack()``: allocate, fill with illegal instructions while still
   writable, ``set_vm_flush_reset_perms()``, then make the whole pack RO+X
   (v6.1: ``set_memory_ro`` + ``set_memory_x``; v6.2+: ``set_memory_rox``)
@@ -36,9 +39,15 @@ import numpy as np
 
 from execbench.units import PAGE_SIZE, PMD_SIZE, round_up
 
-BPF_PROG_PACK_SIZE = PMD_SIZE           # PMD_SIZE * num_possible_nodes(), 1 node
+BPF_PROG_PACK_SIZE = PMD_SIZE           # SZ_2M * num_possible_nodes() on one node
 BPF_PROG_CHUNK_SIZE = 64                # 1 << BPF_PROG_CHUNK_SHIFT
-BPF_PROG_CHUNK_COUNT = BPF_PROG_PACK_SIZE // BPF_PROG_CHUNK_SIZE   # 32768
+BPF_PROG_CHUNK_COUNT = BPF_PROG_PACK_SIZE // BPF_PROG_CHUNK_SIZE   # 32768 on one node
+
+
+def bpf_prog_pack_size(numa_nodes: int = 1) -> int:
+    """``BPF_PROG_PACK_SIZE`` = ``SZ_2M * num_possible_nodes()``
+    (kernel/bpf/core.c, v6.1 through 7.2)."""
+    return PMD_SIZE * numa_nodes
 BPF_BINARY_HEADER = 8                   # struct bpf_binary_header { u32 size; u8 image[] __aligned(8); }
 BPF_RANDOM_HOLE = 16                    # "add 16 bytes for a random section of illegal instructions"
 
@@ -62,9 +71,6 @@ class PackOps:
     invalidate: Callable[[int, int], None]    # bpf_arch_text_invalidate
 
 
-_ZEROS = bytes(BPF_PROG_CHUNK_COUNT)
-
-
 class Pack:
     """One pack: its address and its chunk bitmap.
 
@@ -73,12 +79,13 @@ class Pack:
     ``bytearray.find`` of ``nbits`` zero bytes instead of numpy run-length
     arithmetic on 32768 entries per call."""
 
-    __slots__ = ("addr", "bits", "bitmap")
+    __slots__ = ("addr", "bits", "bitmap", "_zeros")
 
-    def __init__(self, addr: int):
+    def __init__(self, addr: int, chunks: int = BPF_PROG_CHUNK_COUNT, zeros: bytes | None = None):
         self.addr = addr
-        self.bits = bytearray(BPF_PROG_CHUNK_COUNT)
+        self.bits = bytearray(chunks)
         self.bitmap = np.frombuffer(self.bits, dtype=np.bool_)
+        self._zeros = zeros if zeros is not None else bytes(chunks)
 
     def find(self, nbits: int) -> int:
         """``bitmap_find_next_zero_area(bitmap, COUNT, 0, nbits, 0)``: the
@@ -86,19 +93,22 @@ class Pack:
         ``nbits`` zero bytes begin is always the start of a free run (were
         the byte before it clear too, the match would begin there), so it is
         the first free run of at least ``nbits`` -- the kernel's answer."""
-        if nbits > BPF_PROG_CHUNK_COUNT:
+        if nbits > len(self.bits):
             return -1
-        return self.bits.find(_ZEROS[:nbits])
+        return self.bits.find(self._zeros[:nbits])
 
 
 class BpfProgPack:
     """The pack allocator with its list of packs, for one kernel."""
 
     def __init__(self, ops: PackOps, counter: Callable[[str], None],
-                 lock: Callable[[str], ContextManager] | None = None):
+                 lock: Callable[[str], ContextManager] | None = None, numa_nodes: int = 1):
         self.ops = ops
         self.count = counter
         self.lock = lock            # Kernel.lock: bpf_prog_pack_alloc/free hold pack_mutex
+        self.pack_size = bpf_prog_pack_size(numa_nodes)
+        self.chunks = self.pack_size // BPF_PROG_CHUNK_SIZE      # BPF_PROG_CHUNK_COUNT
+        self._zeros = bytes(self.chunks)
         self.packs: list[Pack] = []
         self.big: set[int] = set()
 
@@ -119,18 +129,18 @@ class BpfProgPack:
 
     def _new_pack(self) -> Pack:
         o = self.ops
-        addr = o.alloc_exec(BPF_PROG_PACK_SIZE)
-        o.fill(addr, BPF_PROG_PACK_SIZE)
+        addr = o.alloc_exec(self.pack_size)
+        o.fill(addr, self.pack_size)
         o.set_reset_perms(addr)
-        o.protect(addr, BPF_PROG_PACK_SIZE // PAGE_SIZE)
-        pack = Pack(addr)
+        o.protect(addr, self.pack_size // PAGE_SIZE)
+        pack = Pack(addr, self.chunks, self._zeros)
         self.packs.append(pack)
         self.count("bpf_prog_pack_new")
         return pack
 
     def _alloc(self, size: int) -> int:
         o = self.ops
-        if size > BPF_PROG_PACK_SIZE:
+        if size > self.pack_size:
             size = round_up(size, PAGE_SIZE)
             addr = o.alloc_exec(size)
             o.fill(addr, size)
@@ -151,12 +161,12 @@ class BpfProgPack:
 
     def _free(self, addr: int, size: int) -> None:
         o = self.ops
-        if size > BPF_PROG_PACK_SIZE:
+        if size > self.pack_size:
             self.big.remove(addr)
             o.free_exec(addr)
             return
         for i, pack in enumerate(self.packs):
-            if pack.addr <= addr < pack.addr + BPF_PROG_PACK_SIZE:
+            if pack.addr <= addr < pack.addr + self.pack_size:
                 break
         else:
             raise KeyError(f"bpf_prog_pack_free: {addr:#x} is in no pack")

@@ -2,18 +2,30 @@
 
 ``struct kprobe_insn_cache`` hands out fixed-size slots from whole pages:
 
-* ``slots_per_page = PAGE_SIZE / insn_size``; x86 ``MAX_INSN_SIZE`` = 16 ->
-  256 slots (``kprobe_insn_slots``); optprobes use a second cache
-  (``kprobe_optinsn_slots``) whose ``insn_size`` is the optprobe detour size.
+* ``slots_per_page = PAGE_SIZE / insn_size``.  ``kprobe_insn_slots.insn_size
+  = MAX_INSN_SIZE`` (kernel/kprobes.c), and on x86 that is
+  arch/x86/include/asm/insn.h's ``MAX_INSN_SIZE`` = 15 (asm/kprobes.h
+  includes it and defines none of its own; v6.1, v6.12, 7.2) -> 273 slots
+  of 15 bytes.  Optprobes use ``kprobe_optinsn_slots`` with ``insn_size =
+  MAX_OPTINSN_SIZE`` = :data:`MAX_OPTINSN_SIZE` = 124 -> 33 slots.  Both
+  strides are what the QEMU recordings' ``__get_insn_slot`` saw
+  (``insn_size=15``, ``insn_size=124``; slots 0x0f and 0x7c apart).
 * ``__get_insn_slot()``: walk the pages in list order (new pages are added at
   the head with ``list_add_rcu``), take the first page with ``nused <
   slots_per_page`` and its first SLOT_CLEAN slot; if none and there is
   garbage, ``collect_garbage_slots()`` and retry; else ``c->alloc()`` a page.
 * ``__free_insn_slot(c, slot, dirty)``: dirty -> mark SLOT_DIRTY and, once
   ``++nr_garbage > slots_per_page``, collect; clean -> ``collect_one_slot()``.
-  x86 frees kprobe slots with ``dirty = p->ainsn.boostable`` and optprobe
-  slots dirty; we treat every slot as dirty (most probed instructions are
-  boostable).
+  x86 frees a kprobe slot with ``dirty = p->ainsn.boostable``
+  (``arch_remove_kprobe()``) and an optprobe slot dirty
+  (``arch_remove_optimized_kprobe()`` -> ``__arch_remove_optimized_kprobe(op,
+  1)``).  ``prepare_singlestep()`` boosts only ``if
+  (!IS_ENABLED(CONFIG_PREEMPTION) && ...)``, and x86 distribution kernels
+  have CONFIG_PREEMPTION (PREEMPT_DYNAMIC is ``default y if
+  HAVE_PREEMPT_DYNAMIC_CALL`` and selects PREEMPT_BUILD -> PREEMPTION,
+  kernel/Kconfig.preempt), so kprobe slots are freed clean (the recordings
+  show ``dirty=0`` for every kprobe slot, ``dirty=1`` for every optprobe
+  slot).
 * ``collect_one_slot()``: ``nused--``; a page whose ``nused`` reaches 0 is
   freed (``c->free``) unless it is the only page -- "We keep the last one so
   there is always a free slot on hand."
@@ -29,7 +41,24 @@ import numpy as np
 from execbench.units import PAGE_SIZE
 
 CLEAN, USED, DIRTY = 0, 1, 2
-MAX_INSN_SIZE = 16    # arch/x86/include/asm/kprobes.h
+MAX_INSN_SIZE = 15            # arch/x86/include/asm/insn.h (v6.1, v6.12, 7.2)
+INT3_INSN_SIZE = 1            # arch/x86/include/asm/text-patching.h
+JMP32_INSN_SIZE = 5           # idem
+DISP32_SIZE = 4               # idem
+MAX_OPTIMIZED_LENGTH = MAX_INSN_SIZE + DISP32_SIZE     # asm/kprobes.h: 19
+#: ``TMPL_END_IDX`` = optprobe_template_end - optprobe_template_entry
+#: (arch/x86/kernel/kprobes/opt.c, x86-64, no CONFIG_FRAME_POINTER), byte by
+#: byte: pushq $__KERNEL_DS 2 (6a 18), pushq %rsp 1, pushfq 1, NOP3 3;
+#: SAVE_REGS_STRING (kprobes/common.h): subq $24,%rsp 4, 5 one-byte pushes
+#: (rdi rsi rdx rcx rax), 4 REX pushes r8-r11 8, rbx rbp 2, r12-r15 8 = 27;
+#: movq %rsp,%rsi 3; NOP5 x 3 = 15; movq 18*8(%rsp),%rdx and movq %rdx,
+#: 20*8(%rsp) (disp32) 8 + 8; RESTORE_REGS_STRING: the 15 pops 2+2+2+2+1+1
+#: +2+2+2+2+1+1+1+1+1 = 23, addq $24,%rsp 4; addq $16,%rsp 4; popfq 1.
+#: 7 + 27 + 3 + 15 + 16 + 27 + 4 + 1 = 100.
+TMPL_END_IDX = 100
+#: ``MAX_OPTINSN_SIZE`` = TMPL_END_IDX + MAX_OPTIMIZED_LENGTH + JMP32_INSN_SIZE
+#: = 100 + 19 + 5 = 124 (asm/kprobes.h; the recordings' insn_size=124).
+MAX_OPTINSN_SIZE = TMPL_END_IDX + MAX_OPTIMIZED_LENGTH + JMP32_INSN_SIZE
 
 
 class _Page:

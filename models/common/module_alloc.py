@@ -11,7 +11,8 @@ plus the permission and patching primitives every user calls itself.
 
 ``PAGE_KERNEL`` is RW+NX; ``MODULE_ALIGN`` is PAGE_SIZE without KASAN.  The
 caller sets ``VM_FLUSH_RESET_PERMS`` itself (``set_vm_flush_reset_perms``)
-before it changes permissions.  ``module_memfree()`` is ``vfree()``.
+before it changes permissions.  ``module_memfree()`` is ``vfree()``, which
+returns at once for NULL (``addr=None``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class ModuleAllocApi(KernelApi):
             raise DesignError(f"module_alloc({size}) is larger than MODULES_LEN")
         return self.k.vmalloc(size, align=PAGE_SIZE, w=True, x=False, caller=caller)
 
-    def module_memfree(self, addr: int) -> None:
+    def module_memfree(self, addr: int | None) -> None:
         self.k.api("module_memfree")
+        if addr is None:
+            self.k.free_null("module_memfree")
+            return
         self.k.vfree(addr)

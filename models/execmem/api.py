@@ -116,6 +116,10 @@ class ExecmemApi(KernelApi):
             raise DesignError(f"execmem_alloc({type_.name}, {size}) is larger than the range")
         return self._vmalloc(self.info.ranges[type_], size, caller or type_.name)
 
-    def execmem_free(self, addr: int) -> None:
+    def execmem_free(self, addr: int | None) -> None:
+        """``execmem_free()`` = ``vfree()``; NULL (``addr=None``) does nothing."""
         self.k.api("execmem_free")
+        if addr is None:
+            self.k.free_null("execmem_free")
+            return
         self.k.vfree(addr)

@@ -53,7 +53,8 @@ class Bpf610(PackedPrograms, TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: ExecmemApi):
         self.k = kernel
         self.api = api
-        self.pack = BpfProgPack(pack_ops_610(api, kernel), kernel.count, kernel.lock)
+        self.pack = BpfProgPack(pack_ops_610(api, kernel), kernel.count, kernel.lock,
+                                numa_nodes=kernel.config.numa_nodes)
         self.jit = JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
         self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)
         self.tramps: dict[str, tuple[int, int]] = {}            # obj -> (image, size)

@@ -23,7 +23,9 @@ kernel/module/main.c (v6.10):
   true)`` (the two rodata types again -- already RO, so those calls change
   nothing -- plus MOD_RO_AFTER_INIT), then ``do_free_init()`` frees
   MOD_INIT_TEXT, MOD_INIT_DATA, MOD_INIT_RODATA one by one with
-  ``execmem_free()``.  ``free_module()`` frees the core types.  (The
+  ``execmem_free()`` -- NULL for an absent type, a call that does nothing
+  (``vfree(NULL)``).  ``free_module()`` -> ``free_mod_mem()`` frees the
+  non-empty types only.  (The
   ``ret = module_enable_rodata_ro(mod, true)`` form is d1909c022173 "module:
   Don't ignore errors from set_memory_XX()", v6.9.  2025 kernels call
   ``module_enable_rodata_ro_after_init(mod)`` there instead -- only
@@ -148,11 +150,15 @@ class ModuleLoader610:
         self._enable_rodata_ro(m, after_init=True)
         self._free_init(m)
 
-    def _free_init(self, m: Mod) -> None:
-        """``do_free_init()``."""
+    def _free_init(self, m: Mod, nulls: bool = True) -> None:
+        """``do_free_init()``: ``execmem_free()`` of the three init pointers,
+        NULL for an absent type (a no-op call).  ``nulls=False`` is
+        ``free_mod_mem()``, which skips empty types."""
         for t in INIT_TYPES:
             mem = m.mem.pop(t, None)
             if mem is None:
+                if nulls:
+                    self.api.execmem_free(None)
                 continue
             if t in TEXT_TYPES:
                 self.k.text_release(mem.base, mem.used)
@@ -164,7 +170,7 @@ class ModuleLoader610:
 
     def unload(self, ev: Event) -> None:
         m = self.mods.pop(ev.obj)
-        self._free_init(m)
+        self._free_init(m, nulls=False)
         for t in MOD_MEM_TYPES:                      # free_mod_mem()
             mem = m.mem.pop(t, None)
             if mem is None:

@@ -32,7 +32,7 @@
   ``PAGE_KERNEL`` without the cache -- as v6.17.  ``execmem_free(NULL)``
   (``do_free_init()`` for an absent init area) finds nothing in
   ``busy_areas`` and ``vfree(NULL)`` returns at once: no work, counted as
-  ``execmem_free_null`` by the module loader.
+  ``execmem_free_null`` (and ``free_null_calls``) by the module loader.
 * Text-poke names: Ingo Molnar's x86/alternatives rework (tip
   x86/alternatives, April 2025, merged for v6.16; series
   20250411054105.2341982-1-mingo@kernel.org) renamed ``text_poke_bp()`` to
@@ -99,8 +99,11 @@ class ExecmemRoxApi(ExecmemApi):
         else:
             k.text_poke_set(addr, size)
 
-    def execmem_free(self, addr: int) -> None:
+    def execmem_free(self, addr: int | None) -> None:
         self.k.api("execmem_free")
+        if addr is None:                 # not in busy_areas, then vfree(NULL)
+            self.k.free_null("execmem_free")
+            return
         if not self.cache.free(addr, self._invalidate):
             self.k.vfree(addr)
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from execbench.kernel import Kernel
 
-from ..common.module_layout import INIT_TYPES, TEXT_TYPES
+from ..common.module_layout import TEXT_TYPES
 from ..execmem.api import ExecmemType
 from ..execmem.module_loader import Mod, ModMem, ModuleLoader610
 from .api import ExecmemRoxApi
@@ -100,11 +100,3 @@ class ModuleLoaderRox(ModuleLoader610):
                 continue
             self._set_memory(m, t, self.api.set_memory_rox)
 
-    def init_done(self, ev) -> None:
-        """``do_init_module()`` -> ``do_free_init()``: one ``execmem_free()``
-        per init type, NULL for the absent ones (kernel/module/main.c)."""
-        m = self.mods[ev.obj]
-        absent = sum(1 for t in INIT_TYPES if t not in m.mem)
-        if absent:
-            self.k.count("execmem_free_null", absent)
-        super().init_done(ev)

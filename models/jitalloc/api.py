@@ -45,6 +45,10 @@ class JitAllocApi(ModuleAllocApi):
         self.k.api("jit_update")
         self.jit.update(dst, length)
 
-    def jit_free(self, addr: int) -> None:
+    def jit_free(self, addr: int | None) -> None:
+        """``jit_free(buf)``; the sketch begins ``if (!buf) return;``."""
         self.k.api("jit_free")
+        if addr is None:
+            self.k.free_null("jit_free")
+            return
         self.jit.free(addr)

@@ -63,7 +63,8 @@ class BpfJit(TrampolineTable, Dispatchers):
         self.k = kernel
         self.api = api
         self.use_pack = use_pack
-        self.pack = BpfProgPack(pack_ops_jit(api), kernel.count, kernel.lock) if use_pack else None
+        self.pack = BpfProgPack(pack_ops_jit(api), kernel.count, kernel.lock,
+                                numa_nodes=kernel.config.numa_nodes) if use_pack else None
         self.jitpack = (JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
                         if use_pack else None)
         self.rng = kernel.rng_for("bpf_jit_hole")

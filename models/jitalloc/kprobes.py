@@ -1,14 +1,17 @@
 """kprobes' instruction slots under jitalloc.
 
-The kprobe insn-slot cache (kernel/kprobes.c) exists to carve 16-byte
+The kprobe insn-slot cache (kernel/kprobes.c) exists to carve 15-byte
 (``MAX_INSN_SIZE``) slots out of RO+X pages; jitalloc's 16-byte class does
-the same -- 256 objects per 4 KiB ROX page, first free slot -- so by default
-(``kprobe_cache=False``) the cache goes away: ``arch_copy_kprobe()`` takes
-``jit_alloc(NULL, MAX_INSN_SIZE)``, prepares the copied instruction (its
-rip-relative displacement depends on the slot address) in a buffer and
-writes it with ``jit_update`` (x86 used ``text_poke`` for the same write);
-optprobe detour buffers take ``jit_alloc(NULL, size)`` the same way;
-unregistering ``jit_free``s both.  What goes away with the cache: the
+nearly the same -- 256 objects per 4 KiB ROX page, first free slot -- so by
+default (``kprobe_cache=False``) the cache goes away: ``arch_copy_kprobe()``
+takes ``jit_alloc(NULL, MAX_INSN_SIZE)`` (the slot is taken before the
+instruction is decoded, so the size is the maximum, as with the cache),
+prepares the copied instruction + INT3 (its rip-relative displacement
+depends on the slot address) in a buffer and writes those bytes with
+``jit_update`` (x86 used ``text_poke`` for the same write); optprobe detour
+buffers take ``jit_alloc(NULL, MAX_OPTINSN_SIZE)`` the same way and write
+the detour; unregistering ``jit_free``s both.  The bytes written are
+:data:`models.common.kprobes.KPROBE_WRITE` and ``OPTPROBE_WRITE``.  What goes away with the cache: the
 "keep the last page" rule and the dirty-slot garbage collection (the
 ``synchronize_rcu()`` a caller must still do before ``jit_free`` costs time,
 not memory, and is not modelled).
@@ -23,8 +26,8 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SIZE
 
-from ..common.kprobe_insn_cache import MAX_INSN_SIZE
-from ..common.kprobes import SlotKprobes
+from ..common.kprobe_insn_cache import MAX_INSN_SIZE, MAX_OPTINSN_SIZE
+from ..common.kprobes import KPROBE_WRITE, OPTPROBE_WRITE, SlotKprobes
 from .api import JitAllocApi
 
 
@@ -61,12 +64,11 @@ class KprobesJit:
         return slot
 
     def register(self, ev: Event) -> None:
-        n = min(ev.size, MAX_INSN_SIZE)
-        self.probes[ev.obj] = [self._slot(MAX_INSN_SIZE, n), n, None, 0]
+        self.probes[ev.obj] = [self._slot(MAX_INSN_SIZE, KPROBE_WRITE), KPROBE_WRITE, None, 0]
 
     def optimize(self, ev: Event) -> None:
         p = self.probes[ev.obj]
-        p[2], p[3] = self._slot(ev.size, ev.size), ev.size
+        p[2], p[3] = self._slot(MAX_OPTINSN_SIZE, OPTPROBE_WRITE), OPTPROBE_WRITE
 
     def unregister(self, ev: Event) -> None:
         slot, n, oslot, on = self.probes.pop(ev.obj)

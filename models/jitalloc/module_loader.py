@@ -30,7 +30,8 @@ replace module_layout with module_memory"):
 * ``do_init_module()`` (under ``module_mutex``): ``module_enable_ro(mod,
   true)`` = the two rodata calls again (no change) + MOD_RO_AFTER_INIT; then
   ``do_free_init()`` frees the init types: ``jit_free`` for init text,
-  ``module_memfree`` for the rest.
+  ``module_memfree`` for the rest -- three calls, NULL for an absent type
+  (v6.4 ``do_free_init()``; ``jit_free(NULL)`` returns at once).
 * ``patch``: ``text_poke_bp`` on x86 (``text_poke=True``); without text_poke
   the only write path is ``jit_update`` over the patched bytes.
 * ``free_module()``: ``jit_free`` the text, ``module_memfree`` the others.
@@ -113,12 +114,16 @@ class ModuleLoaderJit:
             self._set(a.set_memory_ro, m, "rodata")
             self._set(a.set_memory_ro, m, "init_rodata")
             self._set(a.set_memory_ro, m, "ro_after_init")
-        self._free(m, INIT_TYPES)                          # do_free_init()
+        self._free(m, INIT_TYPES, nulls=True)              # do_free_init()
 
-    def _free(self, m: _Mod, types) -> None:
+    def _free(self, m: _Mod, types, nulls: bool = False) -> None:
+        """Free ``types``; ``nulls``: call the free function for an absent
+        type too (``do_free_init()``), else skip it (``free_mod_mem()``)."""
         for t in types:
             base = m.base.pop(t, None)
             if base is None:
+                if nulls:
+                    (self.api.jit_free if t in TEXT_TYPES else self.api.module_memfree)(None)
                 continue
             if t in TEXT_TYPES:
                 self.k.text_release(base, m.size[t])

@@ -32,8 +32,8 @@ from execbench.trace import Event
 from execbench.units import PAGE_SIZE, pages, round_up
 
 from ..common.bpf_users import Dispatchers, PackedPrograms, TrampolineTable
-from ..common.bpf_prog_pack import (BPF_BINARY_HEADER, BPF_PROG_PACK_SIZE, BpfProgPack,
-                                    JitBinaryPack, PackOps)
+from ..common.bpf_prog_pack import (BPF_BINARY_HEADER, BpfProgPack, JitBinaryPack, PackOps,
+                                    bpf_prog_pack_size)
 from .api import ModuleAllocApi
 
 BPF_V517_SLACK = 128   # bpf_jit_binary_alloc(), kernel/bpf/core.c (v5.17)
@@ -58,7 +58,7 @@ def pack_ops_v61(api: ModuleAllocApi, k: Kernel, huge: bool = False) -> PackOps:
     set_vm_flush_reset_perms, set_memory_ro + set_memory_x over the whole
     pack) stays v6.1."""
     def alloc_exec(size: int) -> int:
-        if huge and size == BPF_PROG_PACK_SIZE:
+        if huge and size == bpf_prog_pack_size(k.config.numa_nodes):
             k.api("module_alloc")
             return k.vmalloc(size, align=PAGE_SIZE, w=True, x=False, huge=True,
                              caller="bpf_prog_pack_alloc")
@@ -85,7 +85,8 @@ class Bpf61(PackedPrograms, TrampolineTable, Dispatchers):
         self.k = kernel
         self.api = api
         self.use_pack = use_pack
-        self.pack = BpfProgPack(pack_ops_v61(api, kernel, pack_huge), kernel.count, kernel.lock)
+        self.pack = BpfProgPack(pack_ops_v61(api, kernel, pack_huge), kernel.count, kernel.lock,
+                                numa_nodes=kernel.config.numa_nodes)
         self.jit = JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
         self.rng = kernel.rng_for("bpf_jit_hole_v517")
         self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)

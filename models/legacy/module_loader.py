@@ -21,8 +21,11 @@ kernel/module/strict_rwx.c (v6.1), called from ``complete_formation()``::
 Each ``frob_*`` call is made whatever its size (a 0-page call is still a
 call).  ``do_init_module()`` then calls ``module_enable_ro(mod, true)`` --
 the same four ranges again (already RO: no change) plus ro_after_init --
-and queues ``do_free_init()``, which ``module_memfree()``s the init area.
-``free_module()`` frees the core area.
+and queues ``do_free_init()``, which ``module_memfree()``s the init area
+(``freeinit->module_init = mod->init_layout.base``: NULL for a module
+without one, and the call is made anyway) and sets ``init_layout.base =
+NULL``.  ``free_module()`` calls ``module_memfree(mod->init_layout.base)``
+-- NULL once init is done -- then frees the core area.
 
 A ``patch`` event (jump label, static call, ftrace call site inside the
 module) is ``text_poke_bp()`` in every version.
@@ -112,13 +115,14 @@ class ModuleLoader61:
     def init_done(self, ev: Event) -> None:
         m = self.mods[ev.obj]
         self._enable_ro(m, after_init=True)
-        self._free_init(m)
+        self._free_init(m)                      # do_free_init()
 
     def _free_init(self, m: _Mod) -> None:
+        """``module_memfree(init_layout.base)``: NULL without an init area."""
         if m.init is not None:
             self.k.text_release(m.init, m.init_text)
-            self.api.module_memfree(m.init)     # do_free_init()
-            m.init = None
+        self.api.module_memfree(m.init)
+        m.init = None
 
     def patch(self, ev: Event) -> None:
         m = self.mods[ev.obj]

@@ -55,8 +55,13 @@ class ModuleAllocTypeApi(KernelApi):
         self.k.api("module_alloc_type")
         return self.a.alloc(size, type_, caller)
 
-    def module_memfree_type(self, ptr: int, type_: str) -> None:
+    def module_memfree_type(self, ptr: int | None, type_: str) -> None:
+        """``module_memfree_type()`` = ``module_memfree()`` = ``vfree()``;
+        NULL (``ptr=None``) does nothing."""
         self.k.api("module_memfree_type")
+        if ptr is None:
+            self.k.free_null("module_memfree_type")
+            return
         self.a.free(ptr, type_)
 
     def module_memory_fill_type(self, dst: int, length: int, type_: str) -> None:

@@ -65,7 +65,8 @@ class BpfMat(PackedPrograms, TrampolineTable, Dispatchers):
     def __init__(self, kernel: Kernel, api: ModuleAllocTypeApi):
         self.k = kernel
         self.api = api
-        self.pack = BpfProgPack(pack_ops_mat(api), kernel.count, kernel.lock)
+        self.pack = BpfProgPack(pack_ops_mat(api), kernel.count, kernel.lock,
+                                numa_nodes=kernel.config.numa_nodes)
         self.jit = JitBinaryPack(self.pack, kernel.rng_for("bpf_jit_hole"), kernel.memcpy_elsewhere)
         self.progs: dict[str, tuple[int, int, int, int]] = {}   # obj -> (hdr, size, image, proglen)
         self.tramps: dict[str, tuple[int, int]] = {}            # obj -> (image page, size)

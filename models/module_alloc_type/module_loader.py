@@ -194,15 +194,18 @@ class ModuleLoaderMat:
         self._enable_ro(m, after_init=True)
         self._free_init(m)
 
-    def _free_init(self, m: _Mod) -> None:
-        """``do_free_init()``: three ``module_memfree_type()`` calls (NULL -> no-op)."""
+    def _free_init(self, m: _Mod, nulls: bool = True) -> None:
+        """``do_free_init()``: three ``module_memfree_type()`` calls, NULL
+        for an absent type (a no-op call); ``nulls=False`` is
+        ``free_mod_mem()`` before init, which skips empty types."""
         if m.init_freed:
             return
         m.init_freed = True
         for t in ("init_text", "init_data", "init_rodata"):
             base = m.base.get(t)
             if base is None:
-                self.k.api("module_memfree_type")     # module_memfree(NULL)
+                if nulls:
+                    self.api.module_memfree_type(None, t)     # module_memfree(NULL)
                 continue
             if t == "init_text":
                 self.k.text_release(base, m.used[t])
@@ -215,7 +218,7 @@ class ModuleLoaderMat:
 
     def unload(self, ev: Event) -> None:
         m = self.mods.pop(ev.obj)
-        self._free_init(m)
+        self._free_init(m, nulls=False)             # free_mod_mem(): non-empty types only
         if m.base.get("text") is not None:
             self.k.text_release(m.base["text"], m.used["text"])
         for t in [t for t in MOD_MEM_TYPES if t not in INIT_TYPES and t != "data"] + ["data"]:
