@@ -45,7 +45,7 @@ def test_three_modules_load(tb):
     # live text in 4 KiB PTEs: A 2 + 1, B 1, C 3 + 2
     assert f["text_ptes_4k"] == 9 and f["text_pmds_2m"] == 0
     # RO before X: never W+X (the 2019 "Avoid breaking W^X" ordering)
-    assert f["wx_pages_peak"] == 0
+    assert f["wx_pages_peak_instant"] == 0
     # every effective set_memory_ro processes the alias -> flush_tlb_all:
     # A 3 (core text, core rodata, init text), B 2, C 3 (core text, init text, init rodata)
     # set_memory_x in v6.1 skips the alias: per-page IPIs instead (<= 33 pages)

@@ -110,7 +110,7 @@ def test_data_pages_are_wx_from_allocation_to_formation(tb):
     # RO_AFTER_INIT, INIT_DATA -> 0.
     tb.module("D", data=9000, rodata=100, ro_after_init=100, init_data=5000)
     r = run(tb.trace(), V1)
-    assert r.final["wx_pages_peak"] == 6
+    assert r.final["wx_pages_peak_instant"] == 6
     assert r.final["wx_pages"] == 0
     # at least the 3 DATA pages for the 2000 + 3*250 ns of its own vmalloc
     assert r.final["wx_page_ns"] >= 3 * (2000 + 3 * 250)
@@ -200,7 +200,7 @@ def test_bpf_trampoline_generation_flips_permissions(tb):
     assert c["cpa_calls"] == 8
     assert (c["cpa_calls_rox"], c["cpa_calls_nx"], c["cpa_calls_rw"]) == (4, 2, 2)
     # W+X only for the instant between the PAGE_KERNEL_EXEC vmalloc and its rox
-    assert r.final["wx_pages_peak"] == 1
+    assert r.final["wx_pages_peak_instant"] == 1
     assert "module_memory_force_unprotect" in r.entry_points["bpf"]
 
 

@@ -17,7 +17,8 @@ whatever design replays the trace, and it needs no simulated kernel:
   (e.g. handed out from a pool that was mapped ROX once, before the trace)
   needs no ``set_memory_*`` call, no flush, no direct-map split, and is never
   W+X: ``cpa_calls = cpa_pages = tlb_flush_all = direct_map_splits_* =
-  wx_pages = wx_pages_peak = wx_page_ns = 0``.
+  wx_pages = wx_pages_peak_instant = wx_page_ns = 0`` (and every
+  ``wx_page_ns_<cause>``).
 
 The bounds are per metric: one placement need not reach all of them at once
 (2 MiB leaves for the iTLB bound cost up to 2 MiB - 4 KiB of backing above
@@ -33,6 +34,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..kernel.pagetable import WX_CAUSES
 from ..trace import Trace
 from ..units import PMD_SIZE, page_align
 from .catalog import METRICS
@@ -41,7 +43,8 @@ from .sampler import summarise
 
 #: metrics whose floor is 0 throughout (the "no permission flip" bounds)
 ZERO = ("cpa_calls", "cpa_pages", "tlb_flush_all", "direct_map_splits_2m",
-        "direct_map_splits_1g", "wx_pages", "wx_pages_peak", "wx_page_ns")
+        "direct_map_splits_1g", "wx_pages", "wx_pages_peak_instant", "wx_page_ns",
+        *(f"wx_page_ns_{c}" for c in WX_CAUSES), "text_poke_wx_page_ns")
 
 FLOOR_NAME = "floor"
 
