@@ -30,7 +30,7 @@ from execbench.users import dispatch_table
 
 from randtrace import build
 from randtrace import random_trace_rows as _random_trace_rows
-from execbench.models.module_alloc_type.sort_swaps import heapsort_swaps, heapsort_swaps_of
+from execbench.models.common.sort_swaps import heapsort_swaps, heapsort_swaps_of
 from invariants import assert_aggregates, kept_kprobe_pages
 
 V1, PMD = "module_alloc_type", "module_alloc_type_pmd"
@@ -87,10 +87,15 @@ def test_orc_and_mcount_sort_swaps_are_text_pokes(tb):
     # ORC: 3 entries -> 4 swaps (test above) x 4 text_poke_copy (two 4-byte ip
     #   entries, two 6-byte struct orc_entry)                  -> 16 pokes, 80 bytes
     # mcount: 2 entries -> 2 swaps x 2 text_poke_copy of 8 B  -> 4 pokes, 32 bytes
+    # ftrace_init: the 2 __fentry__ calls become NOPs, one 5-byte text_poke each
+    #   (ftrace_modify_code_direct() in patch 3/3)            -> 2 pokes, 10 bytes
     tb.module("M", text=5000, rodata=5000, orc_entries=3, mcount_locs=2)
     c = run(tb.trace(), V1).counters
-    assert c["text_pokes"] == 4 + 16 + 4
-    assert c["text_poke_bytes"] == 2 * (8192 + 5000) + 4 * (2 * 4 + 2 * 6) + 2 * (2 * 8)
+    assert c["text_pokes"] == 4 + 16 + 4 + 2
+    assert c["text_poke_bytes"] == (2 * (8192 + 5000) + 4 * (2 * 4 + 2 * 6) + 2 * (2 * 8)
+                                    + 2 * 5)
+    assert (c["text_pokes_orc_sort"], c["text_pokes_mcount_sort"], c["text_pokes_ftrace_init"]) \
+        == (16, 4, 2)
     # rodata: set_memory_nx + set_memory_ro at allocation (MOD_RODATA case)
     assert c["cpa_calls_ro"] == 1 and c["cpa_calls_rox"] == 1
     # alternatives: one text_poke per site

@@ -124,15 +124,29 @@ def test_conclusion_names_best_design_and_workload_dependence():
 
 
 def test_loader_strategies_that_differ_are_flagged():
-    h = hand([("w", "legacy", 0, "cpa_calls", 1), ("w", "x", 0, "cpa_calls", 1)],
-             params={"legacy": {"loader": "staged"}, "x": {"loader": "inplace"}})
+    h = hand([("w", "legacy", 0, "cpa_calls", 1), ("w", "x", 0, "cpa_calls", 1),
+              ("w", "y", 0, "cpa_calls", 1)],
+             params={"legacy": {"loader": "staged"}, "x": {"loader": "inplace"},
+                     "y": {"loader": "staged"}})
     text = short.render(h)
-    assert "inplace: x" in text and "staged: legacy" in text
-    assert "not like for like" in text
-    # the table row itself is marked: "x~" (x loads inplace, legacy staged)
+    flat = " ".join(text.split())
+    assert "inplace (each write by text_poke): x." in flat
+    assert "staged (built in a writable copy, one write per area): legacy, y;" in flat
+    assert "inplace vs staged is not like for like" in flat
+    # the table row itself is marked: "x~" (x loads inplace, legacy staged); y is not
     table = text.split("Headline numbers:")[1].split("Assumptions:")[0]
     assert any(ln.startswith("x~ ") for ln in table.splitlines())
-    assert "~: loads with another loader strategy than legacy (staged)" in table
+    assert not any(ln.startswith("y~") for ln in table.splitlines())
+    assert "~: loads unlike legacy" in flat
+
+
+def test_rw_and_temp_rw_write_alike():
+    # temp_rw (v6.15+: plain stores into temporarily RW text) writes module text
+    # as rw does: no ~ mark; staged and inplace are marked against rw
+    h = hand([("w", d, 0, "cpa_calls", 1) for d in ("legacy", "r", "s", "i")],
+             params={"legacy": {"loader": "rw"}, "r": {"loader": "temp_rw"},
+                     "s": {"loader": "staged"}, "i": {"loader": "inplace"}})
+    assert short.loader_differs(h, "legacy") == {"s", "i"}
 
 
 def test_headline_rows_missing_from_the_results_are_skipped():
@@ -174,7 +188,7 @@ def parse_headline(text: str) -> dict[tuple[str, str], str]:
                 continue          # the (min-max) line under a design
             cells = [row[a:b].strip() for a, b in spans]
             for lab, cell in zip(labels[1:], cells[1:]):
-                out[(cells[0], lab)] = cell
+                out[(cells[0].rstrip("~"), lab)] = cell
     return out
 
 

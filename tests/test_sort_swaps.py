@@ -1,4 +1,4 @@
-"""lib/sort.c swap counts (models/module_alloc_type/sort_swaps.py): the
+"""lib/sort.c swap counts (models/common/sort_swaps.py): the
 compiled exact loop, the closed-form part and the bounded estimate above
 EXACT_MAX, each against the plain-Python reference loop."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import tracemalloc
 
 import numpy as np
 
-from execbench.models.module_alloc_type import sort_swaps as ss
+from execbench.models.common import sort_swaps as ss
 
 
 def test_compiled_loop_equals_reference_loop():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from . import attribution
 from .data import Headline
 from .headline import FLOOR_DESIGN, QUESTIONS, Row, Table, fmt_sig, present_rows
 from .summary import Cell, cells
@@ -140,6 +141,14 @@ def paragraphs(h: Headline, baseline: str) -> list[tuple[str, str]]:
         if not present:
             continue
         s = sentence(h, q, present[0], baseline)
+        extra = _EXTRA.get(q)
+        if s and extra:
+            more = extra(h)
+            s += (" " + more) if more else ""
         if s:
             out.append((q, s))
     return out
+
+
+#: what drives the number, appended to a question's sentence (:mod:`.attribution`)
+_EXTRA = {"text pokes": attribution.poke_sources, "W+X exposure": attribution.wx_sensitivity}

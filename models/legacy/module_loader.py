@@ -122,7 +122,8 @@ class ModuleLoader61:
 
     def patch(self, ev: Event) -> None:
         m = self.mods[ev.obj]
-        self.api.text_poke_bp(m.core + ev.offset, ev.len)
+        with self.k.poke_source("patch"):
+            self.api.text_poke_bp(m.core + ev.offset, ev.len)
 
     def unload(self, ev: Event) -> None:
         m = self.mods.pop(ev.obj)
