@@ -181,6 +181,8 @@ def test_fallback_rw_only_exposes_wx(tb):
             params={"text_poke": False, "fallback_unprotect": "rw"})
     assert r.final["wx_pages_peak_instant"] == 1
     assert r.final["wx_page_ns"] == 2000
+    # a permission change made the ROX page writable: cause unprotect_window
+    assert r.final["wx_page_ns_unprotect_window"] == 2000
     assert r.counters["cpa_calls"] == 1 + 2 * 2
 
 

@@ -20,6 +20,7 @@ allocator", May 2023):
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from execbench import registry
@@ -131,6 +132,31 @@ def test_init_rodata_stays_wx_until_freed(tb):
     wx = r.timeline()["wx_pages"].tolist()
     assert wx == [1, 0]
     assert r.counters["mat_enable_protection_unknown_type"] == 1
+
+
+def test_wx_causes_huge_tail_and_init_rodata():
+    # text 2 MiB + 4 KiB: the text allocator's VM_ALLOW_HUGE_VMAP rounds the
+    # area to 2 PMDs (1024 pages) mapped PAGE_KERNEL_EXEC; set_memory_rox
+    # covers DIV_ROUND_UP(size, PAGE_SIZE) = 513 pages: 511 tail pages stay
+    # RW+X for the area's life (huge_tail).  init rodata (1 page) stays RW+X
+    # until do_free_init() (init_rodata).  With the init_done event 1 s later
+    # instead of at +1 s the only change is 1 s more of idle time before it:
+    # huge_tail grows by 511 page*s, init_rodata by 1 page*s, nothing else.
+    from conftest import TraceBuilder
+    finals = []
+    for step in (10**9, 2 * 10**9):
+        tb = TraceBuilder(step_ns=step)
+        tb.module("H", text=PMD_SIZE + 4096, init_rodata=100)
+        tb.add("module", "init_done", "H")
+        finals.append(run(tb.trace(), V1).final)
+    a, b = finals
+    assert b["wx_page_ns_huge_tail"] - a["wx_page_ns_huge_tail"] == pytest.approx(511e9)
+    assert b["wx_page_ns_init_rodata"] - a["wx_page_ns_init_rodata"] == pytest.approx(1e9)
+    assert b["wx_page_ns_alloc_window"] == pytest.approx(a["wx_page_ns_alloc_window"])
+    assert a["wx_pages"] == 511                        # after init_done: the tail only
+    for f in (a, b):
+        causes = [f[k] for k in f if k.startswith("wx_page_ns_")]
+        assert sum(causes) == pytest.approx(f["wx_page_ns"], rel=1e-12)
 
 
 def test_module_unload_frees_every_area(tb):
