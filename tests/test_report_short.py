@@ -14,7 +14,7 @@ import pytest
 
 from execbench import registry
 from execbench.cli import main
-from execbench.report import conclusions, csvout, data, short, summary
+from execbench.report import attribution, conclusions, csvout, data, short, summary
 from execbench.report.headline import Row, alias, fmt_sig, present_rows
 from execbench.workload_ref import resolve
 from execbench.workloads import catalog
@@ -256,3 +256,39 @@ def test_report_without_results_says_what_to_run(tmp_path, monkeypatch, capsys):
     assert "execbench all" in err and "--replay" in err and "results.csv" in err
     assert main(["plot"]) == 1
     assert "execbench all" in capsys.readouterr().err
+
+
+def test_what_drives_pokes_and_wx_is_computed():
+    # two workloads; pooled = sum over workloads of the mean over seeds
+    mat = "module_alloc_type"
+    rows = []
+    for w in ("w1", "w2"):
+        rows += [(w, "legacy", 0, "text_pokes", 10), (w, "legacy", 0, "text_pokes_bpf", 10),
+                 (w, mat, 0, "text_pokes", 100), (w, mat, 0, "text_pokes_orc_sort", 92),
+                 (w, mat, 0, "text_pokes_reloc", 8),
+                 (w, "legacy", 0, "wx_page_ns", 0), (w, mat, 0, "wx_page_ns", 1000),
+                 (w, mat, 0, "text_poke_wx_page_ns", 990),
+                 (w, mat, 0, "wx_page_ns_data_until_nx", 900),
+                 (w, mat, 0, "wx_page_ns_alloc_window", 100),
+                 (w, "legacy", 0, "faults_as_posted", 0), (w, mat, 0, "faults_as_posted", 1)]
+    h = hand(rows)
+    h.costs = {"text_poke": 1500.0}
+    # legacy: bpf 20 of 20; mat: orc_sort 184 of 200 = 92%
+    assert attribution.poke_sources(h) == \
+        "Largest text_poke source (pooled): legacy bpf 100%; mat orc_sort 92%."
+    # mat: 1980 of 2000 page*ns inside text_poke = 99%; data_until_nx 1800 = 90%
+    assert attribution.wx_sensitivity(h) == (
+        "Of it: mat 99% inside text_poke, 90% data_until_nx; the part inside text_poke "
+        "scales with its assumed cost (1,500 ns).")
+    assert attribution.faults_as_posted(h).startswith(
+        "faults_as_posted (RO-text stores as posted): mat 2 (+ mat's")
+    # and they are in the report, beside their question
+    para = dict(conclusions.paragraphs(h, "legacy"))
+    assert "orc_sort 92%" in para["text pokes"]
+    assert "99% inside text_poke" in para["W+X exposure"]
+
+
+def test_attribution_is_silent_on_older_results():
+    h = hand([("w", "legacy", 0, "text_pokes", 1), ("w", "x", 0, "text_pokes", 2)])
+    assert attribution.poke_sources(h) == attribution.wx_sensitivity(h) == ""
+    assert attribution.faults_as_posted(h) == ""

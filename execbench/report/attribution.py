@@ -87,8 +87,7 @@ def loader_strategies(h: Headline, base: str, compact: bool = False) -> str:
     b = loader_of(h, base)
     out = "Loader strategy: " + "; ".join(groups) + "."
     if b != "-":
-        out += (f" ~: loads unlike {base}, so its text_poke and W+X numbers carry that "
-                "cost")
+        out += f" ~: loads unlike {base}: its text_poke and W+X carry that cost"
         out += "; inplace vs staged is not like for like." if "inplace" in by and "staged" in by \
             else "."
     elif "inplace" in by and "staged" in by:
@@ -139,27 +138,31 @@ def wx_sensitivity(h: Headline) -> str:
         causes = {c: pooled(h, d, f"wx_page_ns_{c}") for c in WX_CAUSES}
         causes = {c: v for c, v in causes.items() if not math.isnan(v) and v > 0}
         top = max(causes.items(), key=lambda kv: kv[1]) if causes else None
-        s = f"{_pct(in_poke / total)} accrued while text_poke ran"
+        s = f"{_pct(in_poke / total)} inside text_poke"
         if top:
             s += f", {_pct(top[1] / total)} {top[0]}"
         items.append((alias(d), s))
     if not items:
         return ""
     c = f" ({fmt_sig(cost)} ns)" if cost else ""
-    return ("Of it: " + _grouped(items) + f"; the text_poke part scales with the assumed "
-            f"text_poke cost{c}.")
+    return ("Of it: " + _grouped(items) + f"; the part inside text_poke scales with its "
+            f"assumed cost{c}.")
 
 
 def faults_as_posted(h: Headline) -> str:
     vals = {d: pooled(h, d, "faults_as_posted") for d in _designs(h)}
     if all(math.isnan(v) for v in vals.values()):
         return ""
-    nz = [f"{alias(d)} {fmt_sig(v)}" for d, v in vals.items() if v and not math.isnan(v)]
-    out = "faults_as_posted (stores into RO text, as posted): " + (", ".join(nz) if nz else "none")
+    nz = [f"{alias(d)} {_num(v)}" for d, v in vals.items() if v and not math.isnan(v)]
+    out = "faults_as_posted (RO-text stores as posted): " + (", ".join(nz) if nz else "0")
     mats = [alias(d) for d in vals if d.startswith("module_alloc_type")]
     if mats:
-        out += f"; {mats[0]}'s optimize_nops()/static-call fixups: not countable"
+        out += f" (+ {mats[0]}'s optimize_nops()/static-call fixups: not countable)"
     return out + "."
+
+
+def _num(v: float) -> str:
+    return f"{int(v):,}" if float(v).is_integer() else fmt_sig(v)
 
 
 def _pct(x: float) -> str:

@@ -188,27 +188,29 @@ def synthetic_lines(h: Headline) -> list[str]:
 
 
 def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) -> str:
-    """The short report.  When more headline rows are present than fit
-    :data:`MAX_LINES`, the synthetic notes shrink to a pointer first, then
-    rows that are not the first of their question are dropped from the end
-    of the table (the dropped ones are named; --full has them all), then
-    the loader strategies lose their one-line meanings."""
+    """The short report.  When it is longer than :data:`MAX_LINES`, the
+    synthetic notes shrink to a pointer first, then the loader strategies
+    lose their one-line meanings and the units go to --full, then rows that
+    are not the first of their question are dropped from the end of the
+    table (the dropped ones are named; --full has them all)."""
     full = present_rows(h)
     text = _render(h, charts, csv_ref, full, full, detail=True)
     if len(text.splitlines()) <= MAX_LINES:
         return text
+    for compact in (False, True):
+        text = _render(h, charts, csv_ref, full, full, detail=False, compact=compact)
+        if len(text.splitlines()) <= MAX_LINES:
+            return text
     rows = list(full)
     firsts = {r.key for r in _first_rows(h)}
-    for compact in (False, True):
-        while True:
-            text = _render(h, charts, csv_ref, rows, full, detail=False, compact=compact)
-            extra = [r for r in reversed(rows) if r.key not in firsts]
-            if len(text.splitlines()) <= MAX_LINES or not extra:
-                break
-            rows.remove(extra[0])
+    while True:
+        extra = [r for r in reversed(rows) if r.key not in firsts]
+        if not extra:
+            return text
+        rows.remove(extra[0])
+        text = _render(h, charts, csv_ref, rows, full, detail=False, compact=True)
         if len(text.splitlines()) <= MAX_LINES:
-            break
-    return text
+            return text
 
 
 def _first_rows(h: Headline) -> list[Row]:
@@ -253,10 +255,11 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
     mem = m.get("mem_bytes")
     mach = (f"{mem / 2**30:g} GiB, frames {m.get('placement')}, KASLR "
             f"{'on' if m.get('kaslr') else 'off'}, " if mem else "")
-    out += wrap(f"Machine: {mach}iTLB model of the {cpu} CPU preset. Units: iTLB entries = "
-                "4K + 2M leaves mapping live text; miss/Mf = L1 iTLB misses per 10^6 "
-                "fetches; backing in KiB; counters are totals over the trace; W+X in "
-                "page*ms of virtual time. Primitive costs (assumed): --full.",
+    units = ("Units: iTLB entries = 4K + 2M leaves mapping live text; miss/Mf = L1 iTLB "
+             "misses per 10^6 fetches; backing in KiB; counters are totals over the trace; "
+             "W+X in page*ms of virtual time. Primitive costs (assumed): --full."
+             if not compact else "Units and primitive costs (assumed): --full.")
+    out += wrap(f"Machine: {mach}iTLB model of the {cpu} CPU preset. {units}",
                 indent="  ", first="  ")
     if detail:
         out += synthetic_lines(h)
