@@ -187,3 +187,14 @@ def test_faults_as_posted(tb):
     assert c["text_poke_bytes"] - c0["text_poke_bytes"] == 5 - 2
     for d in ("legacy", JIT, "execmem", ROX):
         assert run(tr, d).counters["faults_as_posted"] == 0, d
+
+
+def test_plain_store_loaders_write_the_same_item_bytes(tb):
+    # rw/temp_rw make every item a plain store: 7 x 4 (relocations) + 4 x 5
+    # (sites) + 4 swaps x (4+4+6+6) (ORC) + 2 swaps x (8+8) (mcount) + 2 x 5
+    # (__fentry__ NOPs) = 28 + 20 + 80 + 32 + 10 = 170 bytes, the bytes the
+    # batches of the other strategies carry
+    from execbench.models.common.load_work import item_bytes, load_items
+    ev = next(_m(tb).events())
+    assert item_bytes(ev) == 170
+    assert sum(b.bytes for b in load_items(ev, {"text", "rodata", "data"})[0]) == 170

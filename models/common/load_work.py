@@ -178,6 +178,16 @@ def load_items(ev: Event, present: set[str]) -> tuple[list[Batch], int]:
     return out, nsec
 
 
+def item_bytes(ev: Event) -> int:
+    """Bytes the items of :func:`load_items` write, wherever they land: what
+    a loader that makes them as plain stores (``rw``, ``temp_rw``) spends
+    on them (time only), without needing to know where they go."""
+    return (RELOC_BYTES * (ev.relocs or 0) + ALT_SITE_BYTES * (ev.alt_sites or 0)
+            + 2 * (ORC_IP_BYTES + ORC_ENTRY_BYTES) * heapsort_swaps(ev.orc_entries or 0)
+            + 2 * MCOUNT_LOC_BYTES * heapsort_swaps(ev.mcount_locs or 0)
+            + MCOUNT_INSN_SIZE * (ev.mcount_locs or 0))
+
+
 def sort_swaps(ev: Event) -> int:
     """Swaps of the ORC and mcount sorts of one module (design counter)."""
     return heapsort_swaps(ev.orc_entries or 0) + heapsort_swaps(ev.mcount_locs or 0)

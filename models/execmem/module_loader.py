@@ -52,6 +52,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
 
+from ..common.load_work import item_bytes
 from ..common.module_layout import INIT_TYPES, MOD_MEM_TYPES, TEXT_TYPES, type_sizes
 from .api import ExecmemApi, ExecmemType
 
@@ -97,9 +98,9 @@ class ModuleLoader610:
         self.k.memcpy(mem.base, nbytes)
 
     def _write_items(self, m: Mod, ev: Event) -> None:
-        """Relocations (reading the ``Elf_Rela`` entries and storing),
-        alternatives, sorts, ``__fentry__`` NOPs: plain stores in v6.10."""
-        self.k.memcpy_elsewhere(8 * (ev.relocs or 0))
+        """Relocations, alternatives, sorts, ``__fentry__`` NOPs: plain
+        stores in v6.10 (time only, the same bytes every design writes)."""
+        self.k.memcpy_elsewhere(item_bytes(ev))
 
     def _publish(self, m: Mod) -> None:
         """After ``module_finalize()``: nothing in v6.10 (written in place)."""

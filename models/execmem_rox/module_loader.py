@@ -71,7 +71,7 @@ from execbench.errors import DesignError
 from execbench.kernel import Kernel
 from execbench.trace import Event
 
-from ..common.load_work import check_loader, load_items
+from ..common.load_work import check_loader, item_bytes, load_items
 from ..common.module_layout import INIT_TYPES, TEXT_TYPES
 from ..execmem.api import ExecmemType
 from ..execmem.module_loader import Mod, ModMem, ModuleLoader610
@@ -134,6 +134,9 @@ class ModuleLoaderRox(ModuleLoader610):
         ``staged`` also publishes here (``module_post_finalize()``, before
         ``ftrace_module_init()``)."""
         k, a = self.k, self.api
+        if self.loader == "temp_rw":                       # every item a plain store
+            k.memcpy_elsewhere(item_bytes(ev))
+            return
         items, _ = load_items(ev, set(m.mem))
         rox = {t for t, mem in m.mem.items() if mem.is_rox and self.loader != "temp_rw"}
         late = []
