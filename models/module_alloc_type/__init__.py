@@ -17,7 +17,8 @@ Both designs are the same code (:mod:`.allocator`, the users in
   >= 2 MiB text area for its lifetime -- see :mod:`.allocator`); every write into
   text/rodata goes through ``fill`` = ``text_poke_copy`` and the per-item
   loader writes become ``text_poke``s (relocations, alternatives sites,
-  ORC and mcount sort swaps -- thousands per module); BPF keeps
+  ORC and mcount sort swaps, the ``__fentry__`` -> NOP conversions --
+  thousands per module); BPF keeps
   ``bpf_prog_pack`` on top, trampolines pay ``force_unprotect`` +
   ``force_protect`` per generation; kprobe pages and ftrace trampolines come
   RO+X and are written by text poking.
