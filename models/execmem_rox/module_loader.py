@@ -138,7 +138,7 @@ class ModuleLoaderRox(ModuleLoader610):
             k.memcpy_elsewhere(item_bytes(ev))
             return
         items, _ = load_items(ev, set(m.mem))
-        rox = {t for t, mem in m.mem.items() if mem.is_rox and self.loader != "temp_rw"}
+        rox = {t for t, mem in m.mem.items() if mem.is_rox}
         late = []
         for b in items:
             if b.mtype not in rox:
