@@ -286,8 +286,8 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
     _bars(a1, t, Row("wx_page_ns", "final", "", "page*ms", 1e6), colors,
           "W^X exposure: W+X pages x time", "page*ms of virtual time")
-    _bars(a2, t, Row("wx_pages_peak", "final", "", "pages"), colors,
-          "Most pages writable+executable at once", "pages")
+    _bars(a2, t, Row("wx_pages_peak_instant", "final", "", "pages"), colors,
+          "Most pages W+X at any instant (incl. inside events)", "pages")
     written += _finish(fig, out_dir, f"wx-{workload}", foot,
                        f"W^X exposure per design -- {workload}, {seeds}; lower is better")
     return written

@@ -5,7 +5,10 @@ Modelled on SimPy's ``BaseResource`` docstring: a design subclass provides
 
 * class attributes ``name`` (registry id), ``title`` (one line), ``source``
   (what it follows: series, Message-ID or file@version), ``kernel_version``
-  (the CPA rules it runs under) and ``defaults`` (its parameters);
+  (the CPA rules it runs under) and ``defaults`` (its parameters, among them
+  ``loader``: the module loader strategy, models/common/load_work.py,
+  resolved to the effective one in ``self.params`` so that results and
+  reports show it);
 * in ``__init__``, four user objects -- ``self.module``, ``self.bpf``,
   ``self.ftrace``, ``self.kprobe`` -- each with one method per trace op
   (see :mod:`execbench.users`), calling only the design's own API, which in
@@ -37,6 +40,13 @@ class Design:
                               f"known: {sorted(self.defaults)}")
         self.kernel = kernel
         self.params: dict[str, Any] = {**self.defaults, **params}
+
+    @classmethod
+    def loader_note(cls, params: dict[str, Any] | None = None) -> str:
+        """What the run's loader strategy is relative to the design as
+        posted or shipped: '' (as posted/shipped), or a short label such as
+        "what-if" or "extrapolation" that reports print beside it."""
+        return ""
 
     @classmethod
     def kernel_for(cls, params: dict[str, Any] | None = None) -> tuple[int, int]:

@@ -7,6 +7,7 @@ def assert_aggregates(pt) -> None:
     r = pt.recount()
     assert r["present_pages"] == pt.present_pages
     assert r["wx_pages"] == pt.wx_pages
+    assert r["wx_by_cause"]          # the per-cause W+X counts sum per page tag
     assert r["text_bytes"] == pt.text_bytes
     assert r["text_ptes_4k"] == pt.text_ptes_4k()
     assert r["text_pmds_2m"] == pt.text_pmds_2m()

@@ -126,12 +126,12 @@ def test_wx_exposure_is_integrated_over_virtual_time():
     # PAGE_KERNEL_EXEC = RW + X: 2 pages W+X for exactly 1000 ns of idle time
     k = Kernel(KernelConfig())
     a = k.vmalloc(2 * PAGE_SIZE, w=True, x=True)
-    assert k.pt.wx_pages == 2 and k.wx_pages_peak == 2
+    assert k.pt.wx_pages == 2 and k.wx_pages_peak_instant == 2
     before = k.wx_page_ns
     k.advance_to(k.now + 1000)
     assert k.wx_page_ns - before == pytest.approx(2 * 1000)
     k.set_memory_nx(a, 2)
-    assert k.pt.wx_pages == 0 and k.wx_pages_peak == 2
+    assert k.pt.wx_pages == 0 and k.wx_pages_peak_instant == 2
 
 
 def test_vfree_with_reset_perms_flushes_once_and_resets_alias():

@@ -154,3 +154,41 @@ def test_hold_running_into_another_cpus_later_hold_is_charged_the_overlap():
     assert k.locks.wait_total == 10
     assert k.locks.local() == 70            # 20 + 40 of work + 10 of waiting
     assert k.locks.holds["text_mutex"][-1] == (20, 70, 1)
+
+
+def _random_writes(seed: int, range_pages: int, monkeypatch) -> int:
+    """A seeded random sequence of page writes and update windows on 4 CPUs,
+    some under text_mutex, some over many pages, with some pages forgotten
+    (vfree); returns the races counted with RANGE_PAGES = range_pages."""
+    import numpy as np
+    from execbench.kernel import locks
+    monkeypatch.setattr(locks, "RANGE_PAGES", range_pages)
+    rng = np.random.default_rng(seed)
+    k = Kernel(KernelConfig(seed=0))
+    t = 0.0
+    for _ in range(300):
+        t += float(rng.integers(0, 40))
+        _event(k, t, int(rng.integers(0, 4)))
+        addr = int(rng.integers(0, 400)) << 12
+        n = int(rng.choice([1, 100, 4096, 3 * 4096, 90 * 4096, 200 * 4096]))
+        if rng.random() < 0.05:
+            k.locks.forget_pages(addr, max(1, n >> 12))
+            continue
+        lock = k.lock("text_mutex") if rng.random() < 0.3 else None
+        if lock is not None:
+            lock.__enter__()
+        with k.page_update(addr, n):
+            k.tick(float(rng.integers(1, 60)))
+        if lock is not None:
+            lock.__exit__(None, None, None)
+    return k.locks.races
+
+
+def test_range_records_count_the_same_races_as_per_page_records(monkeypatch):
+    # writes wider than RANGE_PAGES are kept as one range record; a page's
+    # conflicts are its own records plus the ranges covering it, so the race
+    # count must equal the one-record-per-page count
+    for seed in range(4):
+        per_page = _random_writes(seed, 10**9, monkeypatch)
+        ranged = _random_writes(seed, 64, monkeypatch)
+        assert per_page == ranged > 0

@@ -74,7 +74,7 @@ def test_three_1mib_modules_page_granular_per_type_calls(tb):
     assert c["tlb_shootdowns"] == c["tlb_flush_all"]   # v6.10: no per-page IPI, no lazy free
     # written in place while RW: no text_poke at all
     assert c["text_pokes"] == 0
-    assert f["wx_pages_peak"] == 0
+    assert f["wx_pages_peak_instant"] == 0
 
 
 def test_module_with_init_and_ro_after_init(tb):
@@ -174,7 +174,7 @@ def test_random_traces_execmem(tb, rows):
     tb.rows.clear()
     trace = build(tb, rows)
     k, d = replay_checked(trace, "execmem")
-    assert k.wx_pages_peak == 0                 # RW+NX until set_memory_rox: never W+X
+    assert k.wx_pages_peak_instant == 0                 # RW+NX until set_memory_rox: never W+X
     assert k.pt.text_bytes == 0
     assert kept_kprobe_pages(d) <= 2
     # everything but the kept kprobe pages is freed; packs are freed when empty

@@ -75,7 +75,7 @@ def test_v613_three_1mib_modules_share_two_rox_leaves(tb):
     assert (f["direct_map_level3_splits"], f["direct_map_level2_splits"]) == (2, 1)
     assert c["tlb_flush_all"] == 3 + 2 + 3
     assert c["tlb_shootdowns_vunmap"] == 2
-    assert f["wx_pages_peak"] == 0
+    assert f["wx_pages_peak_instant"] == 0
 
 
 def test_v613_unload_returns_blocks(tb):
@@ -123,7 +123,7 @@ def test_v615_temp_rw_splits_and_collapses(tb):
     assert c["vmalloc_pmd_splits"] == 3 and c["vmalloc_pmd_collapses"] == 3
     assert f["text_pmds_2m"] == 2 and f["text_ptes_4k"] == 0
     # written with plain stores while RW+NX: no text_poke, never W+X
-    assert c["text_pokes"] == 0 and f["wx_pages_peak"] == 0
+    assert c["text_pokes"] == 0 and f["wx_pages_peak_instant"] == 0
     # flushes: populate rox 2; per module nx, rw, rox (+1 for the collapse) = 4 -> 12;
     # ro(rodata) 3; one per split: the 3 vmalloc PMD splits and the direct-map
     # splits (1 GiB: 2, 2 MiB: 3; see the next assertion) -> 8
@@ -172,7 +172,7 @@ def test_random_traces_rox(tb, params):
         k, d = replay_checked(build(tb, rows), "execmem_rox", params)
         cache = d.module.api.cache
         # text is never writable and executable at once, in any version
-        assert k.wx_pages_peak == 0
+        assert k.wx_pages_peak_instant == 0
         assert k.pt.text_bytes == 0
         # the cache's free and busy ranges partition its blocks
         assert cache.free_bytes() + sum(cache.busy.values()) == sum(cache.blocks.values())
@@ -215,7 +215,7 @@ def test_v617_every_module_type_comes_from_execmem_alloc_rw(tb):
     # per split, as in v6.15: 3 vmalloc PMD + 2 (1 GiB) + 3 (2 MiB) direct map
     assert (r.final["direct_map_level3_splits"], r.final["direct_map_level2_splits"]) == (2, 3)
     assert c["tlb_flush_all"] == 2 + 15 + 3 + 2 + 3
-    assert r.final["text_pmds_2m"] == 2 and r.final["wx_pages_peak"] == 0
+    assert r.final["text_pmds_2m"] == 2 and r.final["wx_pages_peak_instant"] == 0
 
 
 # -- v7.2 (Debian 7.2.13) ---------------------------------------------------------------------

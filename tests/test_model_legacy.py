@@ -45,7 +45,7 @@ def test_three_modules_load(tb):
     # live text in 4 KiB PTEs: A 2 + 1, B 1, C 3 + 2
     assert f["text_ptes_4k"] == 9 and f["text_pmds_2m"] == 0
     # RO before X: never W+X (the 2019 "Avoid breaking W^X" ordering)
-    assert f["wx_pages_peak"] == 0
+    assert f["wx_pages_peak_instant"] == 0
     # calls that change a PTE (cpa_calls_effective):
     #   ro: A core text, core rodata, init text (init rodata is 0 pages) = 3;
     #       B core text, core rodata (no init area: NULL, 0 pages) = 2;

@@ -20,6 +20,7 @@ allocator", May 2023):
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from execbench import registry
@@ -30,7 +31,7 @@ from execbench.users import dispatch_table
 
 from randtrace import build
 from randtrace import random_trace_rows as _random_trace_rows
-from execbench.models.module_alloc_type.sort_swaps import heapsort_swaps, heapsort_swaps_of
+from execbench.models.common.sort_swaps import heapsort_swaps, heapsort_swaps_of
 from invariants import assert_aggregates, kept_kprobe_pages
 
 V1, PMD = "module_alloc_type", "module_alloc_type_pmd"
@@ -87,10 +88,15 @@ def test_orc_and_mcount_sort_swaps_are_text_pokes(tb):
     # ORC: 3 entries -> 4 swaps (test above) x 4 text_poke_copy (two 4-byte ip
     #   entries, two 6-byte struct orc_entry)                  -> 16 pokes, 80 bytes
     # mcount: 2 entries -> 2 swaps x 2 text_poke_copy of 8 B  -> 4 pokes, 32 bytes
+    # ftrace_init: the 2 __fentry__ calls become NOPs, one 5-byte text_poke each
+    #   (ftrace_modify_code_direct() in patch 3/3)            -> 2 pokes, 10 bytes
     tb.module("M", text=5000, rodata=5000, orc_entries=3, mcount_locs=2)
     c = run(tb.trace(), V1).counters
-    assert c["text_pokes"] == 4 + 16 + 4
-    assert c["text_poke_bytes"] == 2 * (8192 + 5000) + 4 * (2 * 4 + 2 * 6) + 2 * (2 * 8)
+    assert c["text_pokes"] == 4 + 16 + 4 + 2
+    assert c["text_poke_bytes"] == (2 * (8192 + 5000) + 4 * (2 * 4 + 2 * 6) + 2 * (2 * 8)
+                                    + 2 * 5)
+    assert (c["text_pokes_orc_sort"], c["text_pokes_mcount_sort"], c["text_pokes_ftrace_init"]) \
+        == (16, 4, 2)
     # rodata: set_memory_nx + set_memory_ro at allocation (MOD_RODATA case)
     assert c["cpa_calls_ro"] == 1 and c["cpa_calls_rox"] == 1
     # alternatives: one text_poke per site
@@ -110,7 +116,7 @@ def test_data_pages_are_wx_from_allocation_to_formation(tb):
     # RO_AFTER_INIT, INIT_DATA -> 0.
     tb.module("D", data=9000, rodata=100, ro_after_init=100, init_data=5000)
     r = run(tb.trace(), V1)
-    assert r.final["wx_pages_peak"] == 6
+    assert r.final["wx_pages_peak_instant"] == 6
     assert r.final["wx_pages"] == 0
     # at least the 3 DATA pages for the 2000 + 3*250 ns of its own vmalloc
     assert r.final["wx_page_ns"] >= 3 * (2000 + 3 * 250)
@@ -126,6 +132,31 @@ def test_init_rodata_stays_wx_until_freed(tb):
     wx = r.timeline()["wx_pages"].tolist()
     assert wx == [1, 0]
     assert r.counters["mat_enable_protection_unknown_type"] == 1
+
+
+def test_wx_causes_huge_tail_and_init_rodata():
+    # text 2 MiB + 4 KiB: the text allocator's VM_ALLOW_HUGE_VMAP rounds the
+    # area to 2 PMDs (1024 pages) mapped PAGE_KERNEL_EXEC; set_memory_rox
+    # covers DIV_ROUND_UP(size, PAGE_SIZE) = 513 pages: 511 tail pages stay
+    # RW+X for the area's life (huge_tail).  init rodata (1 page) stays RW+X
+    # until do_free_init() (init_rodata).  With the init_done event 1 s later
+    # instead of at +1 s the only change is 1 s more of idle time before it:
+    # huge_tail grows by 511 page*s, init_rodata by 1 page*s, nothing else.
+    from conftest import TraceBuilder
+    finals = []
+    for step in (10**9, 2 * 10**9):
+        tb = TraceBuilder(step_ns=step)
+        tb.module("H", text=PMD_SIZE + 4096, init_rodata=100)
+        tb.add("module", "init_done", "H")
+        finals.append(run(tb.trace(), V1).final)
+    a, b = finals
+    assert b["wx_page_ns_huge_tail"] - a["wx_page_ns_huge_tail"] == pytest.approx(511e9)
+    assert b["wx_page_ns_init_rodata"] - a["wx_page_ns_init_rodata"] == pytest.approx(1e9)
+    assert b["wx_page_ns_alloc_window"] == pytest.approx(a["wx_page_ns_alloc_window"])
+    assert a["wx_pages"] == 511                        # after init_done: the tail only
+    for f in (a, b):
+        causes = [f[k] for k in f if k.startswith("wx_page_ns_")]
+        assert sum(causes) == pytest.approx(f["wx_page_ns"], rel=1e-12)
 
 
 def test_module_unload_frees_every_area(tb):
@@ -200,7 +231,7 @@ def test_bpf_trampoline_generation_flips_permissions(tb):
     assert c["cpa_calls"] == 8
     assert (c["cpa_calls_rox"], c["cpa_calls_nx"], c["cpa_calls_rw"]) == (4, 2, 2)
     # W+X only for the instant between the PAGE_KERNEL_EXEC vmalloc and its rox
-    assert r.final["wx_pages_peak"] == 1
+    assert r.final["wx_pages_peak_instant"] == 1
     assert "module_memory_force_unprotect" in r.entry_points["bpf"]
 
 

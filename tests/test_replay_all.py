@@ -11,6 +11,7 @@ from execbench.kernel import Kernel, KernelConfig
 from execbench.trace import load_trace
 from execbench.users import dispatch_table
 from execbench.workloads import catalog
+from execbench.kernel.text_poke import SOURCES
 from invariants import assert_aggregates
 
 #: replaying the largest traces on every design belongs to asv / the sweep
@@ -41,3 +42,11 @@ def test_replays_and_keeps_invariants(w, design):
     # incremental page-table aggregates agree with a full recount
     assert_aggregates(k.pt)
     assert math.isfinite(k.wx_page_ns) and k.now >= 0
+    # every __text_poke lands in exactly one source; none outside the events
+    c = k.counters
+    assert sum(c[f"text_pokes_{s}"] for s in SOURCES) == c["text_pokes"]
+    assert c["text_pokes_other"] == 0
+    # the W+X causes partition the W+X pages and their time integral
+    assert k.pt.recount()["wx_by_cause"]
+    assert sum(k.wx_page_ns_by_cause) == pytest.approx(k.wx_page_ns, rel=1e-9, abs=1e-6)
+    assert k.wx_page_ns_text_poke <= k.wx_page_ns * (1 + 1e-9) + 1e-6

@@ -14,7 +14,7 @@ import pytest
 
 from execbench import registry
 from execbench.cli import main
-from execbench.report import conclusions, csvout, data, short, summary
+from execbench.report import attribution, conclusions, csvout, data, short, summary
 from execbench.report.headline import Row, alias, fmt_sig, present_rows
 from execbench.workload_ref import resolve
 from execbench.workloads import catalog
@@ -124,15 +124,29 @@ def test_conclusion_names_best_design_and_workload_dependence():
 
 
 def test_loader_strategies_that_differ_are_flagged():
-    h = hand([("w", "legacy", 0, "cpa_calls", 1), ("w", "x", 0, "cpa_calls", 1)],
-             params={"legacy": {"loader": "staged"}, "x": {"loader": "inplace"}})
+    h = hand([("w", "legacy", 0, "cpa_calls", 1), ("w", "x", 0, "cpa_calls", 1),
+              ("w", "y", 0, "cpa_calls", 1)],
+             params={"legacy": {"loader": "staged"}, "x": {"loader": "inplace"},
+                     "y": {"loader": "staged"}})
     text = short.render(h)
-    assert "inplace: x" in text and "staged: legacy" in text
-    assert "not like for like" in text
-    # the table row itself is marked: "x~" (x loads inplace, legacy staged)
+    flat = " ".join(text.split())
+    assert "inplace (each write by text_poke): x." in flat
+    assert "staged (built in a writable copy, one write per area): legacy, y;" in flat
+    assert "inplace vs staged is not like for like" in flat
+    # the table row itself is marked: "x~" (x loads inplace, legacy staged); y is not
     table = text.split("Headline numbers:")[1].split("Assumptions:")[0]
     assert any(ln.startswith("x~ ") for ln in table.splitlines())
-    assert "~: loads with another loader strategy than legacy (staged)" in table
+    assert not any(ln.startswith("y~") for ln in table.splitlines())
+    assert "~: loads unlike legacy" in flat
+
+
+def test_rw_and_temp_rw_write_alike():
+    # temp_rw (v6.15+: plain stores into temporarily RW text) writes module text
+    # as rw does: no ~ mark; staged and inplace are marked against rw
+    h = hand([("w", d, 0, "cpa_calls", 1) for d in ("legacy", "r", "s", "i")],
+             params={"legacy": {"loader": "rw"}, "r": {"loader": "temp_rw"},
+                     "s": {"loader": "staged"}, "i": {"loader": "inplace"}})
+    assert short.loader_differs(h, "legacy") == {"s", "i"}
 
 
 def test_headline_rows_missing_from_the_results_are_skipped():
@@ -174,7 +188,7 @@ def parse_headline(text: str) -> dict[tuple[str, str], str]:
                 continue          # the (min-max) line under a design
             cells = [row[a:b].strip() for a, b in spans]
             for lab, cell in zip(labels[1:], cells[1:]):
-                out[(cells[0], lab)] = cell
+                out[(cells[0].rstrip("~"), lab)] = cell
     return out
 
 
@@ -247,3 +261,39 @@ def test_report_without_results_says_what_to_run(tmp_path, monkeypatch, capsys):
     assert "execbench all" in err and "--replay" in err and "results.csv" in err
     assert main(["plot"]) == 1
     assert "execbench all" in capsys.readouterr().err
+
+
+def test_what_drives_pokes_and_wx_is_computed():
+    # two workloads; pooled = sum over workloads of the mean over seeds
+    mat = "module_alloc_type"
+    rows = []
+    for w in ("w1", "w2"):
+        rows += [(w, "legacy", 0, "text_pokes", 10), (w, "legacy", 0, "text_pokes_bpf", 10),
+                 (w, mat, 0, "text_pokes", 100), (w, mat, 0, "text_pokes_orc_sort", 92),
+                 (w, mat, 0, "text_pokes_reloc", 8),
+                 (w, "legacy", 0, "wx_page_ns", 0), (w, mat, 0, "wx_page_ns", 1000),
+                 (w, mat, 0, "text_poke_wx_page_ns", 990),
+                 (w, mat, 0, "wx_page_ns_data_until_nx", 900),
+                 (w, mat, 0, "wx_page_ns_alloc_window", 100),
+                 (w, "legacy", 0, "faults_as_posted", 0), (w, mat, 0, "faults_as_posted", 1)]
+    h = hand(rows)
+    h.costs = {"text_poke": 1500.0}
+    # legacy: bpf 20 of 20; mat: orc_sort 184 of 200 = 92%
+    assert attribution.poke_sources(h) == \
+        "Largest text_poke source (pooled): legacy bpf 100%; mat orc_sort 92%."
+    # mat: 1980 of 2000 page*ns inside text_poke = 99%; data_until_nx 1800 = 90%
+    assert attribution.wx_sensitivity(h) == (
+        "Of it: mat 99% inside text_poke, 90% data_until_nx; the part inside text_poke "
+        "scales with its assumed cost (1,500 ns).")
+    assert attribution.faults_as_posted(h).startswith(
+        "faults_as_posted (RO-text stores as posted): mat 2 (+ mat's")
+    # and they are in the report, beside their question
+    para = dict(conclusions.paragraphs(h, "legacy"))
+    assert "orc_sort 92%" in para["text pokes"]
+    assert "99% inside text_poke" in para["W+X exposure"]
+
+
+def test_attribution_is_silent_on_older_results():
+    h = hand([("w", "legacy", 0, "text_pokes", 1), ("w", "x", 0, "text_pokes", 2)])
+    assert attribution.poke_sources(h) == attribution.wx_sensitivity(h) == ""
+    assert attribution.faults_as_posted(h) == ""

@@ -68,6 +68,11 @@ if TYPE_CHECKING:
     from .machine import Kernel
 
 PAGE_SHIFT = 12
+#: A write (or update window) spanning more pages than this is recorded as
+#: one range record instead of one record per page.  Same races (a page's
+#: conflicts are its own records plus the range records covering it); the
+#: work of a write over a huge area no longer grows with its page count.
+RANGE_PAGES = 64
 
 #: Locks the models take, with the kernel source that defines each.
 KNOWN_LOCKS: dict[str, str] = {
@@ -109,6 +114,7 @@ class LockModel:
         self.contended: dict[str, int] = {}
         self.wait_total = 0.0
         self.page_writes: dict[int, list[tuple[int, float, float, frozenset]]] = {}
+        self.range_writes: list[list] = []        # [p0, p1, cpu, start, end, held]
         self.races = 0
         self._update_depth = 0
         # the current event
@@ -172,6 +178,8 @@ class LockModel:
         if len(self.page_writes) > 4096:
             self.page_writes = {p: kept for p, ws in self.page_writes.items()
                                 if (kept := [w for w in ws if w[2] >= t])}
+        if self.range_writes:
+            self.range_writes = [r for r in self.range_writes if r[4] >= t]
 
     # -- mutexes ---------------------------------------------------------------------
     def acquire(self, name: str) -> None:
@@ -260,6 +268,16 @@ class LockModel:
         cpu = self._ensure_started()
         held = frozenset(n for n, o in self.open.items() if o[0] == cpu)
         p0, p1 = addr >> PAGE_SHIFT, (addr + nbytes - 1) >> PAGE_SHIFT
+
+        def conflicts(c, s, e, locks) -> bool:
+            return c != cpu and s < end and start < e and not (held & locks)
+
+        spans = [(max(p0, r[0]), min(p1, r[1])) for r in self.range_writes
+                 if r[0] <= p1 and p0 <= r[1] and conflicts(*r[2:])]
+        if p1 - p0 + 1 > RANGE_PAGES:
+            self.races += self._range_races(p0, p1, spans, conflicts)
+            self.range_writes.append([p0, p1, cpu, start, end, held])
+            return
         for p in range(p0, p1 + 1):
             ws = self.page_writes.setdefault(p, [])
             if len(ws) > 16:
@@ -267,17 +285,54 @@ class LockModel:
                 # _prune() does: no later write can overlap them.  Done per page
                 # so a hot page's list stays short (speed only; same result).
                 ws[:] = [w for w in ws if w[2] >= self._t]
-            if any(c != cpu and s < end and start < e and not (held & locks)
-                   for c, s, e, locks in ws):
+            if (any(conflicts(*w) for w in ws)
+                    or any(a <= p <= b for a, b in spans)):
                 self.races += 1
             ws.append((cpu, start, end, held))
+
+    def _range_races(self, p0: int, p1: int, spans: list[tuple[int, int]], conflicts) -> int:
+        """Pages of ``[p0, p1]`` with a conflicting record: the union of the
+        conflicting range records' spans and the pages whose own records
+        conflict."""
+        spans = sorted(spans)
+        merged: list[list[int]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        n = sum(b - a + 1 for a, b in merged)
+        pages = (range(p0, p1 + 1) if p1 - p0 + 1 < len(self.page_writes)
+                 else [p for p in self.page_writes if p0 <= p <= p1])
+        for p in pages:
+            ws = self.page_writes.get(p)
+            if ws and any(conflicts(*w) for w in ws) \
+                    and not any(a <= p <= b for a, b in merged):
+                n += 1
+        return n
 
     def forget_pages(self, addr: int, npages: int) -> None:
         """The pages were unmapped (``vfree``): a later mapping of the same
         addresses is new memory, not a neighbour of the old writes."""
         p0 = addr >> PAGE_SHIFT
-        for p in range(p0, p0 + npages):
-            self.page_writes.pop(p, None)
+        q1 = p0 + npages - 1
+        if npages < len(self.page_writes):
+            for p in range(p0, p0 + npages):
+                self.page_writes.pop(p, None)
+        else:
+            for p in [p for p in self.page_writes if p0 <= p <= q1]:
+                del self.page_writes[p]
+        if self.range_writes:
+            kept = []
+            for r in self.range_writes:
+                if r[1] < p0 or r[0] > q1:
+                    kept.append(r)
+                    continue
+                if r[0] < p0:
+                    kept.append([r[0], p0 - 1, *r[2:]])
+                if r[1] > q1:
+                    kept.append([q1 + 1, r[1], *r[2:]])
+            self.range_writes = kept
 
     def page_update(self, addr: int, nbytes: int) -> "_Update":
         """Declare everything inside the ``with`` block one update of

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +26,7 @@ from . import cpa, text_poke, text_poke_batch, tlb
 from .costs import Costs
 from .layout import MODULES_END, MODULES_PAGES, MODULES_VADDR, module_load_offset
 from .locks import LockModel
-from .pagetable import PageTable
+from .pagetable import WX_CAUSES, PageTable
 from .physmem import PhysMem
 from .vmap import VmapSpace
 
@@ -48,6 +49,8 @@ COUNTERS = (
     "direct_map_level2_splits", "direct_map_level3_splits",
     "text_pokes", "text_poke_bytes", "text_poke_syncs", "text_poke_bp",
     "memcpy_bytes", "api_calls",
+    *(f"text_pokes_{s}" for s in text_poke.SOURCES),
+    "faults_as_posted",
 )
 
 
@@ -116,7 +119,10 @@ class Kernel:
         self.now = 0.0
         self.idle_ns = 0.0
         self.wx_page_ns = 0.0
-        self.wx_pages_peak = 0
+        self.wx_page_ns_by_cause = [0.0] * len(WX_CAUSES)   # sums to wx_page_ns
+        self.wx_page_ns_text_poke = 0.0   # the part accrued while __text_poke() ran
+        self.wx_pages_peak_instant = 0
+        self.poke_src = ""                # text_poke source of the current block (poke_source)
         self.cpu = 0
         self.user = ""
         self.obj = ""                     # the current event's object (set by the replay)
@@ -147,9 +153,26 @@ class Kernel:
 
     # -- clock ---------------------------------------------------------------------
     def tick(self, ns: float) -> None:
-        """Advance the virtual clock, integrating W^X exposure over the step."""
-        self.wx_page_ns += self.pt.wx_pages * ns
+        """Advance the virtual clock, integrating W^X exposure over the step
+        (in total and per cause, :data:`.pagetable.WX_CAUSES`)."""
+        wx = self.pt.wx_pages
+        if wx:
+            self.wx_page_ns += wx * ns
+            by = self.wx_page_ns_by_cause
+            for i, n in enumerate(self.pt.wx_by_cause):
+                if n:
+                    by[i] += n * ns
         self.now += ns
+
+    def tick_text_poke(self, ns: float) -> None:
+        """:meth:`tick` for time spent in ``__text_poke()``: the W^X exposure
+        accrued in it is also summed apart (``text_poke_wx_page_ns``), so a
+        report can say how much of the exposure scales with the assumed
+        text_poke cost."""
+        wx = self.pt.wx_pages
+        if wx:
+            self.wx_page_ns_text_poke += wx * ns
+        self.tick(ns)
 
     def advance_to(self, t_ns: float) -> None:
         """Idle until the next event's timestamp (time the trace spent
@@ -164,8 +187,43 @@ class Kernel:
         self.locks.begin_event(t_ns)
 
     def note_wx(self) -> None:
-        if self.pt.wx_pages > self.wx_pages_peak:
-            self.wx_pages_peak = self.pt.wx_pages
+        """Record the W+X page count at an instant inside an event (for
+        ``wx_pages_peak_instant``; the per-event gauge ``wx_pages`` only sees
+        the state after each event)."""
+        if self.pt.wx_pages > self.wx_pages_peak_instant:
+            self.wx_pages_peak_instant = self.pt.wx_pages
+
+    # -- attribution of text pokes and W+X pages ----------------------------------------
+    @contextmanager
+    def poke_source(self, source: str):
+        """``with k.poke_source("reloc"): ...`` -- every ``__text_poke()`` in
+        the block is counted as ``text_pokes_<source>`` (one of
+        :data:`.text_poke.SOURCES`); outside any block a poke is counted for
+        the current user's default source (:data:`.text_poke.USER_SOURCE`)."""
+        if source not in text_poke.SOURCES:
+            raise KernelBug(f"unknown text_poke source {source!r}")
+        prev, self.poke_src = self.poke_src, source
+        try:
+            yield
+        finally:
+            self.poke_src = prev
+
+    def poke_counter(self) -> str:
+        """The ``text_pokes_<source>`` counter a poke made now is charged to."""
+        return "text_pokes_" + (self.poke_src or text_poke.USER_SOURCE.get(self.user, "other"))
+
+    @contextmanager
+    def wx_cause(self, cause: str):
+        """``with k.wx_cause("data_until_nx"): k.vmalloc(.., w=True, x=True)`` --
+        pages mapped W+X in the block are charged to ``wx_page_ns_<cause>``
+        (:data:`.pagetable.WX_CAUSES`; default ``alloc_window``)."""
+        if cause not in WX_CAUSES:
+            raise KernelBug(f"unknown W+X cause {cause!r}")
+        prev, self.pt.map_cause = self.pt.map_cause, WX_CAUSES.index(cause)
+        try:
+            yield
+        finally:
+            self.pt.map_cause = prev
 
     # -- interface accounting ---------------------------------------------------------
     def api(self, entry: str) -> None:
@@ -235,7 +293,10 @@ class Kernel:
         else:
             frames = self.phys.alloc_frames(npages, self.cpu)
         self.vmap.insert(p, need)
-        self.pt.map(p, frames, w, x, use_huge)
+        # a huge area is rounded up to whole PMDs: the pages beyond ``size``
+        # are mapped with the same pgprot but no set_memory_*(addr, size)
+        # covers them (W+X cause huge_tail when that pgprot is W+X)
+        self.pt.map(p, frames, w, x, use_huge, tail=npages - pages(size) if use_huge else 0)
         area = Area(p, npages, need - npages, use_huge, reset_perms, caller)
         self.areas[p] = area
         bisect.insort(self._starts, p)
@@ -422,6 +483,10 @@ class Kernel:
         """``count`` separate ``nbytes``-byte text pokes inside ``[addr, +span)``
         (:mod:`.text_poke_batch`)."""
         text_poke_batch.text_poke_repeat(self, addr, span, nbytes, count)
+
+    def text_poke_sync_repeat(self, count: int) -> None:
+        """``count`` ``text_poke_sync()`` calls in a row (:mod:`.text_poke_batch`)."""
+        text_poke_batch.text_poke_sync_repeat(self, count)
 
     def api_repeat(self, entry: str, count: int) -> None:
         """Record ``count`` calls of one API entry point (:mod:`.text_poke_batch`)."""

@@ -7,6 +7,11 @@ arrays (258,048 pages):
   mapped by a 2 MiB PMD leaf rather than a 4 KiB PTE).  Read access is
   implied by PRESENT: x86 has no no-read kernel mappings.
 * ``pfn``: the backing frame, -1 when not present.
+* ``cause``: why the page is (or would be) writable and executable at once,
+  an index into :data:`WX_CAUSES`, set when the page becomes W+X (mapped
+  with ``PAGE_KERNEL_EXEC`` or made W+X by a permission change); the W+X
+  count is kept per cause (``wx_by_cause``) so that W^X exposure can be
+  told apart by what caused it.
 * ``text``: bytes of live executable text the kernel knows of in this page
   (module text, JITed programs, trampolines, insn slots).  This is what the
   kernel's own text lookups (``__module_text_address()``,
@@ -36,6 +41,25 @@ HUGE = np.uint8(8)
 WX = np.uint8(W | X)
 _PWX = np.uint8(PRESENT | WX)
 
+#: Why a page is W+X, for ``wx_page_ns_<cause>`` (docs/metrics.md):
+#:
+#: * ``alloc_window`` -- mapped ``PAGE_KERNEL_EXEC`` and not yet through its
+#:   first ``set_memory_*`` (v1's text/rodata allocators and BPF packs, for the
+#:   instant between ``__vmalloc_node_range()`` and ``set_memory_rox``);
+#: * ``data_until_nx`` -- a data area mapped ``PAGE_KERNEL_EXEC`` that stays
+#:   so until the loader's ``set_memory_nx`` at ``complete_formation()``;
+#: * ``init_rodata`` -- init rodata left RW+X until it is freed;
+#: * ``huge_tail`` -- the pages a ``VM_ALLOW_HUGE_VMAP`` area was rounded up
+#:   by (to whole PMDs) beyond the requested size, which no ``set_memory_*``
+#:   of that size covers;
+#: * ``unprotect_window`` -- an executable page made writable by a
+#:   permission change (``set_memory_rw`` without ``set_memory_nx`` first).
+#:
+#: The designs name the cause when they map (``Kernel.wx_cause``); the
+#: huge tail and permission changes are tagged by the kernel itself.
+WX_CAUSES = ("alloc_window", "data_until_nx", "init_rodata", "huge_tail", "unprotect_window")
+ALLOC_WINDOW, DATA_UNTIL_NX, INIT_RODATA, HUGE_TAIL, UNPROTECT_WINDOW = range(len(WX_CAUSES))
+
 
 class PageTable:
     def __init__(self, n_pages: int):
@@ -44,11 +68,15 @@ class PageTable:
         self.flags = np.zeros(n_pages, dtype=np.uint8)
         self.pfn = np.full(n_pages, -1, dtype=np.int64)
         self.text = np.zeros(n_pages, dtype=np.int32)
+        self.cause = np.zeros(n_pages, dtype=np.uint8)
         self.blk_present = np.zeros(self.n_blocks, dtype=np.int32)
         self.blk_text_pages = np.zeros(self.n_blocks, dtype=np.int32)
         self.blk_huge = np.zeros(self.n_blocks, dtype=bool)
         self.present_pages = 0
         self.wx_pages = 0
+        self.wx_by_cause = [0] * len(WX_CAUSES)     # sums to wx_pages
+        self.map_cause = ALLOC_WINDOW               # tag of pages mapped W+X (Kernel.wx_cause)
+        self.change_cause = UNPROTECT_WINDOW        # tag of pages a permission change makes W+X
         self.text_bytes = 0
         # scalar aggregates kept in step with the block arrays (see module doc)
         self.n_text_ptes_4k = 0       # sum(blk_text_pages[~blk_huge])
@@ -106,18 +134,35 @@ class PageTable:
             self._blk_present_add(b, delta * (end - lo))
             lo, b = end, b + 1
 
-    def _wx(self, lo: int, hi: int) -> int:
-        f = self.flags[lo:hi]
-        return int(((f & _PWX) == _PWX).sum())
+    def _wx_mask(self, lo: int, hi: int) -> np.ndarray:
+        return (self.flags[lo:hi] & _PWX) == _PWX
+
+    def _wx_cause_add(self, tags: np.ndarray, sign: int) -> None:
+        """Add ``sign`` per page to ``wx_by_cause`` for pages tagged ``tags``."""
+        if not tags.size:
+            return
+        for i, n in enumerate(np.bincount(tags, minlength=len(WX_CAUSES)).tolist()):
+            if n:
+                self.wx_by_cause[i] += sign * n
 
     # -- mapping -------------------------------------------------------------
-    def map(self, lo: int, frames: np.ndarray, w: bool, x: bool, huge: bool) -> None:
+    def map(self, lo: int, frames: np.ndarray, w: bool, x: bool, huge: bool,
+            tail: int = 0) -> None:
+        """Map ``frames`` at page ``lo``; the last ``tail`` pages are the
+        PMD rounding of a huge area beyond its requested size (W+X cause
+        ``huge_tail``), the others take :attr:`map_cause`."""
         hi = lo + frames.size
         if (self.flags[lo:hi] & PRESENT).any():
             raise AssertionError(f"map over present pages at page {lo}")
         f = PRESENT | (W if w else 0) | (X if x else 0) | (HUGE if huge else 0)
         self.flags[lo:hi] = f
         self.pfn[lo:hi] = frames
+        self.cause[lo:hi] = self.map_cause
+        if tail:
+            self.cause[hi - tail:hi] = HUGE_TAIL
+        if w and x:
+            self.wx_by_cause[self.map_cause] += frames.size - tail
+            self.wx_by_cause[HUGE_TAIL] += tail
         self._range_present_add(lo, hi, 1)
         if huge:
             for b in range(lo // PAGES_PER_PMD, hi // PAGES_PER_PMD):
@@ -132,7 +177,11 @@ class PageTable:
             raise AssertionError(f"unmap of pages {lo}..{hi} that still hold live text")
         present = np.flatnonzero(self.flags[lo:hi] & PRESENT) + lo
         frames = self.pfn[present].copy()
-        self.wx_pages -= self._wx(lo, hi)
+        wx = self._wx_mask(lo, hi)
+        nwx = int(wx.sum())
+        if nwx:
+            self.wx_pages -= nwx
+            self._wx_cause_add(self.cause[lo:hi][wx], -1)
         if present.size == n:
             self._range_present_add(lo, hi, -1)
         else:
@@ -156,10 +205,17 @@ class PageTable:
         new = (old | np.uint8(set_bits)) & np.uint8(~clr_bits & 0xFF)
         changed = new != old
         if changed.any():
-            before = int(((old & _PWX) == _PWX).sum())
-            after = int(((new & _PWX) == _PWX).sum())
+            was = (old & _PWX) == _PWX
+            now = (new & _PWX) == _PWX
             self.flags[lo:hi] = new
-            self.wx_pages += after - before
+            if (was != now).any():
+                self.wx_pages += int(now.sum()) - int(was.sum())
+                self._wx_cause_add(self.cause[lo:hi][was & ~now], -1)
+                became = now & ~was
+                n = int(became.sum())
+                if n:
+                    self.cause[lo:hi][became] = self.change_cause
+                    self.wx_by_cause[self.change_cause] += n
         return changed
 
     def set_huge(self, block: int, huge: bool) -> None:
@@ -242,6 +298,8 @@ class PageTable:
             "free_in_partial_2m": int((PAGES_PER_PMD - p[part]).sum()),
             "present_pages": int(present.sum()),
             "wx_pages": int(np.count_nonzero(present & ((f & WX) == WX))),
+            "wx_by_cause": np.bincount(self.cause[present & ((f & WX) == WX)],
+                                       minlength=len(WX_CAUSES)).tolist() == self.wx_by_cause,
             "text_bytes": int(self.text.sum()),
             "text_ptes_4k": int(np.count_nonzero(textp & ~huge)),
             "text_pmds_2m": int(np.unique(blocks[textp & huge]).size),

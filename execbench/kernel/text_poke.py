@@ -15,6 +15,13 @@ changes and no shootdown.
   site: INT3 on the first byte, sync; the tail bytes (if any), sync; the
   first byte, sync -- three pokes and three sync IPIs (two when the
   instruction is one byte).
+
+Every ``__text_poke()`` is also counted by its *source* (``text_pokes_<source>``,
+:data:`SOURCES`): the writer names it with ``Kernel.poke_source`` (the module
+loader: section fill, invalidate, relocations, alternatives, the ORC and
+mcount sorts, the ``__fentry__`` conversion; BPF: trampolines, dispatcher;
+an allocator's own fills: ``cache``), else the current user's default
+(:data:`USER_SOURCE`).  The sources partition ``text_pokes``.
 """
 from __future__ import annotations
 
@@ -43,20 +50,40 @@ def _check_mapped(k: "Kernel", addr: int, nbytes: int) -> None:
     raise KernelBug(f"text_poke of {nbytes} bytes at {addr:#x}: page not mapped")
 
 
+#: What a text poke was for (``text_pokes_<source>``, docs/metrics.md):
+#: the module loader's writes -- ``fill`` (section contents), ``invalidate``
+#: (INT3/zero fill of a fresh area), ``reloc``, ``alternatives``,
+#: ``orc_sort``, ``mcount_sort``, ``ftrace_init`` (``__fentry__`` call ->
+#: NOP at load); ``patch`` (live patching of module text); the other users'
+#: writes -- ``bpf`` (programs, packs), ``trampoline`` (BPF trampolines),
+#: ``dispatcher`` (BPF dispatcher), ``ftrace`` (ftrace trampolines),
+#: ``kprobe`` (insn slots); ``cache`` (an allocator refilling pooled memory:
+#: the ROX cache, PMD granules); ``other`` (a poke made outside any event,
+#: e.g. by a test: 0 in every replay).
+SOURCES = ("fill", "invalidate", "reloc", "alternatives", "orc_sort", "mcount_sort",
+           "ftrace_init", "patch", "bpf", "trampoline", "dispatcher", "ftrace", "kprobe",
+           "cache", "other")
+#: the source of a poke made outside a ``Kernel.poke_source`` block, by user
+#: (module pokes are always named: the loader and ``patch`` set theirs)
+USER_SOURCE = {"bpf": "bpf", "ftrace": "ftrace", "kprobe": "kprobe"}
+
+
 def _poke(k: "Kernel", nbytes: int) -> None:
-    k.counters["text_pokes"] += 1
-    k.counters["text_poke_bytes"] += nbytes
-    k.tick(k.costs.text_poke + k.costs.memcpy_byte * nbytes)
+    c = k.counters
+    c["text_pokes"] += 1
+    c[k.poke_counter()] += 1
+    c["text_poke_bytes"] += nbytes
+    k.tick_text_poke(k.costs.text_poke + k.costs.memcpy_byte * nbytes)
 
 
 def chunks(addr: int, nbytes: int) -> int:
-    """Number of ``__text_poke()`` calls ``text_poke_copy(addr, .., nbytes)`` makes."""
-    n, done = 0, 0
-    while done < nbytes:
-        s = min(2 * PAGE_SIZE - ((addr + done) % PAGE_SIZE), nbytes - done)
-        done += s
-        n += 1
-    return n
+    """Number of ``__text_poke()`` calls ``text_poke_copy(addr, .., nbytes)``
+    makes: a first chunk up to the end of the page after ``addr``'s, then
+    whole ``2 * PAGE_SIZE`` chunks from a page boundary."""
+    if nbytes <= 0:
+        return 0
+    first = min(2 * PAGE_SIZE - addr % PAGE_SIZE, nbytes)
+    return 1 + -(-(nbytes - first) // (2 * PAGE_SIZE))
 
 
 def text_poke(k: "Kernel", addr: int, nbytes: int) -> None:
@@ -70,15 +97,21 @@ def text_poke(k: "Kernel", addr: int, nbytes: int) -> None:
 
 
 def text_poke_copy(k: "Kernel", addr: int, nbytes: int) -> None:
-    """``text_poke_copy()`` / ``text_poke_set()``: chunked ``__text_poke``."""
+    """``text_poke_copy()`` / ``text_poke_set()``: chunked ``__text_poke``.
+
+    The chunks are accounted in one step (:func:`chunks` of them, ``nbytes``
+    in all): the same counters and clock as one ``_poke`` per chunk, since
+    nothing changes permissions between them, in time bounded by neither
+    the size nor the chunk count."""
     if nbytes <= 0:
         return
     _check_mapped(k, addr, nbytes)
-    done = 0
-    while done < nbytes:
-        s = min(2 * PAGE_SIZE - ((addr + done) % PAGE_SIZE), nbytes - done)
-        _poke(k, s)
-        done += s
+    n = chunks(addr, nbytes)
+    c = k.counters
+    c["text_pokes"] += n
+    c[k.poke_counter()] += n
+    c["text_poke_bytes"] += nbytes
+    k.tick_text_poke(n * k.costs.text_poke + k.costs.memcpy_byte * nbytes)
 
 
 def text_poke_set(k: "Kernel", addr: int, nbytes: int) -> None:

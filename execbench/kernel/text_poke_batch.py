@@ -39,9 +39,24 @@ def text_poke_repeat(k: "Kernel", addr: int, span: int, nbytes: int, count: int)
         raise KernelBug(f"text_poke_repeat: {nbytes}-byte pokes into a {span}-byte range")
     _check_mapped(k, addr, span)
     with k.locks.hold("text_mutex"), k.locks.page_update(addr, span):
-        k.counters["text_pokes"] += count
-        k.counters["text_poke_bytes"] += count * nbytes
-        k.tick(count * (k.costs.text_poke + k.costs.memcpy_byte * nbytes))
+        c = k.counters
+        c["text_pokes"] += count
+        c[k.poke_counter()] += count
+        c["text_poke_bytes"] += count * nbytes
+        k.tick_text_poke(count * (k.costs.text_poke + k.costs.memcpy_byte * nbytes))
+
+
+def text_poke_sync_repeat(k: "Kernel", count: int) -> None:
+    """``count`` ``text_poke_sync()`` calls (one per relocation section in
+    v1's ``write_relocate_add()``), accounted in one step under one
+    ``text_mutex`` hold."""
+    if count <= 0:
+        return
+    with k.locks.hold("text_mutex"):
+        c = k.counters
+        c["text_poke_syncs"] += count
+        c["sync_core_ipis"] += count
+        k.tick(count * k.costs.text_poke_sync)
 
 
 def api_repeat(k: "Kernel", entry: str, count: int) -> None:

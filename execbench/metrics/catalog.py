@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..kernel.pagetable import WX_CAUSES
+from ..kernel.text_poke import SOURCES as POKE_SOURCES
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -20,6 +23,34 @@ class MetricSpec:
     doc: str
     better: str = "lower"
 
+
+_POKE_DOCS = (
+    ("fill", "text pokes copying a module's sections in (module_memory_fill_type, jit_update, execmem_update_copy)"),
+    ("invalidate", "text pokes filling a fresh module area before the sections (module_memory_invalidate_type)"),
+    ("reloc", "text pokes applying relocations (one per entry in place; none when staged)"),
+    ("alternatives", "text pokes patching alternatives/retpoline/return/paravirt/ENDBR sites at load"),
+    ("orc_sort", "text pokes swapping ORC table entries while unwind_module_init() sorts them"),
+    ("mcount_sort", "text pokes swapping __mcount_loc entries while ftrace_process_locs() sorts them"),
+    ("ftrace_init", "text pokes turning each __fentry__ call into a NOP at load (ftrace_init_nop)"),
+    ("patch", "text pokes live-patching module text (text_poke_bp: jump labels, static calls, ftrace sites)"),
+    ("bpf", "text pokes writing, filling or invalidating JITed BPF programs"),
+    ("trampoline", "text pokes writing BPF trampolines"),
+    ("dispatcher", "text pokes writing the BPF dispatcher image"),
+    ("ftrace", "text pokes creating or re-pointing ftrace trampolines"),
+    ("kprobe", "text pokes writing kprobe instruction slots"),
+    ("cache", "text pokes an allocator makes on pooled memory (ROX cache INT3 fill, PMD granule invalidate)"),
+    ("other", "text pokes made outside any replayed event (0 in a replay)"),
+)
+assert tuple(s for s, _ in _POKE_DOCS) == POKE_SOURCES
+
+_WX_DOCS = (
+    ("alloc_window", "W+X page*ns of PAGE_KERNEL_EXEC memory before its first set_memory_*"),
+    ("data_until_nx", "W+X page*ns of module data areas mapped PAGE_KERNEL_EXEC until the loader's set_memory_nx"),
+    ("init_rodata", "W+X page*ns of init rodata left RW+X until it is freed"),
+    ("huge_tail", "W+X page*ns of the PMD-rounded tail of a huge area beyond the requested size"),
+    ("unprotect_window", "W+X page*ns of executable pages made writable by set_memory_rw"),
+)
+assert tuple(c for c, _ in _WX_DOCS) == WX_CAUSES
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("text_ptes_4k", "itlb", "gauge", "entries", "4 KiB leaf entries mapping live executable text"),
@@ -41,9 +72,15 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("direct_map_level3_splits", "permissions", "counter", "splits", "1 GiB direct-map leaves split into 2 MiB leaves, as /proc/vmstat direct_map_level3_splits (was direct_map_splits_1g)"),
     MetricSpec("text_pokes", "permissions", "counter", "pokes", "__text_poke() calls"),
     MetricSpec("text_poke_bytes", "permissions", "counter", "bytes", "bytes written through text_poke"),
-    MetricSpec("wx_pages", "permissions", "gauge", "pages", "pages mapped writable and executable at once"),
-    MetricSpec("wx_pages_peak", "permissions", "counter", "pages", "most pages W+X at any instant (including within an event)"),
+    *(MetricSpec(f"text_pokes_{s}", "permissions", "counter", "pokes", d + " (the text_pokes_<source> sum to text_pokes)")
+      for s, d in _POKE_DOCS),
+    MetricSpec("wx_pages", "permissions", "gauge", "pages", "pages mapped writable and executable at once (after each event)"),
+    MetricSpec("wx_pages_peak_instant", "permissions", "counter", "pages", "most pages W+X at any instant, including inside an event (not the peak of the per-event gauge wx_pages)"),
     MetricSpec("wx_page_ns", "permissions", "counter", "page*ns", "W^X exposure: integral of W+X pages over virtual time"),
+    *(MetricSpec(f"wx_page_ns_{c}", "permissions", "counter", "page*ns", d + " (the wx_page_ns_<cause> sum to wx_page_ns)")
+      for c, d in _WX_DOCS),
+    MetricSpec("text_poke_wx_page_ns", "permissions", "counter", "page*ns", "the part of wx_page_ns accrued while __text_poke() ran: it scales with the assumed text_poke cost"),
+    MetricSpec("faults_as_posted", "permissions", "counter", "writes", "plain stores into read-only text the design as posted makes (each would oops a real kernel); the model applies the obvious fix and counts them"),
     MetricSpec("api_calls", "interface", "counter", "calls", "calls the users made into the design's API"),
     MetricSpec("api_entry_points", "interface", "counter", "functions", "distinct API entry points the users needed"),
     MetricSpec("cpu_ns", "cost", "counter", "ns", "estimated CPU time of all primitives (virtual clock minus idle gaps)"),

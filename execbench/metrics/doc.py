@@ -67,6 +67,27 @@ weighs the same, and the result does not depend on which design is the
 baseline), with the min-max over the workloads and the spread over seeds.
 A ratio whose baseline is 0 is undefined and is printed as the two values
 or `n/a`, never `inf`.
+
+## What drives text pokes and W^X exposure
+
+`text_pokes_<source>` split `text_pokes` by what each `__text_poke()` was
+for (`execbench/kernel/text_poke.py` `SOURCES`): the module loader's
+writes (`fill`, `invalidate`, `reloc`, `alternatives`, `orc_sort`,
+`mcount_sort`, `ftrace_init`), `patch` (live patching of module text), the
+other users (`bpf`, `trampoline`, `dispatcher`, `ftrace`, `kprobe`),
+`cache` (an allocator refilling pooled memory) and `other` (pokes outside
+any replayed event: 0 in a replay); they sum to `text_pokes`.  How many
+the loader makes depends on its strategy, the design parameter `loader`
+(`inplace`, `staged`, `temp_rw`, `rw`; `models/common/load_work.py`),
+which every run records with its parameters.
+
+`wx_page_ns_<cause>` split `wx_page_ns` by why the pages were W+X
+(`execbench/kernel/pagetable.py` `WX_CAUSES`); they sum to `wx_page_ns`.
+`text_poke_wx_page_ns` is the part of `wx_page_ns` that accrued while
+`__text_poke()` ran: that part scales with the assumed `text_poke` cost,
+the rest does not.  `wx_pages_peak_instant` is the most W+X pages at any
+instant, inside events too -- not the peak of the per-event gauge
+`wx_pages`.
 """
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernel import Kernel
+from ..kernel.text_poke import SOURCES as POKE_SOURCES
 from ..units import PAGE_SIZE, PMD_SIZE
 from .catalog import METRICS
 from .demand import Demand
@@ -16,6 +17,7 @@ from .itlb import OWNERS, ItlbParams, ItlbProbe
 NAMES = [m.name for m in METRICS]
 _IDX = {n: i for i, n in enumerate(NAMES)}
 _ITLB_ZERO = (0.0,) * (2 + 2 * len(OWNERS))
+_POKE_KEYS = tuple(f"text_pokes_{s}" for s in POKE_SOURCES)
 
 
 class Sampler:
@@ -64,9 +66,13 @@ class Sampler:
             k.phys.splits_1g,                                   # direct_map_level3_splits
             c["text_pokes"],
             c["text_poke_bytes"],
+            *[c[key] for key in _POKE_KEYS],                    # text_pokes_<source>
             pt.wx_pages,                                        # wx_pages
-            k.wx_pages_peak,
+            k.wx_pages_peak_instant,
             k.wx_page_ns,
+            *k.wx_page_ns_by_cause,                             # wx_page_ns_<cause>
+            k.wx_page_ns_text_poke,                             # text_poke_wx_page_ns
+            c["faults_as_posted"],
             c["api_calls"],
             self._eps[1],                                       # api_entry_points
             k.now - k.idle_ns,                                  # cpu_ns

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from . import attribution
 from .data import Headline
 from .headline import FLOOR_DESIGN, QUESTIONS, Row, Table, fmt_sig, present_rows
 from .summary import Cell, cells
@@ -162,8 +163,17 @@ def paragraphs(h: Headline, baseline: str) -> list[tuple[str, str]]:
         if not present:
             continue
         s = sentence(h, q, present[0], baseline)
-        if s and present[0].metric == "cpa_calls_effective" and (extra := noop_cpa(h)):
-            s += " " + extra
+        extra = _EXTRA.get(q)
+        if s and extra and present[0].metric in extra[0]:
+            more = extra[1](h)
+            s += (" " + more) if more else ""
         if s:
             out.append((q, s))
     return out
+
+
+#: what drives the number, appended to a question's sentence when its first
+#: row is one of the metrics named: (metrics, function of the run)
+_EXTRA = {"text pokes": (("text_pokes",), attribution.poke_sources),
+          "W+X exposure": (("wx_page_ns",), attribution.wx_sensitivity),
+          "permission flips": (("cpa_calls_effective",), noop_cpa)}

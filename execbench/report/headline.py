@@ -61,7 +61,7 @@ HEADLINE: tuple[Row, ...] = (
     Row("direct_map_level2_splits", "final", "dmap 2M split", "splits"),
     Row("text_pokes", "final", "text_poke", "calls"),
     Row("wx_page_ns", "final", "W+X exposure", "page*ms", 1e6),
-    Row("wx_pages_peak", "final", "W+X pages", "peak"),
+    Row("wx_pages_peak_instant", "final", "W+X pages", "peak inst"),
     Row("api_calls", "final", "API calls", "calls"),
     Row("api_entry_points", "final", "API functions", "distinct"),
     Row("cpu_ns", "final", "CPU time", "ms", 1e6),

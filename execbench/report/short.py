@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from . import attribution
 from .conclusions import paragraphs
 from .data import Headline
 from .email import WIDTH, ascii_only, render_grid, wrap
@@ -129,13 +130,15 @@ def _params(h: Headline, design: str) -> dict:
 
 
 def loader_differs(h: Headline, base: str) -> set[str]:
-    """Designs whose recorded ``loader`` parameter (inplace|staged) differs
-    from the baseline's; empty when the run did not record it."""
-    b = _loader(_params(h, base))
-    if b == "-":
+    """Designs whose recorded ``loader`` parameter writes module text unlike
+    the baseline's (:data:`.attribution.LIKE`: ``rw`` and ``temp_rw`` alike,
+    ``staged`` and ``inplace`` each apart); empty when not recorded."""
+    b = attribution.LIKE.get(_loader(_params(h, base)))
+    if b is None:
         return set()
     return {d.name for d in h.designs if d.name not in (base, FLOOR_DESIGN)
-            and _loader(d.params or {}) not in ("-", b)}
+            and _loader(d.params or {}) != "-"
+            and attribution.LIKE.get(_loader(d.params or {})) != b}
 
 
 def _loader(params: dict) -> str:
@@ -143,26 +146,17 @@ def _loader(params: dict) -> str:
     return str(v) if v not in (None, "") else "-"
 
 
-def designs_legend(h: Headline) -> list[str]:
+def designs_legend(h: Headline, compact: bool = False) -> list[str]:
     """Aliases, the kernel whose rules each design follows, its loader."""
-    loaders = {d.name: _loader(d.params) for d in h.designs if d.name != FLOOR_DESIGN}
     items = [f"{alias(d.name)} = {d.name}" + (f" ({d.kernel})" if d.kernel not in ("-", "")
                                                else "")
              for d in h.designs if d.name != FLOOR_DESIGN]
     out = wrap("Designs (kernel whose rules each follows): " + ", ".join(items) + "; floor = "
                "the design-free lower bound for the same live text.", indent="  ", first="  ")
-    kinds = {v for v in loaders.values() if v != "-"}
-    if not kinds:
-        out += wrap("Loader strategy (inplace|staged): not recorded in this run's design "
-                    "parameters.", indent="  ", first="  ")
-    else:
-        groups = "; ".join(f"{k}: " + ", ".join(alias(d) for d, v in loaders.items() if v == k)
-                           for k in sorted(set(loaders.values())))
-        base = loaders.get(baseline_of(h), "-")
-        diff = [alias(d) for d, v in loaders.items() if v != base]
-        note = (f" {', '.join(diff)} load{'s' if len(diff) == 1 else ''} with another "
-                f"strategy than {baseline_of(h)} ({base}): not like for like." if diff else "")
-        out += wrap(f"Loader strategy: {groups}.{note}", indent="  ", first="  ")
+    out += wrap(attribution.loader_strategies(h, baseline_of(h), compact), indent="  ", first="  ")
+    faults = attribution.faults_as_posted(h)
+    if faults:
+        out += wrap(faults, indent="  ", first="  ")
     return out
 
 
@@ -200,22 +194,29 @@ def synthetic_lines(h: Headline) -> list[str]:
 
 
 def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) -> str:
-    """The short report.  When more headline rows are present than fit
-    :data:`MAX_LINES`, the synthetic notes shrink to a pointer first, then
-    rows that are not the first of their question are dropped from the end
-    of the table (the dropped ones are named; --full has them all)."""
+    """The short report.  When it is longer than :data:`MAX_LINES`, the
+    synthetic notes shrink to a pointer first, then the loader strategies
+    lose their one-line meanings and the units go to --full, then rows that
+    are not the first of their question are dropped from the end of the
+    table (the dropped ones are named; --full has them all)."""
     full = present_rows(h)
     text = _render(h, charts, csv_ref, full, full, detail=True)
     if len(text.splitlines()) <= MAX_LINES:
         return text
+    for compact in (False, True):
+        text = _render(h, charts, csv_ref, full, full, detail=False, compact=compact)
+        if len(text.splitlines()) <= MAX_LINES:
+            return text
     rows = list(full)
     firsts = {r.key for r in _first_rows(h)}
     while True:
-        text = _render(h, charts, csv_ref, rows, full, detail=False)
         extra = [r for r in reversed(rows) if r.key not in firsts]
-        if len(text.splitlines()) <= MAX_LINES or not extra:
+        if not extra:
             return text
         rows.remove(extra[0])
+        text = _render(h, charts, csv_ref, rows, full, detail=False, compact=True)
+        if len(text.splitlines()) <= MAX_LINES:
+            return text
 
 
 def _first_rows(h: Headline) -> list[Row]:
@@ -226,7 +227,7 @@ def _first_rows(h: Headline) -> list[Row]:
 
 
 def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[Row],
-            all_rows: list[Row], detail: bool) -> str:
+            all_rows: list[Row], detail: bool, compact: bool = False) -> str:
     base = baseline_of(h)
     ndes = sum(d.name != FLOOR_DESIGN for d in h.designs)
     has_floor = ndes < len(h.designs)
@@ -249,15 +250,12 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
         notes += wrap("*: 0 on some workloads (in the range, not in the geomean).")
     if "^" in marks:
         notes += wrap(f"^: left out: workloads where {base} is 0 and the design is not.")
-    if "~" in marks:
-        notes += wrap(f"~: loads with another loader strategy than {base} "
-                      f"({_loader(_params(h, base))}): not like for like.")
     said = {r.key for r in _first_rows(h)}      # their conclusion gives the values
     notes += _na_notes(h, [r for r in rows if r.key not in said], base)
     if notes:
         out += [""] + notes
     out += ["", "Assumptions:"]
-    out += designs_legend(h)
+    out += designs_legend(h, compact)
     m = h.machine
     cpu = m.get("itlb_cpu", "skylake-sp (default; not recorded)")
     mem = m.get("mem_bytes")
@@ -266,10 +264,11 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
             + (f"{m['numa_nodes']} NUMA nodes, " if m.get("numa_nodes", 1) != 1 else "")
             if mem else "")
     itlb = "dynamic iTLB model off" if cpu == "off" else f"iTLB model of the {cpu} CPU preset"
-    out += wrap(f"Machine: {mach}{itlb}. Units: iTLB entries = "
-                "4K + 2M leaves mapping live text; miss/Mf = L1 iTLB misses per 10^6 "
-                "fetches; backing in KiB; counters are totals over the trace; W+X in "
-                "page*ms of virtual time. Primitive costs (assumed): --full.",
+    units = ("Units: iTLB entries = 4K + 2M leaves mapping live text; miss/Mf = L1 iTLB "
+             "misses per 10^6 fetches; backing in KiB; counters are totals over the trace; "
+             "W+X in page*ms of virtual time. Primitive costs (assumed): --full."
+             if not compact else "Units and primitive costs (assumed): --full.")
+    out += wrap(f"Machine: {mach}{itlb}. {units}",
                 indent="  ", first="  ")
     if detail:
         out += synthetic_lines(h)

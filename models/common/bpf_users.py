@@ -13,6 +13,11 @@
   override ``_dispatcher_stage`` (how the idle half is written to the staging
   buffer) and ``_dispatcher_copy`` (how it reaches the image).
 
+Text pokes made by trampoline and dispatcher operations (including the
+pack fills and invalidations they cause) are counted as
+``text_pokes_trampoline`` / ``text_pokes_dispatcher``; programs' as
+``text_pokes_bpf`` (the BPF user's default source).
+
 * :class:`PackedPrograms` -- programs JITed with
   ``bpf_jit_binary_pack_alloc/finalize/free`` on ``bpf_prog_pack``
   (kernel/bpf/core.c, v5.18+); a design provides ``self.jit``
@@ -47,15 +52,18 @@ class TrampolineTable:
         raise NotImplementedError
 
     def tramp_attach(self, ev: Event) -> None:
-        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
+        with self.k.poke_source("trampoline"):
+            self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
 
     def tramp_update(self, ev: Event) -> None:
         old = self.tramps[ev.obj]
-        self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
-        self._tramp_free(*old)
+        with self.k.poke_source("trampoline"):
+            self.tramps[ev.obj] = (self._tramp_image(ev.size), ev.size)
+            self._tramp_free(*old)
 
     def tramp_detach(self, ev: Event) -> None:
-        self._tramp_free(*self.tramps.pop(ev.obj))
+        with self.k.poke_source("trampoline"):
+            self._tramp_free(*self.tramps.pop(ev.obj))
 
 
 class Dispatchers:
@@ -73,6 +81,10 @@ class Dispatchers:
         self.api.text_poke_copy(dst, n)            # bpf_arch_text_copy()
 
     def dispatcher_update(self, ev: Event) -> None:
+        with self.k.poke_source("dispatcher"):
+            self._dispatcher_update(ev)
+
+    def _dispatcher_update(self, ev: Event) -> None:
         half = PAGE_SIZE // 2
         d = self.dispatchers.get(ev.obj)
         if d is None:

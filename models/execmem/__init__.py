@@ -28,6 +28,8 @@ from __future__ import annotations
 from execbench.design import Design
 from execbench.kernel import Kernel
 
+from ..common.load_work import check_loader
+
 from .api import ExecmemApi
 from .bpf import Bpf610
 from .ftrace import Ftrace610
@@ -41,11 +43,14 @@ class Execmem(Design):
     source = ("torvalds/linux v6.10 mm/execmem.c, arch/x86/mm/init.c, kernel/module/{main,strict_rwx}.c, "
               "kernel/bpf/{core,trampoline}.c, arch/x86/kernel/{ftrace.c,kprobes/core.c}")
     kernel_version = (6, 10)
-    defaults: dict = {}
+    #: loader "rw": every load-time write a plain store into RW+NX memory
+    #: (models/common/load_work.py); the only value
+    defaults: dict = {"loader": "rw"}
 
     def __init__(self, kernel: Kernel, **params):
         super().__init__(kernel, **params)
         api = ExecmemApi(kernel)
+        check_loader(self.name, self.params["loader"], ("rw",))
         self.module = ModuleLoader610(kernel, api)
         self.bpf = Bpf610(kernel, api)
         self.ftrace = Ftrace610(kernel, api)

@@ -34,8 +34,15 @@ kernel/module/main.c (v6.10):
 * A ``patch`` event (jump label, static call, ftrace site inside the module)
   is ``text_poke_bp()``.
 
+Loader strategy ``rw`` (:mod:`models.common.load_work`): every write --
+sections, relocations, alternatives, the ORC and mcount sorts, the
+``__fentry__`` conversion (``text_poke_early()``) -- is a plain store into
+RW+NX memory; only the section copies touch the modelled pages, the rest
+costs time (``memcpy_elsewhere``).
+
 The class is written with hooks (:meth:`_alloc_mem`, :meth:`_write`,
-:meth:`_publish`, :meth:`_enable_text`, :meth:`_free_mem`) so that the
+:meth:`_write_items`, :meth:`_publish`, :meth:`_enable_text`,
+:meth:`_free_mem`) so that the
 v6.13+ ROX-cache loader (:mod:`models.execmem_rox.module_loader`) changes
 only what v6.13 changed.
 """
@@ -47,6 +54,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
 
+from ..common.load_work import item_bytes
 from ..common.module_layout import INIT_TYPES, MOD_MEM_TYPES, TEXT_TYPES, type_sizes
 from .api import ExecmemApi, ExecmemType
 
@@ -90,6 +98,11 @@ class ModuleLoader610:
     def _write(self, mem: ModMem, nbytes: int) -> None:
         """Section copies, relocations and alternatives into one type."""
         self.k.memcpy(mem.base, nbytes)
+
+    def _write_items(self, m: Mod, ev: Event) -> None:
+        """Relocations, alternatives, sorts, ``__fentry__`` NOPs: plain
+        stores in v6.10 (time only, the same bytes every design writes)."""
+        self.k.memcpy_elsewhere(item_bytes(ev))
 
     def _publish(self, m: Mod) -> None:
         """After ``module_finalize()``: nothing in v6.10 (written in place)."""
@@ -135,7 +148,7 @@ class ModuleLoader610:
         self.mods[ev.obj] = m
         for mem in m.mem.values():
             self._write(mem, mem.used)
-        self.k.memcpy_elsewhere(8 * ev.relocs)        # reading Elf_Rela entries
+        self._write_items(m, ev)
         self._publish(m)
         # complete_formation()
         self._enable_rodata_ro(m, after_init=False)
@@ -166,7 +179,8 @@ class ModuleLoader610:
 
     def patch(self, ev: Event) -> None:
         m = self.mods[ev.obj]
-        self.api.text_poke_bp(m.mem["text"].base + ev.offset, ev.len)
+        with self.k.poke_source("patch"):
+            self.api.text_poke_bp(m.mem["text"].base + ev.offset, ev.len)
 
     def unload(self, ev: Event) -> None:
         m = self.mods.pop(ev.obj)

@@ -66,6 +66,14 @@ Sources (docs/kernel-semantics.md §2, §3, §6, §8, §9):
   ``execmem_alloc(EXECMEM_BPF)`` (:mod:`models.execmem.bpf`), with
   CPA_COLLAPSE on its ``set_memory_rox`` from v6.15.
 
+``loader`` (default: the one ``version`` shipped -- ``staged`` for 6.13,
+``temp_rw`` from 6.15; ``staged``/``inplace`` elsewhere are labelled
+what-ifs): :mod:`.module_loader`, :mod:`models.common.load_work`.
+
+Which mappings ``cpa_collapse_large_pages()`` collapses: the CPA's own
+(vmalloc) addresses only -- read in 7.2's set_memory.c.  v6.13 follows the
+v4/v7 patch text and the rc code.
+
 Simplified: the cache's clean worker runs synchronously after each free; KASAN
 and the unused fallback range are left out; the CPA rules are v6.2+'s for
 every version (CPA_COLLAPSE is passed explicitly from v6.15).
@@ -82,7 +90,7 @@ from ..execmem.kprobes import Kprobes610
 from .api import VERSIONS, ExecmemRoxApi
 from .ftrace import FtraceRox
 from .kprobes import KprobesRox
-from .module_loader import ModuleLoaderRox
+from .module_loader import ModuleLoaderRox, default_loader
 
 
 class ExecmemRox(Design):
@@ -93,9 +101,17 @@ class ExecmemRox(Design):
               "20241007062858.44248-1-rppt@kernel.org, 20250126074733.1384926-*-rppt@kernel.org (v6.15), "
               "20250709134933.3848895-1-rppt@kernel.org (v6.17); Debian 7.2.13 (v7.2)")
     kernel_version = (7, 2)
-    defaults = {"version": (7, 2)}
+    defaults = {"version": (7, 2), "loader": ""}      # "": the version's own (default_loader)
     #: versions that no released x86 kernel ran (shown beside the version in reports)
     UNSHIPPED = {(6, 13): "rc only, never shipped on x86 (a9bbe3413331)"}
+
+    @classmethod
+    def loader_note(cls, params=None) -> str:
+        p = params or {}
+        version = tuple(p.get("version", cls.defaults["version"]))
+        loader = p.get("loader") or default_loader(version)
+        return "" if loader == default_loader(version) else \
+            f"what-if (v{'.'.join(map(str, version))} shipped {default_loader(version)})"
 
     @classmethod
     def kernel_for(cls, params=None) -> tuple[int, int]:
@@ -110,7 +126,8 @@ class ExecmemRox(Design):
                               f"{', '.join('.'.join(map(str, v)) for v in VERSIONS)}, not {version}")
         self.params["version"] = version
         api = ExecmemRoxApi(kernel, version)
-        self.module = ModuleLoaderRox(kernel, api)
+        self.module = ModuleLoaderRox(kernel, api, loader=self.params["loader"])
+        self.params["loader"] = self.module.loader
         self.bpf = Bpf610(kernel, api)
         if version >= (6, 17):
             self.ftrace = FtraceRox(kernel, api)

@@ -97,7 +97,8 @@ class ExecmemRoxApi(ExecmemApi):
             k.memcpy(addr, size)
             k.set_memory_rox(addr, pages(size), collapse=True)
         else:
-            k.text_poke_set(addr, size)
+            with k.poke_source("cache"):
+                k.text_poke_set(addr, size)
 
     def execmem_free(self, addr: int | None) -> None:
         self.k.api("execmem_free")
@@ -119,6 +120,12 @@ class ExecmemRoxApi(ExecmemApi):
     def execmem_update_copy(self, dst: int, size: int) -> None:
         self.k.api("execmem_update_copy")
         self.k.text_poke_copy(dst, size)
+
+    def text_poke_repeat(self, addr: int, span: int, nbytes: int, count: int) -> None:
+        """``count`` ``text_poke()`` calls of ``nbytes`` inside ``[addr, +span)``
+        (v6.13's ``__fentry__`` conversion; the ``inplace`` what-if)."""
+        self.k.api_repeat("text_poke", count)
+        self.k.text_poke_repeat(addr, span, nbytes, count)
 
     # -- v6.15+ --------------------------------------------------------------------------
     def _force_rw(self, addr: int, size: int) -> None:

@@ -16,9 +16,12 @@ Sources, point by point (docs/kernel-semantics.md §9):
   sketch leaves both open -- see :mod:`.slab` for what is counted.
 * Exported surface (:mod:`.api`): ``jit_alloc``, ``jit_update``,
   ``jit_free``; no flags, no permission calls for text users.
-* Users: modules (:mod:`.module_loader`: text via jit_alloc + one jit_update
-  of an image built in a temporary buffer; data/rodata/ro_after_init as in
-  v6.4), BPF (:mod:`.bpf`: programs, trampolines and the dispatcher directly
+* Users: modules (:mod:`.module_loader`, an **extrapolation**: Kent's
+  commit scopes jitalloc to BPF, ftrace trampolines and bcachefs; module text
+  on jit_alloc is the project's reading.  Parameter ``loader``: ``staged``,
+  the default -- one jit_update of an image built in a temporary buffer --
+  or ``inplace`` -- one jit_update per write; data/rodata/ro_after_init as
+  in v6.4), BPF (:mod:`.bpf`: programs, trampolines and the dispatcher directly
   on jit_alloc; ``bpf_prog_pack=True`` keeps the pack on top), ftrace
   (:mod:`.ftrace`), kprobes (:mod:`.kprobes`: slots are jit_alloc(16)
   objects; ``kprobe_cache=True`` keeps the insn-slot cache).
@@ -45,12 +48,18 @@ from .slab import JitAllocator
 
 class JitAlloc(Design):
     name = "jitalloc"
-    title = "Kent Overstreet's jit_alloc/jit_update/jit_free: 16-2048 B ROX slabs, text_poke writes"
+    title = ("Kent Overstreet's jit_alloc/jit_update/jit_free: 16-2048 B ROX slabs, text_poke "
+             "writes; module text on jitalloc is an extrapolation")
     source = ("80ceffd6b110 'mm: jit/text allocator' in ZHEy5SkFwI+dZjOC@moria.home.lan; "
-              "jitalloc_update fallback ZHF21CSxyjQy9C7F@moria.home.lan; v6.4 module loader")
+              "jitalloc_update fallback ZHF21CSxyjQy9C7F@moria.home.lan; v6.4 module loader "
+              "(module text: extrapolated)")
     kernel_version = (6, 4)
     defaults = {"text_poke": True, "fallback_lock": True, "fallback_unprotect": "nx_rw",
-                "bpf_prog_pack": False, "kprobe_cache": False}
+                "bpf_prog_pack": False, "kprobe_cache": False, "loader": "staged"}
+
+    @classmethod
+    def loader_note(cls, params=None) -> str:
+        return "extrapolation (module text on jitalloc is the project's reading)"
 
     def __init__(self, kernel: Kernel, **params):
         super().__init__(kernel, **params)
@@ -58,7 +67,7 @@ class JitAlloc(Design):
         self.allocator = JitAllocator(kernel, text_poke=p["text_poke"], fallback_lock=p["fallback_lock"],
                                       fallback_unprotect=p["fallback_unprotect"])
         api = JitAllocApi(kernel, self.allocator)
-        self.module = ModuleLoaderJit(kernel, api, text_poke=p["text_poke"])
+        self.module = ModuleLoaderJit(kernel, api, text_poke=p["text_poke"], loader=p["loader"])
         self.bpf = BpfJit(kernel, api, use_pack=p["bpf_prog_pack"])
         self.ftrace = FtraceJit(kernel, api, text_poke=p["text_poke"])
         self.kprobe = (KprobesJitCached(kernel, api) if p["kprobe_cache"] else KprobesJit(kernel, api))

@@ -45,6 +45,13 @@ class JitAllocApi(ModuleAllocApi):
         self.k.api("jit_update")
         self.jit.update(dst, length)
 
+    def jit_update_repeat(self, dst: int, span: int, nbytes: int, count: int) -> None:
+        """``count`` ``jit_update()`` calls of ``nbytes`` each inside ``[dst,
+        +span)`` -- with ``text_poke`` (x86) each one ``text_poke_copy`` of
+        at most two pages: one poke each, accounted in one step."""
+        self.k.api_repeat("jit_update", count)
+        self.jit.update_repeat(dst, span, nbytes, count)
+
     def jit_free(self, addr: int | None) -> None:
         """``jit_free(buf)``; the sketch begins ``if (!buf) return;``."""
         self.k.api("jit_free")

@@ -1,24 +1,40 @@
-"""The module loader under jitalloc.
+"""The module loader under jitalloc -- an **extrapolation**.
 
-Kent's commit message: "With this API we can avoid ever mapping pages both
+Kent's commit scopes jitalloc to BPF, ftrace trampolines and bcachefs; its
+message says only "With this API we can avoid ever mapping pages both
 writeable and executable (not implemented in this patch: need to tweak
-module_alloc())".  The natural reading of the proposal for modules, modelled
-here on the v6.4 loader (kernel/module/main.c after ac3b43283923 "module:
-replace module_layout with module_memory"):
+module_alloc())".  Module text on jit_alloc is the project's reading of
+that sentence, modelled on the v6.4 loader (kernel/module/main.c after
+ac3b43283923 "module: replace module_layout with module_memory"), with the
+loader strategy a parameter (``loader``, :mod:`models.common.load_work`):
 
 * Text types (MOD_TEXT, MOD_INIT_TEXT): ``p = jit_alloc(NULL, len)`` to
-  learn the final address; the image is built in a temporary writable
-  buffer outside the module range (section copies, ``apply_relocate_add``
-  and ``apply_alternatives`` computed for ``p``: plain stores, counted as
-  ``memcpy_elsewhere``); then one ``jit_update(p, buf, len)`` writes it.
-  Text up to 2048 bytes lands in a slab class (shared 4 KiB ROX page);
-  larger text is a page-granular ROX allocation.  jit_alloc takes no
-  alignment, and an object of class 2^k is 2^k-aligned, so the loader asks
-  for ``max(len, align)`` bytes (``align`` = largest text sh_addralign).
+  learn the final address.  jit_alloc takes no alignment, and an object of
+  class 2^k is 2^k-aligned, so the loader asks for ``len = max(size,
+  align)`` bytes (``align`` = largest text sh_addralign).  Text up to 2048
+  bytes lands in a slab class (shared 4 KiB ROX page); larger text is a
+  page-granular ROX allocation.
+
+  - ``staged`` (default): the image is built in a temporary writable buffer
+    outside the module range -- the zeroing, the section copies,
+    ``apply_relocate_add``, ``apply_alternatives`` and the ``__fentry__``
+    -> NOP conversion computed for ``p`` (plain stores, counted as
+    ``memcpy_elsewhere``) -- then one ``jit_update(p, buf, len)`` writes it
+    (``text_pokes_fill``), just before ``complete_formation()``.
+  - ``inplace``: every write goes through ``jit_update`` (=
+    ``text_poke_copy`` on x86) as it is made: the zeroing of the object
+    (``invalidate``), one section fill per type (``fill``), then one per
+    relocation entry, alternatives site and ``__fentry__`` site into text
+    (``reloc``, ``alternatives``, ``ftrace_init``).  With ``text_poke=False``
+    each of those would be an unprotect/memcpy/protect cycle; that
+    combination is refused rather than modelled.
+
 * Other types (MOD_RODATA, MOD_RO_AFTER_INIT, MOD_DATA, MOD_INIT_RODATA,
   MOD_INIT_DATA): v6.4 unchanged -- ``module_memory_alloc()`` =
   ``module_alloc(PAGE_ALIGN(size))`` per non-empty type, zeroed and filled
-  with plain stores while RW+NX.
+  with plain stores while RW+NX; relocations into rodata and the ORC and
+  mcount sorts (tables in rodata) are plain stores too, under either
+  strategy (time only, ``memcpy_elsewhere``).
 * ``complete_formation()`` (under ``module_mutex``): strict_rwx.c v6.4
   ``module_enable_ro(mod, false)`` minus the text types (jitalloc text is
   already RO+X): ``set_memory_ro`` on MOD_RODATA, MOD_INIT_RODATA;
@@ -47,10 +63,13 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
 
+from execbench.errors import DesignError
+
+from ..common.load_work import check_loader, load_items
 from ..common.module_layout import INIT_TYPES, MOD_MEM_TYPES, TEXT_TYPES, type_sizes
 from .api import JitAllocApi
 
-RELOC_STORE = 8          # an R_X86_64_64 store; smaller relocations are cheaper
+LOADERS = ("staged", "inplace")
 DATA_TYPES = tuple(t for t in MOD_MEM_TYPES if t not in TEXT_TYPES)   # for_class_mod_mem_type(data)
 
 
@@ -58,13 +77,19 @@ DATA_TYPES = tuple(t for t in MOD_MEM_TYPES if t not in TEXT_TYPES)   # for_clas
 class _Mod:
     base: dict[str, int] = field(default_factory=dict)     # type -> address (non-empty types)
     size: dict[str, int] = field(default_factory=dict)     # type -> bytes (text: unrounded)
+    obj: dict[str, int] = field(default_factory=dict)      # text type -> jit_alloc length
 
 
 class ModuleLoaderJit:
-    def __init__(self, kernel: Kernel, api: JitAllocApi, text_poke: bool = True):
+    def __init__(self, kernel: Kernel, api: JitAllocApi, text_poke: bool = True,
+                 loader: str = "staged"):
         self.k = kernel
         self.api = api
         self.text_poke = text_poke
+        self.loader = check_loader("jitalloc", loader, LOADERS)
+        if self.loader == "inplace" and not text_poke:
+            raise DesignError("jitalloc: loader=inplace with text_poke=false would make one "
+                              "unprotect/memcpy/protect cycle per relocation and site; not modelled")
         self.mods: dict[str, _Mod] = {}
 
     def _set(self, fn, m: _Mod, t: str) -> None:
@@ -80,25 +105,48 @@ class ModuleLoaderJit:
         k, a = self.k, self.api
         m = _Mod()
         sizes = type_sizes(ev)
+        inplace = self.loader == "inplace"
         for t in MOD_MEM_TYPES:
             n = sizes[t]
             if not n:
                 continue
             if t in TEXT_TYPES:
-                m.base[t] = a.jit_alloc(max(n, ev.align or 1))
+                m.obj[t] = max(n, ev.align or 1)
+                m.base[t] = a.jit_alloc(m.obj[t])
                 m.size[t] = n
+                if inplace:
+                    with k.poke_source("invalidate"):
+                        a.jit_update(m.base[t], m.obj[t])      # memset(ptr, 0, size)
+                else:
+                    k.memcpy_elsewhere(m.obj[t])               # the zeroed buffer
             else:
                 size = page_align(n)
                 m.base[t] = a.module_alloc(size, caller=f"load_module:{ev.obj}:{t}")
                 m.size[t] = size
                 k.memcpy(m.base[t], size)                 # memset(ptr, 0, size)
-                k.memcpy(m.base[t], n)                    # section copies
-        # relocations + alternatives applied in the temporary text image
-        text_bytes = sum(sizes[t] for t in TEXT_TYPES)
-        k.memcpy_elsewhere(text_bytes + RELOC_STORE * ev.relocs)
+        for t in MOD_MEM_TYPES:                           # the section copies
+            if t not in m.base:
+                continue
+            if t not in TEXT_TYPES:
+                k.memcpy(m.base[t], sizes[t])
+            elif inplace:
+                with k.poke_source("fill"):
+                    a.jit_update(m.base[t], m.size[t])
+            else:
+                k.memcpy_elsewhere(m.size[t])
+        items, _ = load_items(ev, set(m.base))
+        for b in items:                                   # relocations, sites, sorts
+            if inplace and b.mtype in TEXT_TYPES:
+                span = m.size[b.mtype]
+                with k.poke_source(b.source):
+                    a.jit_update_repeat(m.base[b.mtype], span, min(b.nbytes, span), b.count)
+            else:
+                k.memcpy_elsewhere(b.bytes)               # the buffer, or RW rodata
         for t in TEXT_TYPES:
             if t in m.base:
-                a.jit_update(m.base[t], m.size[t])
+                if not inplace:                           # publish the image
+                    with k.poke_source("fill"):
+                        a.jit_update(m.base[t], m.obj[t])
                 k.text_claim(m.base[t], m.size[t])
         self.mods[ev.obj] = m
         with k.lock("module_mutex"):                       # complete_formation()
@@ -133,10 +181,11 @@ class ModuleLoaderJit:
 
     def patch(self, ev: Event) -> None:
         addr = self.mods[ev.obj].base["text"] + ev.offset
-        if self.text_poke:
-            self.api.text_poke_bp(addr, ev.len)
-        else:
-            self.api.jit_update(addr, ev.len)
+        with self.k.poke_source("patch"):
+            if self.text_poke:
+                self.api.text_poke_bp(addr, ev.len)
+            else:
+                self.api.jit_update(addr, ev.len)
 
     def unload(self, ev: Event) -> None:
         self._free(self.mods.pop(ev.obj), MOD_MEM_TYPES)

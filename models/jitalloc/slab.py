@@ -223,6 +223,12 @@ class JitAllocator:
         live = int(k.pt.text[p0:p0 + n].sum())
         k.count("jit_fallback_live_text_byte_ns", int(round(live * dt)))
 
+    def update_repeat(self, dst: int, span: int, nbytes: int, count: int) -> None:
+        """``count`` small updates inside ``[dst, +span)`` (text_poke only)."""
+        if not self.text_poke:
+            raise KernelBug("jit_update_repeat without text_poke")
+        self.k.text_poke_repeat(dst, span, nbytes, count)
+
     def _neighbours(self, dst: int, lo: int, n: int) -> int:
         """Allocated objects on pages ``[lo, lo + n pages)`` other than the one holding ``dst``."""
         count = 0

@@ -20,6 +20,8 @@ from __future__ import annotations
 from execbench.design import Design
 from execbench.kernel import Kernel
 
+from ..common.load_work import check_loader
+
 from .api import ModuleAllocApi
 from .bpf import Bpf61
 from .ftrace import Ftrace61
@@ -32,11 +34,14 @@ class Legacy(Design):
     title = "v6.1: module_alloc + bpf_prog_pack, callers flip permissions"
     source = "torvalds/linux v6.1 (kernel/module/, kernel/bpf/core.c, arch/x86/kernel/{module,ftrace}.c, kernel/kprobes.c)"
     kernel_version = (6, 1)
-    defaults = {"bpf_prog_pack": True, "bpf_prog_pack_huge": False}
+    #: loader "rw": module memory is RW+NX until complete_formation(), every
+    #: load-time write a plain store (models/common/load_work.py); the only value
+    defaults = {"bpf_prog_pack": True, "bpf_prog_pack_huge": False, "loader": "rw"}
 
     def __init__(self, kernel: Kernel, **params):
         super().__init__(kernel, **params)
         api = ModuleAllocApi(kernel)
+        check_loader(self.name, self.params["loader"], ("rw",))
         self.module = ModuleLoader61(kernel, api)
         self.bpf = Bpf61(kernel, api, use_pack=self.params["bpf_prog_pack"],
                          pack_huge=self.params["bpf_prog_pack_huge"])

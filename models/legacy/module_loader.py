@@ -38,6 +38,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT
 
+from ..common.load_work import item_bytes
 from ..common.module_layout import Layout61, layout_v61
 from .api import ModuleAllocApi
 
@@ -97,11 +98,13 @@ class ModuleLoader61:
         core = self._move(core_l.size, ev, ev.obj)
         init = self._move(init_l.size, ev, ev.obj) if init_l.size else None
         k = self.k
-        # section copies, relocations (8-byte stores), alternatives: plain writes
+        # section copies: plain writes
         k.memcpy(core, ev.text + ev.rodata + ev.ro_after_init + ev.data)
         if init is not None:
             k.memcpy(init, ev.init_text + ev.init_rodata + ev.init_data)
-        k.memcpy_elsewhere(8 * ev.relocs)
+        # relocations, alternatives, the ORC/mcount sorts and the __fentry__
+        # NOPs: plain stores while the module is unformed (loader "rw")
+        k.memcpy_elsewhere(item_bytes(ev))
         m = _Mod(core, core_l, init, init_l, ev.text, ev.init_text)
         self.mods[ev.obj] = m
         k.text_claim(core, ev.text)
@@ -126,7 +129,8 @@ class ModuleLoader61:
 
     def patch(self, ev: Event) -> None:
         m = self.mods[ev.obj]
-        self.api.text_poke_bp(m.core + ev.offset, ev.len)
+        with self.k.poke_source("patch"):
+            self.api.text_poke_bp(m.core + ev.offset, ev.len)
 
     def unload(self, ev: Event) -> None:
         m = self.mods.pop(ev.obj)

@@ -17,7 +17,8 @@ Both designs are the same code (:mod:`.allocator`, the users in
   >= 2 MiB text area for its lifetime -- see :mod:`.allocator`); every write into
   text/rodata goes through ``fill`` = ``text_poke_copy`` and the per-item
   loader writes become ``text_poke``s (relocations, alternatives sites,
-  ORC and mcount sort swaps -- thousands per module); BPF keeps
+  ORC and mcount sort swaps, the ``__fentry__`` -> NOP conversions --
+  thousands per module); BPF keeps
   ``bpf_prog_pack`` on top, trampolines pay ``force_unprotect`` +
   ``force_protect`` per generation; kprobe pages and ftrace trampolines come
   RO+X and are written by text poking.
@@ -28,6 +29,27 @@ Both designs are the same code (:mod:`.allocator`, the users in
   (4 KiB)-aligned pieces from shared 2 MiB RO+X PMD-mapped granules
   (:mod:`.granules`, after Song's 2022 ``execmem_alloc``), returning a
   granule as soon as it is empty.  rw_data and ro_data are unchanged.
+
+Parameters: ``loader`` (``inplace``, the default: v1 as posted; ``staged``:
+a what-if, the image built in a writable copy and written with one fill
+per area -- :mod:`models.common.load_work`), ``rethunk`` (X86_FEATURE_RETHUNK
+on the replayed CPU: then ``create_trampoline()`` as posted stores the
+return-thunk jump into the read-only trampoline, a ``faults_as_posted``;
+default False, see :mod:`.ftrace`).
+
+What v1 as posted would fault on, checked against the v6.4-rc code its
+diffs apply to (``faults_as_posted``): counted -- the dispatcher's RO+X
+``rw_image`` (:mod:`.bpf`) and the RETHUNK store (:mod:`.ftrace`); real but
+not countable from the trace -- ``apply_alternatives()`` still ends each
+site with ``optimize_nops(instr, a->instrlen)``, whose ``add_nops()``
+memcpy()s long NOPs over any run of two or more single-byte NOPs in the
+module's (now RO+X) text, and ``apply_returns()`` ->
+``__static_call_fixup()`` -> ``__static_call_transform(.., modinit=true)``
+-> ``text_poke_early()`` (a memcpy) on each static-call NULL trampoline a
+module defines; whether a site has such a NOP run, or is such a
+trampoline, depends on its bytes and the CPU's feature bits, which the
+trace does not carry (docs/kernel-semantics.md, "What v1 as posted would
+fault on").
 
 Kernel version for CPA rules: (6, 4) -- the series is against v6.4-rc
 (per-type module memory, ``set_memory_rox`` exists).  What each part
@@ -58,6 +80,12 @@ class _ModuleAllocTypeBase(Design):
     kernel_version = (6, 4)
     interface = INTERFACE
     config = "x86"
+    defaults = {"loader": "inplace", "rethunk": False}
+
+    @classmethod
+    def loader_note(cls, params=None) -> str:
+        loader = (params or {}).get("loader", cls.defaults["loader"])
+        return "" if loader == "inplace" else "what-if (v1 as posted writes in place)"
 
     def __init__(self, kernel: Kernel, **params):
         super().__init__(kernel, **params)
@@ -75,9 +103,9 @@ class _ModuleAllocTypeBase(Design):
             allocators.update(text=text, init_text=text)
         self.allocators = ModAllocators(kernel, allocators)     # module_alloc_type_init()
         api = ModuleAllocTypeApi(kernel, self.allocators)
-        self.module = ModuleLoaderMat(kernel, api)
+        self.module = ModuleLoaderMat(kernel, api, loader=self.params["loader"])
         self.bpf = BpfMat(kernel, api)
-        self.ftrace = FtraceMat(kernel, api)
+        self.ftrace = FtraceMat(kernel, api, rethunk=self.params["rethunk"])
         self.kprobe = KprobesMat(kernel, api)
 
 
@@ -93,4 +121,4 @@ class ModuleAllocTypePmd(_ModuleAllocTypeBase):
     title = "module_alloc_type with granularity=PMD_SIZE on text: shared 2 MiB RO+X granules"
     source = SERIES + " header-comment intent + 2022 execmem_alloc (20221128190245.2337461-2-song@kernel.org)"
     config = "x86_pmd"
-    defaults = {"text_alignment": MODULE_ALIGN}
+    defaults = {"text_alignment": MODULE_ALIGN, **_ModuleAllocTypeBase.defaults}

@@ -53,6 +53,14 @@ from .configs import (MOD_ALLOC_FALLBACK, MOD_ALLOC_SET_MEMORY, VM_ALLOW_HUGE_VM
 from .granules import GranulePool
 
 TEXT_TYPES = ("text", "init_text")
+#: why a page of each type is W+X while it is (wx_page_ns_<cause>): text and
+#: rodata only until the allocator's own set_memory_*; data types until the
+#: loader's set_memory_nx; init rodata until it is freed (no case for it in
+#: module_memory_enable_protection()).  The PMD-rounded tail of a huge text
+#: area is tagged huge_tail by the kernel itself.
+WX_CAUSE = {"text": "alloc_window", "init_text": "alloc_window", "rodata": "alloc_window",
+            "data": "data_until_nx", "init_data": "data_until_nx",
+            "ro_after_init": "data_until_nx", "init_rodata": "init_rodata"}
 
 
 class ModAllocators:
@@ -93,10 +101,11 @@ class ModAllocators:
             if vmp.unused:
                 continue
             try:
-                ptr = k.vmalloc(size, align=p.alignment, start=vmp.start, end=vmp.end,
-                                w=vmp.w, x=vmp.x, huge=VM_ALLOW_HUGE_VMAP in vmp.vm_flags,
-                                reset_perms=VM_FLUSH_RESET_PERMS in vmp.vm_flags,
-                                guard=VM_NO_GUARD not in vmp.vm_flags, caller=caller)
+                with k.wx_cause(WX_CAUSE.get(type_, "alloc_window")):
+                    ptr = k.vmalloc(size, align=p.alignment, start=vmp.start, end=vmp.end,
+                                    w=vmp.w, x=vmp.x, huge=VM_ALLOW_HUGE_VMAP in vmp.vm_flags,
+                                    reset_perms=VM_FLUSH_RESET_PERMS in vmp.vm_flags,
+                                    guard=VM_NO_GUARD not in vmp.vm_flags, caller=caller)
             except DesignError:
                 continue                  # "on failure try the next address space"
             k.set_vm_flush_reset_perms(ptr)

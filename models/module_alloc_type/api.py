@@ -95,6 +95,11 @@ class ModuleAllocTypeApi(KernelApi):
         self.k.api("text_poke_sync")
         self.k.text_poke_sync()
 
+    def text_poke_sync_repeat(self, count: int) -> None:
+        """``count`` ``text_poke_sync()`` calls (one per relocation section)."""
+        self.k.api_repeat("text_poke_sync", count)
+        self.k.text_poke_sync_repeat(count)
+
     def text_poke_repeat(self, entry: str, addr: int, span: int, nbytes: int, count: int) -> None:
         """``count`` calls of ``entry`` (``text_poke`` / ``text_poke_copy``),
         each writing ``nbytes`` inside ``[addr, +span)``."""

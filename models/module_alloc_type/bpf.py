@@ -30,9 +30,11 @@ by "[PATCH 1/3]" (20230526051529.3387103-2-song@kernel.org) and "[PATCH
   ``bpf_dispatcher_prepare()`` then emits into ``rw_image`` with plain
   stores, which would fault on that page: **the series as posted breaks the
   XDP dispatcher on x86**.  We keep the allocation as posted (it costs a
-  page and a ``set_memory_rox``), count ``mat_dispatcher_rw_image_is_rox``,
-  and emit into a kernel buffer instead (the obvious fix), then
-  ``bpf_arch_text_copy()`` = ``text_poke_copy`` of half a page as before.
+  page and a ``set_memory_rox``), count each update's emit as
+  ``faults_as_posted`` (``faults_as_posted_dispatcher``; also
+  ``mat_dispatcher_rw_image_is_rox``), and emit into a kernel buffer
+  instead (the obvious fix), then ``bpf_arch_text_copy()`` =
+  ``text_poke_copy`` of half a page as before.
 
 Not modelled (as in :mod:`models.legacy.bpf`): the ``text_poke_bp`` that
 re-points the traced function or dispatcher stub, in core kernel text.
@@ -98,4 +100,6 @@ class BpfMat(PackedPrograms, TrampolineTable, Dispatchers):
         # rw_image is RO+X here: emitting into it with stores would oops; the
         # obvious fix (emit into a kernel buffer) is what is modelled
         self.k.count("mat_dispatcher_rw_image_is_rox")
+        self.k.count("faults_as_posted")
+        self.k.count("faults_as_posted_dispatcher")
         self.k.memcpy_elsewhere(n)

@@ -133,7 +133,8 @@ class GranulePool:
     def free(self, ptr: int) -> None:
         g, size = self.allocs.pop(ptr)
         k = self.k
-        k.text_poke_set(ptr, size)                      # arch_invalidate_execmem(): INT3
+        with k.poke_source("cache"):
+            k.text_poke_set(ptr, size)                  # arch_invalidate_execmem(): INT3
         g.give(ptr, size)
         if g.empty:
             npages = g.size // PAGE_SIZE

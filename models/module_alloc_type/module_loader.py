@@ -23,7 +23,24 @@ per ``enum mod_mem_type``, ac3b43283923) as patched by "[PATCH 1/3]"
   ``ftrace_module_init()`` -> ``ftrace_process_locs()`` sorts
   ``__mcount_loc`` with ``ftrace_swap_func()`` (patch 2/3): 2
   ``text_poke_copy`` of 8 bytes per swap.  Swap counts:
-  :func:`.sort_swaps.heapsort_swaps` (lib/sort.c run on ascending input).
+  :func:`models.common.sort_swaps.heapsort_swaps` (lib/sort.c run on
+  ascending input).
+* ``ftrace_update_code()`` then converts every ``__fentry__`` call site to
+  a NOP (``ftrace_init_nop()`` -> ``ftrace_modify_code_direct()``), which
+  patch 3/3 turns from ``text_poke_early()`` into ``text_poke()`` under
+  ``text_mutex``: one 5-byte poke per ``__mcount_loc`` entry.  (Earlier
+  versions of this model left these out, assuming the compiler emits NOPs:
+  that holds on s390 only -- see :mod:`models.common.load_work`.)
+
+The ``loader`` parameter (:mod:`models.common.load_work`): ``inplace`` (the
+default, v1 as posted) is the above; ``staged`` is a what-if v1 did not
+post: text and rodata are built in a ``vzalloc``ed writable copy
+(sections, relocations, alternatives, both sorts, the ``__fentry__``
+conversion: plain stores, ``memcpy_elsewhere``) and each of those areas is
+written with one ``module_memory_fill_type()`` of its page-aligned size just
+before ``complete_formation()`` -- no invalidate, no per-item poke, no
+``text_poke_sync``.  Allocation, data areas and permissions are as posted.
+
 * ``complete_formation()``: ``module_enable_ro(mod, false)``,
   ``module_enable_nx(mod)``, ``module_enable_x(mod)``; each
   ``module_set_memory()`` (= ``set_vm_flush_reset_perms`` + ``set_memory_*``
@@ -49,41 +66,35 @@ Simplified, and why:
   (the trace has per-type byte totals, not the section list); fills of
   text/rodata are ``text_poke_copy``, chunked per 8 KiB as the kernel does,
   so the poke count is right to within one per extra section.
-* Where in a type each relocation/site lies is unknown: relocation
-  section *i* targets the *i*-th non-empty text/rodata type (round robin),
-  alternatives sites the text (else init text), ORC and mcount tables
-  rodata (else init rodata).  Only which pages are touched depends on it.
-* Relocation writes are 4 bytes (R_X86_64_PC32/PLT32, the bulk of text
-  relocations; R_X86_64_64 would be 8); alternatives sites 5 bytes (a
-  ``call``/``jmp rel32``, the retpoline/return-thunk site length).
+* Where in a type each item lies, and the item sizes: see
+  :func:`models.common.load_work.load_items` (only which pages are touched
+  depends on the placement).
 * Relocations whose target is a data section are not in the trace (we keep
   only text/rodata-targeting ones) although v1 ``text_poke``s them too: the
-  count is a lower bound.  ``ftrace_init_nop()`` writes
-  (``ftrace_modify_code_direct()`` -> ``text_poke`` in patch 3/3) are not
-  counted: with ``-mnop-mcount``/objtool ``--mnop`` the compiler already
-  emits NOPs and no conversion is made.
+  count is a lower bound.
+
+Every poke is counted by its source (``text_pokes_invalidate``, ``_fill``,
+``_reloc``, ``_alternatives``, ``_orc_sort``, ``_mcount_sort``,
+``_ftrace_init``, ``_patch``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from execbench.errors import DesignError
 from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
 
+from ..common.load_work import check_loader, load_items, sort_swaps
 from ..common.module_layout import INIT_TYPES, MOD_MEM_TYPES, type_sizes
 from .api import ModuleAllocTypeApi
-from .sort_swaps import heapsort_swaps
 
-RELOC_BYTES = 4            # R_X86_64_PC32 / PLT32 write (__write_relocate_add)
-ALT_SITE_BYTES = 5         # call/jmp rel32 site (apply_retpolines/apply_returns)
-ORC_IP_BYTES = 4           # int .orc_unwind_ip entry
-ORC_ENTRY_BYTES = 6        # struct orc_entry (arch/x86/include/asm/orc_types.h, __packed)
-MCOUNT_LOC_BYTES = 8       # unsigned long __mcount_loc entry
+LOADERS = ("inplace", "staged")
 #: for_class_mod_mem_type(type, data) in enum order
 DATA_CLASS = ("data", "rodata", "ro_after_init", "init_data", "init_rodata")
-RELOC_TARGETS = ("text", "rodata", "init_text", "init_rodata")
+#: the text_poke entry each in-place write uses (patch 3/3)
+POKE_ENTRY = {"reloc": "text_poke", "alternatives": "text_poke", "ftrace_init": "text_poke",
+              "orc_sort": "text_poke_copy", "mcount_sort": "text_poke_copy"}
 
 
 @dataclass
@@ -95,9 +106,10 @@ class _Mod:
 
 
 class ModuleLoaderMat:
-    def __init__(self, kernel: Kernel, api: ModuleAllocTypeApi):
+    def __init__(self, kernel: Kernel, api: ModuleAllocTypeApi, loader: str = "inplace"):
         self.k = kernel
         self.api = api
+        self.loader = check_loader("module_alloc_type", loader, LOADERS)
         self.mods: dict[str, _Mod] = {}
 
     # -- strict_rwx.c ---------------------------------------------------------------
@@ -120,49 +132,46 @@ class ModuleLoaderMat:
             self._set_memory(m, "ro_after_init", a.set_memory_ro)
 
     # -- writes ---------------------------------------------------------------------
-    def _region(self, m: _Mod, prefs: tuple[str, ...]) -> tuple[int, int] | None:
-        for t in prefs:
-            if m.base.get(t) is not None:
-                return m.base[t], m.used[t]
-        return None
+    def _poked(self, t: str) -> bool:
+        """Is type ``t`` written through text poking (its allocator's fill)?"""
+        return self.api.a.params(t).fill == "text_poke_copy"
 
-    def _pokes(self, entry: str, region: tuple[int, int], nbytes: int, count: int) -> None:
-        base, span = region
-        self.api.text_poke_repeat(entry, base, span, min(nbytes, span), count)
+    def _write(self, m: _Mod, b, staged: bool) -> None:
+        """One batch of item writes: ``count`` pokes, or stores into the copy."""
+        k = self.k
+        if staged or not self._poked(b.mtype):
+            k.memcpy_elsewhere(b.bytes)
+            return
+        span = m.used[b.mtype]
+        with k.poke_source(b.source):
+            self.api.text_poke_repeat(POKE_ENTRY[b.source], m.base[b.mtype], span,
+                                      min(b.nbytes, span), b.count)
 
-    def _relocate(self, m: _Mod, ev: Event) -> None:
-        targets = [t for t in RELOC_TARGETS if m.base.get(t) is not None]
-        if ev.relocs and not targets:
-            raise DesignError(f"module {ev.obj}: {ev.relocs} relocations into text/rodata "
-                              "but no text or rodata")
-        nsec = ev.reloc_secs or (1 if ev.relocs else 0)
-        for i in range(nsec):
-            share = ev.relocs // nsec + (1 if i < ev.relocs % nsec else 0)
-            t = targets[i % len(targets)]
-            self._pokes("text_poke", (m.base[t], m.used[t]), RELOC_BYTES, share)
-            self.api.text_poke_sync()
-
-    def _finalize(self, m: _Mod, ev: Event) -> None:
-        if ev.alt_sites:
-            r = self._region(m, ("text", "init_text", "rodata", "init_rodata"))
-            if r is None:
-                raise DesignError(f"module {ev.obj}: {ev.alt_sites} alternatives sites but no text")
-            self._pokes("text_poke", r, ALT_SITE_BYTES, ev.alt_sites)
-        ro = self._region(m, ("rodata", "init_rodata", "text", "init_text"))
-        for n, per_swap in ((ev.orc_entries, ((ORC_IP_BYTES, 2), (ORC_ENTRY_BYTES, 2))),
-                            (ev.mcount_locs, ((MCOUNT_LOC_BYTES, 2),))):
-            swaps = heapsort_swaps(n)
-            if swaps and ro is None:
-                raise DesignError(f"module {ev.obj}: a table of {n} entries to sort but no rodata")
-            for nbytes, calls in per_swap:
-                self._pokes("text_poke_copy", ro, nbytes, calls * swaps)
-            if swaps:
-                self.k.count("mat_sort_swaps", swaps)
+    def _write_items(self, m: _Mod, ev: Event) -> None:
+        """Relocations, alternatives, the two sorts and the ``__fentry__``
+        conversion: in place (one poke per item, a sync per relocation
+        section) or into the writable copy (plain stores)."""
+        k, a = self.k, self.api
+        present = {t for t in MOD_MEM_TYPES if m.base.get(t) is not None}
+        items, nsec = load_items(ev, present)
+        staged = self.loader == "staged"
+        relocs = [b for b in items if b.source == "reloc"]
+        for b in relocs:                                   # apply_relocations()
+            self._write(m, b, staged)
+        if not staged:
+            a.text_poke_sync_repeat(nsec)                  # one per write_relocate_add()
+        for b in items:                                    # module_finalize(), ftrace_module_init()
+            if b.source != "reloc":
+                self._write(m, b, staged)
+        swaps = sort_swaps(ev)
+        if swaps:
+            k.count("mat_sort_swaps", swaps)
 
     # -- trace ops ----------------------------------------------------------------------
     def load(self, ev: Event) -> None:
         a, k = self.api, self.k
         used = type_sizes(ev)
+        staged = self.loader == "staged"
         m = _Mod()
         for t in MOD_MEM_TYPES:                       # move_module(), first loop
             m.used[t] = used[t]
@@ -171,13 +180,26 @@ class ModuleLoaderMat:
                 continue
             size = page_align(used[t])
             ptr = a.module_alloc_type(size, t, caller=f"load_module:{ev.obj}")
-            a.module_memory_invalidate_type(ptr, size, t)
             m.base[t], m.size[t] = ptr, size
+            if staged and self._poked(t):
+                k.memcpy_elsewhere(size)              # rw_copy = vzalloc(size)
+            else:
+                with k.poke_source("invalidate"):
+                    a.module_memory_invalidate_type(ptr, size, t)
         for t in MOD_MEM_TYPES:                       # second loop: the sections
-            if m.base[t] is not None:
-                a.module_memory_fill_type(m.base[t], used[t], t)
-        self._relocate(m, ev)
-        self._finalize(m, ev)
+            if m.base[t] is None:
+                continue
+            if staged and self._poked(t):
+                k.memcpy_elsewhere(used[t])
+            else:
+                with k.poke_source("fill"):
+                    a.module_memory_fill_type(m.base[t], used[t], t)
+        self._write_items(m, ev)
+        if staged:                                    # publish each copy: one fill per area
+            for t in MOD_MEM_TYPES:
+                if m.base[t] is not None and self._poked(t):
+                    with k.poke_source("fill"):
+                        a.module_memory_fill_type(m.base[t], m.size[t], t)
         self.mods[ev.obj] = m
         for t in ("text", "init_text"):
             if m.base[t] is not None:
@@ -214,7 +236,8 @@ class ModuleLoaderMat:
 
     def patch(self, ev: Event) -> None:
         m = self.mods[ev.obj]
-        self.api.text_poke_bp(m.base["text"] + ev.offset, ev.len)
+        with self.k.poke_source("patch"):
+            self.api.text_poke_bp(m.base["text"] + ev.offset, ev.len)
 
     def unload(self, ev: Event) -> None:
         m = self.mods.pop(ev.obj)

@@ -1,0 +1,108 @@
+"""Bounded work (issue 12 item 3): the most expensive module row the trace
+schema accepts replays on every design in under a second.
+
+The row: every loader-work column (relocs, reloc_secs, alt_sites,
+orc_entries, mcount_locs) at the largest value execbench/trace.py accepts
+-- found by asking the loader itself (bisection), so the test follows the
+schema's limits as they change -- and the section sizes as large as the
+schema allows but capped so that the whole module fits the 1008 MiB module
+range on every design (a bigger module is an -ENOMEM, not work).
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from execbench import registry
+from execbench.errors import TraceError
+from execbench.replay import run
+from execbench.trace import MODULE_SIZE_COLUMNS, MODULE_WORK_COLUMNS
+
+from conftest import TraceBuilder
+
+#: per size column, at most this much: 7 x 48 MiB = 336 MiB fits the module
+#: range on every design, and text + init text (96 MiB) fit the 2 MiB blocks
+#: the simulated machine keeps for huge mappings (execbench/kernel/physmem.py)
+SIZE_CAP = 48 << 20
+
+
+def _row(**over) -> dict:
+    base = dict(text=4096, rodata=4096, ro_after_init=0, data=4096, init_text=0,
+                init_rodata=0, init_data=0, align=16, relocs=1, reloc_secs=1, alt_sites=1,
+                orc_entries=1, mcount_locs=1)
+    base.update(over)
+    return base
+
+
+def _first_rejected(col: str, values: list[int]) -> int | None:
+    """Index of the first of ``values`` (ascending) the loader rejects for
+    ``col``, one module load per value in one trace; None if it takes all."""
+    tb = TraceBuilder()
+    for i, v in enumerate(values):
+        tb.module(f"m{i}", **_row(**{col: v}))
+    try:
+        tb.trace()
+    except TraceError as e:
+        return e.row
+    return None
+
+
+def _accepts(**row) -> bool:
+    tb = TraceBuilder()
+    tb.module("m", **row)
+    try:
+        tb.trace()
+    except TraceError:
+        return False
+    return True
+
+
+def _schema_max(col: str) -> int:
+    """The largest value of ``col`` the trace loader accepts (others small):
+    powers of two first, then 64 steps at a time inside the bracket."""
+    bad = _first_rejected(col, [1 << e for e in range(63)])
+    if bad is None:
+        return (1 << 63) - 1
+    if bad == 0:
+        return 0
+    lo, hi = 1 << (bad - 1), 1 << bad          # lo accepted, hi rejected
+    while hi - lo > 1:
+        step = max(1, (hi - lo) // 64)
+        vals = list(range(lo + step, hi, step))
+        i = _first_rejected(col, vals)
+        if i is None:
+            lo = vals[-1]
+        else:
+            hi = vals[i]
+            lo = vals[i - 1] if i else lo
+    return lo
+
+
+@pytest.fixture(scope="module")
+def worst_trace():
+    row = _row(**{c: _schema_max(c) for c in MODULE_WORK_COLUMNS})
+    row.update({c: min(_schema_max(c), SIZE_CAP) for c in MODULE_SIZE_COLUMNS})
+    tb = TraceBuilder()
+    tb.module("worst", **row)
+    tb.add("module", "init_done", "worst")
+    tb.add("module", "unload", "worst")
+    return tb.trace(), row
+
+
+def test_the_row_is_the_schema_maximum(worst_trace):
+    _, row = worst_trace
+    # one more on any work column is rejected by the loader
+    for c in MODULE_WORK_COLUMNS:
+        assert not _accepts(**_row(**{c: row[c] + 1})), c
+
+
+@pytest.mark.parametrize("design", registry.names())
+def test_most_expensive_row_replays_in_under_a_second(worst_trace, design):
+    trace, _ = worst_trace
+    run(trace, design)                   # compile / warm caches once
+    t0 = time.perf_counter()
+    r = run(trace, design)
+    dt = time.perf_counter() - t0
+    assert dt < 1.0, f"{design}: {dt:.2f} s"
+    assert r.counters["vmalloc_calls"] > 0
