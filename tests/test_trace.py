@@ -54,29 +54,32 @@ def _mutate(df, row, **kw):
 
 
 BAD = [
-    ("unknown op", lambda df: _mutate(df, 2, op="prog_lod"), 2, "unknown op"),
-    ("unknown user", lambda df: _mutate(df, 1, user="kmod"), 1, "unknown user"),
-    ("missing size", lambda df: _mutate(df, 2, size=None), 2, "'size' is empty"),
-    ("negative size", lambda df: _mutate(df, 0, rodata=-5), 0, "negative or absurd"),
-    ("absurd size", lambda df: _mutate(df, 2, size=2 * 1024**3), 2, "negative or absurd"),
-    ("unused column set", lambda df: _mutate(df, 1, size=10), 1, "not used by module/init_done"),
-    ("not an integer", lambda df: _mutate(df, 0, text="12k"), 0, "not an integer"),
-    ("time backwards", lambda df: _mutate(df, 3, t_ns=0), 3, "time goes backwards"),
-    ("bad seq", lambda df: _mutate(df, 4, seq=7), 4, "seq is 7"),
-    ("use of unknown object", lambda df: _mutate(df, 4, obj="q"), 4, "not live"),
-    ("double free", lambda df: _mutate(df, 1, op="unload"), 3, "not live"),
-    ("patch outside text", lambda df: _mutate(df, 3, offset=98), 3, "outside"),
+    ("unknown op", lambda df: _mutate(df, 2, op="prog_lod"), 2, "op", "unknown op"),
+    ("unknown user", lambda df: _mutate(df, 1, user="kmod"), 1, "user", "unknown user"),
+    ("missing size", lambda df: _mutate(df, 2, size=None), 2, "size",
+     "empty, but bpf/prog_load needs it"),
+    ("negative size", lambda df: _mutate(df, 0, rodata=-5), 0, "rodata", "-5 is outside 0..268435456"),
+    ("absurd size", lambda df: _mutate(df, 2, size=2 * 1024**3), 2, "size",
+     "2147483648 is outside 1..128000000"),
+    ("unused column set", lambda df: _mutate(df, 1, size=10), 1, "size", "not used by module/init_done"),
+    ("not an integer", lambda df: _mutate(df, 0, text="12k"), 0, "text", "not an integer"),
+    ("time backwards", lambda df: _mutate(df, 3, t_ns=0), 3, "t_ns", "time goes backwards"),
+    ("bad seq", lambda df: _mutate(df, 4, seq=7), 4, "seq", "seq is 7"),
+    ("use of unknown object", lambda df: _mutate(df, 4, obj="q"), 4, "obj", "not live"),
+    ("double free", lambda df: _mutate(df, 1, op="unload"), 3, "obj", "not live"),
+    ("patch outside text", lambda df: _mutate(df, 3, offset=98), 3, "offset", "outside"),
 ]
 
 
-@pytest.mark.parametrize("what,mutate,row,reason", BAD, ids=[b[0] for b in BAD])
-def test_bad_rows_are_rejected_with_row_and_reason(tb, tmp_path, what, mutate, row, reason):
+@pytest.mark.parametrize("what,mutate,row,column,reason", BAD, ids=[b[0] for b in BAD])
+def test_bad_rows_are_rejected_with_row_and_reason(tb, tmp_path, what, mutate, row, column, reason):
     p = write(tmp_path, mutate(good(tb)))
     with pytest.raises(TraceError) as e:
         load_trace(p)
     assert e.value.row == row, str(e.value)
+    assert e.value.column == column, str(e.value)
     assert reason in e.value.reason
-    assert str(p) in str(e.value)
+    assert str(p) in str(e.value) and f"column '{column}'" in str(e.value)
 
 
 def test_double_load(tb, tmp_path):
@@ -118,7 +121,7 @@ def test_cli_rejects_bad_trace_and_writes_nothing(tb, tmp_path, capsys):
     rc = main(["run", "--design", "legacy", "--workload", str(bad), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc != 0
-    assert f"{bad}: row 2 (line 4): unknown op 'prog_lod'" in err
+    assert f"{bad}: row 2 (line 4), column 'op': unknown op 'prog_lod'" in err
     assert not (tmp_path / "results").exists()
     rc = main(["compare", "--workload", str(bad), "--out", str(out)])
     assert rc != 0 and not (tmp_path / "results").exists()
