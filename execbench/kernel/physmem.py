@@ -76,6 +76,9 @@ class PhysMem:
 
     def alloc_frames(self, n: int) -> np.ndarray:
         """Order-0 frames for a 4 KiB-mapped area."""
+        if n - min(n, len(self._recycled)) > len(self._order) - self._next:
+            # checked before taking any frame: a failed allocation takes none
+            raise OutOfMemory("simulated machine is out of memory")
         out = np.empty(n, dtype=np.int64)
         k = min(n, len(self._recycled))
         if k:
@@ -83,8 +86,6 @@ class PhysMem:
             del self._recycled[-k:]
         rest = n - k
         if rest:
-            if self._next + rest > len(self._order):
-                raise OutOfMemory("simulated machine is out of memory")
             out[k:] = self._order[self._next:self._next + rest]
             self._next += rest
         return out

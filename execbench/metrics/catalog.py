@@ -46,6 +46,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("cpu_ns", "cost", "counter", "ns", "estimated CPU time of all primitives (virtual clock minus idle gaps)"),
     MetricSpec("lock_wait_ns", "concurrency", "counter", "ns", "time CPUs spent waiting for a kernel mutex held by another CPU (per-CPU shadow timeline, execbench/kernel/locks.py; not part of cpu_ns)"),
     MetricSpec("page_write_races", "concurrency", "counter", "pages", "writes/update windows to a page overlapping in virtual time with another CPU's on the same page"),
+    MetricSpec("alloc_failures", "robustness", "counter", "calls", "operations that got -ENOMEM (no frames or no room in the module range); each is failed as the kernel fails it and the replay goes on (execbench/replay.py)"),
+    MetricSpec("events_skipped", "robustness", "counter", "events", "trace events on an object whose creating operation got -ENOMEM, so there was nothing to act on"),
     MetricSpec("itlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses per million instruction fetches: seeded fetch stream over live text + vmlinux through the page tables, set-associative LRU model of the CPU preset, at checkpoints (execbench/metrics/itlb.py)"),
     MetricSpec("stlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses (page walks) per million instruction fetches, same stream and model as itlb_miss_per_mfetch"),
     MetricSpec("itlb_miss_per_mfetch_bpf", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of bpf text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),

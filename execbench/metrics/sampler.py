@@ -70,6 +70,8 @@ class Sampler:
             k.now - k.idle_ns,                                  # cpu_ns
             k.locks.wait_total,                                 # lock_wait_ns
             k.locks.races,                                      # page_write_races
+            c.get("alloc_failures", 0),
+            c.get("events_skipped", 0),
         ]
         # itlb_miss_per_mfetch, stlb_miss_per_mfetch: checkpoints only, held in between
         # then the per-owner itlb_/stlb_miss_per_mfetch_<user> (itlb.OWNERS order)

@@ -51,9 +51,10 @@ and changes nothing a replay can see:
 * ``execmem_cache_populate_alloc()`` (the populate step) adds the new block
   and takes the allocation from it under ONE hold of the cache mutex (so a
   parallel allocator cannot steal the block); a replay is sequential, so this
-  is the same first-fit.  If the 2 MiB ``execmem_vmalloc()`` fails it retries
-  with ``alloc_size = size`` (never taken here: the 1 GiB module range is not
-  exhausted by any workload);
+  is the same first-fit.  If the 2 MiB-rounded ``execmem_vmalloc()`` fails it
+  retries with ``alloc_size = size`` (modelled; v6.15's
+  ``execmem_cache_populate()`` returns -ENOMEM at once, and so does this model
+  for every version before 7.2 -- v6.17's was not read);
 * ``execmem_fill_trapping_insns(ptr, size)`` has no ``writable`` argument
   any more: x86 (arch/x86/mm/init.c) is a plain ``memset(INT3)``;
 * populate always ends with ``set_memory_rox(p, vm->nr_pages)`` (no boot-time
@@ -75,7 +76,7 @@ from __future__ import annotations
 import bisect
 from typing import Callable
 
-from execbench.errors import KernelBug
+from execbench.errors import KernelBug, OutOfMemory
 from execbench.kernel import Kernel
 from execbench.units import PAGE_SIZE, PMD_SIZE, round_up
 
@@ -129,9 +130,14 @@ class ExecmemCache:
         k = self.k
         alloc_size = round_up(size, PMD_SIZE)
         new = self.version >= (6, 15)
-        p = k.vmalloc(alloc_size, align=PMD_SIZE, start=self.start, end=self.end,
-                      w=True, x=False, huge=True, reset_perms=False,
-                      caller="execmem_cache_populate")
+        try:
+            p = self._vmalloc(alloc_size)
+        except OutOfMemory:
+            if self.version < (7, 2):
+                raise                       # execmem_cache_populate() returns -ENOMEM
+            # 7.2 execmem_cache_populate_alloc(): "alloc_size = size" and again
+            alloc_size = size
+            p = self._vmalloc(alloc_size)
         k.memcpy(p, alloc_size)                       # execmem_fill_trapping_insns(writable)
         npages = alloc_size // PAGE_SIZE
         if new:
@@ -143,12 +149,24 @@ class ExecmemCache:
         self.blocks[p] = alloc_size
         self._add_free(p, alloc_size)
 
+    def _vmalloc(self, alloc_size: int) -> int:
+        """``execmem_vmalloc(range, alloc_size, PAGE_KERNEL, VM_ALLOW_HUGE_VMAP)``
+        with the range's alignment (``MODULE_ALIGN`` = PAGE_SIZE without
+        KASAN): the huge attempt aligns to PMD_SIZE by itself, the
+        small-page fallback of ``__vmalloc_node_range()`` does not."""
+        return self.k.vmalloc(alloc_size, align=PAGE_SIZE, start=self.start, end=self.end,
+                              w=True, x=False, huge=True, reset_perms=False,
+                              caller="execmem_cache_populate")
+
     def _clean(self) -> None:
         """``execmem_cache_clean()``: give back wholly free populated areas."""
         k = self.k
         for i in range(len(self.free_starts) - 1, -1, -1):
             lo, hi = self.free_starts[i], self.free_ends[i]
-            if self.blocks.get(lo) == hi - lo:
+            # IS_ALIGNED(size, PMD_SIZE) && IS_ALIGNED(start, PMD_SIZE): a
+            # block from the small-page fallback (no order-9 frames left, or
+            # 7.2's unrounded retry) is never given back
+            if self.blocks.get(lo) == hi - lo and lo % PMD_SIZE == 0 and (hi - lo) % PMD_SIZE == 0:
                 del self.free_starts[i], self.free_ends[i]
                 del self.blocks[lo]
                 k.set_direct_map_valid(lo, (hi - lo) // PAGE_SIZE, valid=True)

@@ -100,6 +100,18 @@ class ModuleLoaderRox(ModuleLoader610):
                 continue
             self._set_memory(m, t, self.api.set_memory_rox)
 
+    def _undo_alloc(self, m: Mod) -> None:
+        """``move_module()``'s ``out_err`` (7.2, kernel/module/main.c):
+        ``module_memory_restore_rox()`` -- ``execmem_restore_rox()`` of every
+        ROX text type already allocated (and made RW) -- then the frees.  The
+        restore came with the v6.15 remap-RW loader; v6.13 frees only."""
+        if self.version >= (6, 15):
+            for t in TEXT_TYPES:
+                mem = m.mem.get(t)
+                if mem is not None and mem.is_rox:
+                    self.api.execmem_restore_rox(mem.base, mem.size)
+        super()._undo_alloc(m)
+
     def init_done(self, ev) -> None:
         """``do_init_module()`` -> ``do_free_init()``: one ``execmem_free()``
         per init type, NULL for the absent ones (kernel/module/main.c)."""

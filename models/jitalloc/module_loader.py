@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from execbench.errors import OutOfMemory
 from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
@@ -83,12 +84,20 @@ class ModuleLoaderJit:
             n = sizes[t]
             if not n:
                 continue
+            try:
+                if t in TEXT_TYPES:
+                    m.base[t] = a.jit_alloc(max(n, ev.align or 1))
+                else:
+                    m.base[t] = a.module_alloc(page_align(n), caller=f"load_module:{ev.obj}:{t}")
+            except OutOfMemory:
+                # move_module()'s error path: free what was allocated, last first
+                for u in reversed(list(m.base)):
+                    (a.jit_free if u in TEXT_TYPES else a.module_memfree)(m.base[u])
+                raise
             if t in TEXT_TYPES:
-                m.base[t] = a.jit_alloc(max(n, ev.align or 1))
                 m.size[t] = n
             else:
                 size = page_align(n)
-                m.base[t] = a.module_alloc(size, caller=f"load_module:{ev.obj}:{t}")
                 m.size[t] = size
                 k.memcpy(m.base[t], size)                 # memset(ptr, 0, size)
                 k.memcpy(m.base[t], n)                    # section copies
