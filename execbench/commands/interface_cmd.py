@@ -14,7 +14,8 @@ from .. import registry
 from ..replay import run
 from ..report.table import render
 from ..workload_ref import resolve
-from .common import emit_json
+from .checks import seed_arg
+from .common import design_class, emit_json
 
 EXAMPLES = """examples:
   execbench interface                         # every design, default workload
@@ -28,13 +29,15 @@ def register(sub) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", "-w", help="shipped workload name or trace path (default: the default workload)")
     p.add_argument("--designs", nargs="+", metavar="D", help="default: all registered designs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="0..2^32-1 (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
     designs = args.designs or registry.names()
+    for d in designs:
+        design_class(d)
     trace = resolve(args.workload)
     out: dict[str, dict] = {}
     for d in designs:

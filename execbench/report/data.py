@@ -133,14 +133,17 @@ class Headline:
                 "version": self.version, "commit": self.commit, "command": self.command,
                 "baseline": registry.BASELINE}
 
-    def save(self, out_dir: str | Path) -> list[Path]:
-        """Write ``results.csv`` and ``meta.json`` atomically; returns the paths."""
+    def files(self, out_dir: str | Path) -> dict[Path, bytes]:
+        """``results.csv`` and ``meta.json`` under ``out_dir``, as bytes."""
         out = Path(out_dir)
-        csv_p, meta_p = out / RESULTS_CSV, out / META_JSON
-        atomic_write_bytes(csv_p, to_csv_bytes(self.df[TIDY_COLUMNS]))
-        atomic_write_bytes(meta_p, (json.dumps(_jsonable(self.meta()), indent=2, sort_keys=True)
-                                    + "\n").encode())
-        return [csv_p, meta_p]
+        return {out / RESULTS_CSV: to_csv_bytes(self.df[TIDY_COLUMNS]),
+                out / META_JSON: (json.dumps(_jsonable(self.meta()), indent=2, sort_keys=True)
+                                  + "\n").encode()}
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Write ``results.csv`` and ``meta.json`` (both or neither); returns the paths."""
+        from ..results import write_files
+        return write_files(self.files(out_dir))
 
 
 def _jsonable(o: Any) -> Any:
@@ -251,7 +254,12 @@ def load(results_dir: str | Path) -> Headline:
         meta = json.loads(meta_p.read_text())
     except json.JSONDecodeError as e:
         raise ExecbenchError(f"{meta_p}: bad JSON: line {e.lineno}: {e.msg}") from None
-    df = pd.read_csv(csv_p)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ExecbenchError(f"{meta_p}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        df = pd.read_csv(csv_p)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
+        raise ExecbenchError(f"{csv_p}: cannot read as CSV: {str(e).splitlines()[0] if str(e) else e}") from None
     missing = [c for c in TIDY_COLUMNS if c not in df.columns]
     if missing:
         raise ExecbenchError(f"{csv_p}: row 0 (header): missing column(s) {missing}")
@@ -261,5 +269,5 @@ def load(results_dir: str | Path) -> Headline:
                         seeds=list(meta["seeds"]), machine=meta["machine"], costs=meta["costs"],
                         version=meta["version"], commit=meta["commit"],
                         command=meta.get("command", ""))
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise ExecbenchError(f"{meta_p}: missing or malformed field: {e}") from None
