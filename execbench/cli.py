@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import ExecbenchError, printable
+from .errors import ExecbenchError, UsageError, printable
 
 #: subcommand modules, in --help order; each has register(subparsers)
 COMMANDS = [
@@ -38,9 +38,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         cmd = self.prog.removeprefix("execbench").strip()
-        msg = printable(f"{cmd + ': ' if cmd else ''}{message} (see {self.prog} --help)", 300)
-        sys.stderr.write(f"execbench: error: {msg}\n")
-        sys.exit(2)
+        raise UsageError(f"{cmd + ': ' if cmd else ''}{message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     except ExecbenchError as e:
         print(f"execbench: error: {_error_line(e)}", file=sys.stderr)
         return e.exit_code
+    except SystemExit as e:         # --help, --version
+        if isinstance(e.code, int) or e.code is None:
+            return e.code or 0
+        print(f"execbench: error: {_error_line(e.code)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("execbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
