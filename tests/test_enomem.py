@@ -119,7 +119,7 @@ OPS = [
     ("kprobe optimize", [_ev("kprobe", "register", "k", size=16)], _ev("kprobe", "optimize", "k", size=128)),
 ]
 #: hole sizes in pages: one page up to past an aligned 2 MiB block (512 pages)
-HOLES = (1, 2, 3, 5, 9, 17, 513, 514, 1025)
+HOLES = (1, 2, 5, 17, 513, 1025)
 
 
 def _state(k: Kernel):
