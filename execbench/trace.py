@@ -355,6 +355,31 @@ def _name_column(df: pd.DataFrame, col: str) -> tuple[np.ndarray, list[Problem]]
     return names, problems
 
 
+def _module_rules(user, op, ints, present) -> list[Problem]:
+    """What every real ``.ko`` satisfies and the loaders rely on (every
+    module of both Debian 6.1.0-56 tables does):
+
+    * relocations need a text or rodata section to point into; alternatives
+      sites, ORC entries and mcount call sites need text."""
+    m = (user == "module") & (op == "load") & present["relocs"] & present["text"] \
+        & present["init_text"]
+    g = {c: ints[c] for c in ("relocs", "text", "rodata", "init_text",
+                              "init_rodata", "alt_sites", "orc_entries", "mcount_locs")}
+    text = g["text"] + g["init_text"]
+    rules = [
+        ("relocs", (g["relocs"] > 0) & (text + g["rodata"] + g["init_rodata"] == 0),
+         "relocations but no text or rodata to apply them to"),
+        ("alt_sites", (g["alt_sites"] > 0) & (text == 0), "alternatives sites but no text"),
+        ("orc_entries", (g["orc_entries"] > 0) & (text == 0), "ORC entries but no text"),
+        ("mcount_locs", (g["mcount_locs"] > 0) & (text == 0), "mcount call sites but no text"),
+    ]
+    out = []
+    for col, bad, why in rules:
+        if (p := _fail_first(m & bad, why, col)):
+            out.append(p)
+    return out
+
+
 def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
     """Check a raw string table against the schema; return it typed.
 
@@ -421,6 +446,7 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
     if (p := _fail_first(present["align"] & ((al & (al - 1)) != 0),
                          lambda r: f"{al[r]} is not a power of two", "align")):
         problems.append(p)
+    problems += _module_rules(user, op, ints, present)
 
     first_bad = min(p[0] for p in problems) if problems else n
     life = _check_lifecycle(user[:first_bad], op[:first_bad], obj[:first_bad],

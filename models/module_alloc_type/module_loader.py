@@ -152,7 +152,9 @@ class ModuleLoaderMat:
         for n, per_swap in ((ev.orc_entries, ((ORC_IP_BYTES, 2), (ORC_ENTRY_BYTES, 2))),
                             (ev.mcount_locs, ((MCOUNT_LOC_BYTES, 2),))):
             swaps = heapsort_swaps(n)
-            if swaps and ro is None:
+            if not swaps:
+                continue                  # nothing to sort (and maybe no rodata to sort in)
+            if ro is None:
                 raise DesignError(f"module {ev.obj}: a table of {n} entries to sort but no rodata")
             for nbytes, calls in per_swap:
                 self._pokes("text_poke_copy", ro, nbytes, calls * swaps)
