@@ -155,10 +155,11 @@ def _value_for(rng: np.random.Generator, col: str) -> str:
 
 def _mutate_rows(rng: np.random.Generator, header: list[str], rows: list[list[str]]) -> str:
     """One structural mutation in place; returns its name."""
-    kind = _pick(rng, ("cell", "cell", "cell", "cell", "heavy", "row_drop", "row_dup", "row_swap",
+    kind = _pick(rng, ("cell", "cell", "cell", "cell", "heavy", "edge", "edge", "row_drop", "row_dup",
+                       "row_swap",
                        "row_short", "row_long", "row_garbage", "col_drop", "col_dup", "col_swap",
                        "col_rename", "col_add", "header_drop", "header_dup", "obj_reuse"))
-    if kind in ("cell", "heavy", "row_drop", "row_dup", "row_swap", "row_short", "row_long",
+    if kind in ("cell", "heavy", "edge", "row_drop", "row_dup", "row_swap", "row_short", "row_long",
                 "obj_reuse") and not rows:
         kind = "row_garbage"
     if kind.startswith("col") and not header:
@@ -179,6 +180,17 @@ def _mutate_rows(rng: np.random.Generator, header: list[str], rows: list[list[st
                 if name == "align":
                     v = 1 << int(rng.integers(0, 13))
                 r[c] = str(v)
+    elif kind == "edge":
+        # every number of one row at its range's low or high end, or kept:
+        # degenerate but valid rows (a module of nothing, a 1-byte program)
+        r = rows[int(rng.integers(n))]
+        for c, name in enumerate(header):
+            if c < len(r) and r[c] != "" and name in RANGES and name not in ("seq", "t_ns"):
+                u = rng.random()
+                if u < 0.45:
+                    r[c] = str(RANGES[name].lo)
+                elif u < 0.6:
+                    r[c] = str(RANGES[name].hi)
     elif kind == "row_drop":
         del rows[int(rng.integers(n))]
     elif kind == "row_dup":
