@@ -204,3 +204,21 @@ def test_ctrl_c_stops_a_sweep_within_two_seconds(tmp_path, jobs):
     time.sleep(0.1)
     assert not [w for w in workers if Path(f"/proc/{w}").exists()]
     assert _snapshot(res) == before and not out.exists()
+
+
+def test_a_corrupt_results_folder_is_one_line(tmp_path, capsys):
+    d = tmp_path / "res"
+    d.mkdir()
+    (d / "meta.json").write_text("{}")
+    (d / "results.csv").write_text("workload,design,seed,metric,final,peak,mean\n"
+                                   "w,legacy,0,cpa_calls,1,1,1\nw,legacy,0,cpa_pages,lots,1,1\n")
+    assert main(["report", "--from", str(d)]) == 1
+    assert "results.csv: row 1 (line 3): column 'final': 'lots' is not a number" in \
+        _one_line(capsys.readouterr().err)
+    (d / "results.csv").write_text("workload,design,seed,metric,final,peak,mean\nw,legacy,0.5,x,1,1,1\n")
+    assert main(["report", "--from", str(d)]) == 1
+    assert "column 'seed': '0.5' is not an integer" in _one_line(capsys.readouterr().err)
+    (d / "results.csv").write_text("workload,design,seed,metric,final,peak,mean\nw,legacy,0,x,1,1,1\n")
+    (d / "meta.json").write_text("{not json")
+    assert main(["report", "--from", str(d)]) == 1
+    assert "meta.json: bad JSON" in _one_line(capsys.readouterr().err)

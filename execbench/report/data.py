@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from .. import __version__, registry
-from ..errors import ExecbenchError
+from ..errors import ExecbenchError, cell
 from ..kernel import Costs
 from ..replay import RunResult
 from ..results import to_csv_bytes
@@ -263,6 +263,17 @@ def load(results_dir: str | Path) -> Headline:
     missing = [c for c in TIDY_COLUMNS if c not in df.columns]
     if missing:
         raise ExecbenchError(f"{csv_p}: row 0 (header): missing column(s) {missing}")
+    for c, kind in (("seed", "an integer"), ("final", "a number"), ("peak", "a number"),
+                    ("mean", "a number")):
+        v = pd.to_numeric(df[c], errors="coerce")
+        bad = (v.isna() & df[c].notna()).to_numpy().copy()
+        if c == "seed":
+            bad |= (v.isna() | (v != v.round())).to_numpy()
+        if bad.any():
+            r = int(bad.nonzero()[0][0])
+            raise ExecbenchError(f"{csv_p}: row {r} (line {r + 2}): column {c!r}: "
+                                 f"{cell(df[c].iat[r])} is not {kind}")
+        df[c] = v.astype("int64") if c == "seed" else v.astype(float)
     try:
         return Headline(df=df[TIDY_COLUMNS], designs=[DesignMeta(**x) for x in meta["designs"]],
                         workloads=[WorkloadMeta(**x) for x in meta["workloads"]],
