@@ -1,10 +1,10 @@
 """Command-line values checked before any work starts.
 
-Every check raises :class:`~execbench.errors.UsageError` (a bad value) or
-:class:`~execbench.errors.OutputError` (a path that cannot be written),
-which the CLI prints as one line; the argparse ``type=`` converters here
-raise ``argparse.ArgumentTypeError`` so argparse names the option.  Nothing
-here replays, writes or creates anything (the write probe removes its file).
+The argparse ``type=`` converters here raise ``argparse.ArgumentTypeError``,
+so that argparse names the option (the CLI prints it as one UsageError
+line); :func:`writable` raises :class:`~execbench.errors.OutputError` for a
+path that cannot be written.  Nothing here replays, writes or creates
+anything (the write probe removes its file at once).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import OutputError, UsageError, printable
+from ..errors import OutputError, printable
 
 #: seeds are 32-bit (``numpy.random.default_rng([seed, ...])`` would take
 #: any non-negative integer, but a seed a reader cannot type back is no help)

@@ -35,7 +35,7 @@ from ..kernel import Costs
 from ..replay import RunResult
 from ..results import to_csv_bytes
 from ..sweep import sweep
-from ..trace import Trace, atomic_write_bytes
+from ..trace import Trace
 
 try:        # the floor's lower bounds (execbench/metrics/floor.py)
     from ..metrics import floor as _floor
