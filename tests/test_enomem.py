@@ -229,3 +229,24 @@ def test_replay_skips_the_events_of_a_failed_object_and_keeps_a_failed_update(mo
     fail.add(3)                                        # the unload of a live module
     with pytest.raises(KernelBug, match="a free path allocated"):
         run(tr, "flaky", machine={"itlb_cpu": "off"})
+
+
+@pytest.mark.parametrize("design,params", CONFIGS, ids=IDS)
+def test_one_256_mib_module_loads_on_every_design(design, params):
+    """The issue's crash: one module of 256 MiB text on a 16 GiB machine.
+    The kernel does not fail this load: where order-9 blocks run out,
+    __vmalloc_node_range() frees them and maps 4 KiB pages instead (its
+    fail: label, mm/vmalloc.c v6.1), and 256 MiB fits the 1008 MiB range.
+    So no -ENOMEM (the issue expected one; the kernel disagrees)."""
+    rows = [("module", "load", "m", _module(256 * MiB)), ("module", "init_done", "m", {}),
+            ("module", "unload", "m", {})]
+    r = run(_trace(rows), design, params=params, machine={"itlb_cpu": "off"})
+    assert r.counters["alloc_failures"] == 0 and r.counters["events_skipped"] == 0
+
+
+def test_a_476_mb_bpf_program_is_rejected_when_loading():
+    """No x86 JIT image can reach 476 MB: BPF_COMPLEXITY_LIMIT_INSNS
+    (1,000,000) x BPF_MAX_INSN_SIZE (128 B) = 128,000,000 B."""
+    from execbench.errors import TraceError
+    with pytest.raises(TraceError, match=r"476000000 is outside 1\.\.128000000"):
+        _trace([("bpf", "prog_load", "p", dict(size=476_000_000))])
