@@ -364,16 +364,20 @@ def _module_rules(user, op, ints, present) -> list[Problem]:
     """What every real ``.ko`` satisfies and the loaders rely on (every
     module of both Debian 6.1.0-56 tables does):
 
-    * relocations need a text or rodata section to point into; alternatives
+    * relocations (and the SHT_RELA sections counted in ``reloc_secs``,
+      which by definition apply to text or rodata) need a text or rodata
+      section to point into; alternatives
       sites, ORC entries and mcount call sites need text."""
     m = (user == "module") & (op == "load") & present["relocs"] & present["text"] \
         & present["init_text"]
-    g = {c: ints[c] for c in ("relocs", "text", "rodata", "init_text",
+    g = {c: ints[c] for c in ("relocs", "reloc_secs", "text", "rodata", "init_text",
                               "init_rodata", "alt_sites", "orc_entries", "mcount_locs")}
     text = g["text"] + g["init_text"]
     rules = [
         ("relocs", (g["relocs"] > 0) & (text + g["rodata"] + g["init_rodata"] == 0),
          "relocations but no text or rodata to apply them to"),
+        ("reloc_secs", (g["reloc_secs"] > 0) & (text + g["rodata"] + g["init_rodata"] == 0),
+         "relocation sections but no text or rodata for them to apply to"),
         ("alt_sites", (g["alt_sites"] > 0) & (text == 0), "alternatives sites but no text"),
         ("orc_entries", (g["orc_entries"] > 0) & (text == 0), "ORC entries but no text"),
         ("mcount_locs", (g["mcount_locs"] > 0) & (text == 0), "mcount call sites but no text"),

@@ -60,7 +60,7 @@ def test_edge_rows_replay_on_every_design(what):
 
 
 @pytest.mark.parametrize("cells,column", [
-    (dict(relocs=5), "relocs"), (dict(alt_sites=1), "alt_sites"),
+    (dict(relocs=5), "relocs"), (dict(reloc_secs=10), "reloc_secs"), (dict(alt_sites=1), "alt_sites"),
     (dict(orc_entries=1, rodata=100), "orc_entries"), (dict(mcount_locs=1, rodata=100), "mcount_locs"),
 ])
 def test_module_rows_no_real_ko_has_are_rejected(cells, column):
