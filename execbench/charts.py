@@ -120,7 +120,10 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
         meta = {"Date": None} if fmt == "svg" else {"Software": None}
         fig.savefig(buf, format=fmt, metadata=meta, bbox_inches="tight", dpi=110)
         p = out_dir / f"{stem}.{fmt}"
-        atomic_write_bytes(p, buf.getvalue())
+        if _SINK is not None:
+            _SINK[p] = buf.getvalue()         # plot_all(sink=...): written by the caller
+        else:
+            atomic_write_bytes(p, buf.getvalue())
         paths.append(p)
     return paths
 
@@ -293,19 +296,31 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
     return written
 
 
+#: where _save() puts chart bytes instead of writing them (see plot_all)
+_SINK: dict[Path, bytes] | None = None
+
+
 def plot_all(h: Headline, tl: pd.DataFrame, out_dir: str | Path,
-             progress: bool | None = None) -> list[Path]:
-    """Every chart of every workload under ``out_dir``."""
+             progress: bool | None = None, sink: dict[Path, bytes] | None = None) -> list[Path]:
+    """Every chart of every workload under ``out_dir``.  With ``sink`` the
+    files are not written: their bytes go into ``sink`` (path -> bytes), so
+    that a command can write all its outputs or none."""
+    global _SINK
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if sink is None:
+        out.mkdir(parents=True, exist_ok=True)
     names = h.workload_names
     it = names
     if progress:
         from tqdm import tqdm
         it = tqdm(names, desc="charts", unit="workload", leave=False)
     paths: list[Path] = []
-    for w in it:
-        paths += plot_workload(h, tl, w, out)
+    _SINK = sink
+    try:
+        for w in it:
+            paths += plot_workload(h, tl, w, out)
+    finally:
+        _SINK = None
     return paths
 
 

@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import ExecbenchError, UsageError
+from .errors import ExecbenchError, printable
 
 #: subcommand modules, in --help order; each has register(subparsers)
 COMMANDS = [
@@ -32,8 +32,17 @@ EXAMPLES = """examples:
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``execbench: error: run: argument
+    --seed: ...`` and exit status 2, instead of the usage block."""
+
+    def error(self, message: str):
+        cmd = self.prog.removeprefix("execbench").strip()
+        raise UsageError(f"{cmd + ': ' if cmd else ''}{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="execbench",
         description="Compare Linux executable-memory allocator designs on recorded workloads.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,26 +53,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: exit status for an exception that is not an ExecbenchError: a bug in
+#: execbench (sysexits.h EX_SOFTWARE), distinct from every user error
+EXIT_BUG = 70
+#: exit status after Ctrl-C (128 + SIGINT), as a shell reports it
+EXIT_INTERRUPTED = 130
+
+
+def _error_line(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return printable(text, 400)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    """Run one command.  Only :class:`~execbench.errors.ExecbenchError` is
+    a user's error (one line, its exit status); Ctrl-C prints one line and
+    exits 130; anything else is a bug in execbench, reported in one line
+    with exit status 70 (``EXECBENCH_DEBUG=1`` shows the traceback)."""
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
     except BrokenPipeError:
         return _closed_pipe()
-    except UsageError as e:
-        print(f"execbench: error: {e}", file=sys.stderr)
-        return 2
-    except ExecbenchError as e:
-        print(f"execbench: error: {e}", file=sys.stderr)
+    except ExecbenchError as e:          # UsageError: exit 2, the others 1
+        print(f"execbench: error: {_error_line(e)}", file=sys.stderr)
+        return e.exit_code
+    except SystemExit as e:         # --help, --version
+        if isinstance(e.code, int) or e.code is None:
+            return e.code or 0
+        print(f"execbench: error: {_error_line(e.code)}", file=sys.stderr)
         return 1
-    except (KeyError, ValueError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"execbench: error: {msg}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("execbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as e:        # noqa: BLE001 - the last resort: one line, not a traceback
+        if os.environ.get("EXECBENCH_DEBUG"):
+            raise
+        print(f"execbench: internal error (a bug in execbench, please report it with the command "
+              f"line): {type(e).__name__}: {_error_line(e)}", file=sys.stderr)
+        return EXIT_BUG
 
 
 def _closed_pipe() -> int:

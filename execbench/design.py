@@ -20,9 +20,11 @@ package under ``models/`` and one line in :mod:`execbench.registry`.
 """
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, ClassVar
 
-from .errors import DesignError
+from .errors import DesignError, UsageError, printable
 from .kernel import Kernel
 
 
@@ -58,24 +60,42 @@ class Design:
 
     @classmethod
     def parse_params(cls, items: list[str] | None) -> dict[str, Any]:
-        """``name=value`` strings -> typed values, typed like the defaults."""
+        """``name=value`` strings -> typed values, typed like the defaults.
+        A value that does not parse names the parameter and the type it
+        needs (:class:`~execbench.errors.UsageError`)."""
         out: dict[str, Any] = {}
         for item in items or []:
             key, sep, raw = item.partition("=")
+            key, raw = key.strip(), raw.strip()
             if not sep or key not in cls.defaults:
-                raise DesignError(f"--param {item!r}: design {cls.name!r} takes "
-                                  f"{', '.join(f'{k}={v!r}' for k, v in cls.defaults.items()) or 'no parameters'}")
+                raise UsageError(f"--param {printable(item, 40)!r}: design {cls.name!r} takes "
+                                 f"{', '.join(f'{k}={v!r}' for k, v in cls.defaults.items()) or 'no parameters'}")
             d = cls.defaults[key]
+            bad = UsageError(f"--param {key}: {printable(raw, 30)!r} is not {_KIND[type(d)]} "
+                             f"(design {cls.name!r}, default {d!r})")
             if isinstance(d, bool):
                 if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                    raise DesignError(f"--param {key}: {raw!r} is not a boolean")
+                    raise bad
                 out[key] = raw.lower() in ("1", "true", "yes")
             elif isinstance(d, int):
+                if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+                    raise bad
                 out[key] = int(raw)
             elif isinstance(d, float):
-                out[key] = float(raw)
+                try:
+                    out[key] = float(raw)
+                except ValueError:
+                    raise bad from None
+                if not math.isfinite(out[key]):
+                    raise bad
             elif isinstance(d, tuple):
+                if not re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,4})*", raw):
+                    raise bad
                 out[key] = tuple(int(p) for p in raw.split("."))
             else:
                 out[key] = raw
         return out
+
+
+_KIND = {bool: "a boolean (true/false)", int: "an integer", float: "a finite number",
+         tuple: "a version like 6.15", str: "a string"}

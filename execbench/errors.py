@@ -1,15 +1,53 @@
-"""Errors that carry enough context for a user to fix their input."""
+"""Errors that carry enough context for a user to fix their input.
+
+Every error a user can meet is an :class:`ExecbenchError`; the CLI prints it
+as one line (``execbench: error: ...``) and exits non-zero.  Anything else
+reaching the CLI is a bug in execbench (see ``execbench.cli``).
+"""
 from __future__ import annotations
+
+#: the longest message a :class:`TraceError` prints (bad cells are truncated)
+TRACE_ERROR_MAX = 200
+
+
+def printable(s: object, limit: int | None = None) -> str:
+    """``s`` as one line of printable text: control characters (newlines,
+    NUL, ...) are shown escaped; with ``limit``, cut to that many characters
+    with an ellipsis."""
+    s = str(s)
+    if not s.isprintable():
+        s = "".join(c if c.isprintable() else repr(c)[1:-1] for c in s)
+    if limit is not None and len(s) > limit:
+        s = s[:max(limit - 3, 0)] + "..."
+    return s
+
+
+def cell(v: object, limit: int = 24) -> str:
+    """A table cell quoted for an error message: ``repr``, at most ``limit``
+    characters (a 1 MB cell must not become a 1 MB message)."""
+    s = v if isinstance(v, str) else str(v)
+    if len(s) > limit:
+        return repr(s[:limit])[:-1] + f"...' ({len(s):,} chars)"
+    return repr(s)
 
 
 class ExecbenchError(Exception):
     """Base class: every error execbench reports to a user."""
 
+    #: exit status of the CLI for this kind of error
+    exit_code = 1
+
 
 class UsageError(ExecbenchError):
-    """The command line asks for something that does not exist or cannot be
-    (an unknown design or workload, a malformed option).  The CLI exits 2
-    for these, 1 for every other error."""
+    """The command line asks for something that does not exist or cannot be:
+    a value outside what the command accepts (checked before any work
+    starts), an unknown design or workload.  The CLI exits 2 for these."""
+
+    exit_code = 2
+
+
+class OutputError(ExecbenchError):
+    """An output file or folder that cannot be written (names the path)."""
 
 
 class UnknownName(UsageError, KeyError):
@@ -33,16 +71,28 @@ class TraceError(ExecbenchError):
     """A trace that breaks the schema.
 
     Says the file, the data row (0-based, i.e. the ``seq`` it should have;
-    the CSV line is ``row + 2`` counting the header) and the reason.  A trace
-    that raises this is never replayed, not even in part.
+    the CSV line is ``row + 2`` counting the header), the column where there
+    is one, and the reason -- in one line of at most
+    :data:`TRACE_ERROR_MAX` characters.  A trace that raises this is never
+    replayed, not even in part.
     """
 
-    def __init__(self, path: str, row: int | None, reason: str):
+    def __init__(self, path: str, row: int | None, reason: str, column: str | None = None):
         self.path = str(path)
         self.row = row
-        self.reason = reason
-        where = f"{self.path}" if row is None else f"{self.path}: row {row} (line {row + 2})"
-        super().__init__(f"{where}: {reason}")
+        self.column = column
+        self.reason = printable(reason)
+        where = "" if row is None else f": row {row} (line {row + 2})"
+        if column is not None:
+            where += f", column {cell(column, 20)}"
+        path_s = printable(self.path)
+        room = TRACE_ERROR_MAX - len(where) - 2
+        if len(path_s) > room // 2 and len(path_s) + len(self.reason) > room:
+            # keep the file name: cut the folder part from the left
+            keep = max(room // 2, 8)
+            path_s = "..." + path_s[-(keep - 3):]
+        reason_s = printable(self.reason, room - len(path_s))
+        super().__init__(f"{path_s}{where}: {reason_s}")
 
 
 class DesignError(ExecbenchError):

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import registry
-from .errors import ExecbenchError
+from .errors import ExecbenchError, KernelBug, OutOfMemory, printable
 from .kernel import Costs, Kernel, KernelConfig
 from .kernel.sidealloc import SideAllocs, SideParams
 from .metrics.sampler import NAMES, Sampler, summarise
@@ -69,6 +69,17 @@ class RunResult:
         return df
 
 
+#: ops that create the object they name: when one gets -ENOMEM the object
+#: does not exist, and the trace's later events on it are skipped
+CREATE_OPS = frozenset({"load", "prog_load", "tramp_attach", "ops_register", "register"})
+#: ops that free their object (the end of a skipped object too)
+FREE_OPS = frozenset({"unload", "prog_unload", "tramp_detach", "ops_unregister", "unregister"})
+
+
+def _where(trace: Trace, i: int, ev, design: str) -> str:
+    return printable(f"{trace.path}: row {i} ({ev.user}/{ev.op} {ev.obj}) on {design}", 160)
+
+
 def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None = None,
         costs: Costs | None = None, machine: dict[str, Any] | None = None,
         progress: bool | None = None,
@@ -83,6 +94,16 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     only for traces of 20k+ events).  ``observe(kernel, design)`` is called
     once before the first event, e.g. for ``execbench.validation`` to watch
     the calls a design makes (it must not change what they do).
+
+    An allocation the simulated kernel cannot satisfy
+    (:class:`~execbench.errors.OutOfMemory`, the kernel's -ENOMEM) fails that
+    one operation, as in the kernel: the design's error path has freed what
+    it took, ``alloc_failures`` counts it and the replay goes on.  A failed
+    creating op (load, prog_load, tramp_attach, ops_register, register)
+    leaves no object, so the trace's later events on that object are skipped
+    (``events_skipped``); a failed update (tramp_update, optimize, a
+    dispatcher's first update) leaves the object as it was.  Neither changes
+    ``requested_bytes``.
     """
     cls = registry.get(design)
     machine = dict(machine or {})
@@ -109,25 +130,45 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
         events = tqdm(events, total=n, desc=f"{design} on {trace.name}", unit="ev", leave=False)
     api_per_op: dict[tuple[str, str], list[int]] = {}   # (user, op) -> [events, API calls]
     counters = kernel.counters
+    counters["alloc_failures"] = counters["events_skipped"] = 0
+    failed: set[tuple[str, str]] = set()     # (user, obj) whose creating op got -ENOMEM
     t0 = time.perf_counter()
     for i, ev in enumerate(events):
         kernel.advance_to(ev.t_ns)
         kernel.cpu = ev.cpu
         kernel.user = ev.user
         kernel.obj = ev.obj
+        if failed and (ev.user, ev.obj) in failed:
+            # the object never came to be: its later events have nothing to act on
+            counters["events_skipped"] += 1
+            if ev.op in FREE_OPS:
+                failed.discard((ev.user, ev.obj))
+            sampler.sample(i)
+            continue
         calls0 = counters["api_calls"]
         try:
-            side.before(ev)
-            table[(ev.user, ev.op)](ev)
-            side.after(ev)
+            try:
+                side.before(ev)
+                table[(ev.user, ev.op)](ev)
+            finally:
+                side.after(ev)          # the operation's own scratch is freed either way
+        except OutOfMemory as e:
+            side.abort(ev)              # and what the failed object would have kept
+            if ev.op in FREE_OPS:
+                raise KernelBug(f"{_where(trace, i, ev, design)}: a free path allocated: {e}") from e
+            # -ENOMEM to this one operation; the kernel (and the replay) go on
+            counters["alloc_failures"] += 1
+            if ev.op in CREATE_OPS:
+                failed.add((ev.user, ev.obj))
         except ExecbenchError as e:
-            raise type(e)(f"{trace.path}: row {i} ({ev.user}/{ev.op} {ev.obj}) on {design}: {e}") from e
+            raise type(e)(f"{_where(trace, i, ev, design)}: {e}") from e
+        else:
+            demand.apply(ev)
         acc = api_per_op.get((ev.user, ev.op))
         if acc is None:
             acc = api_per_op[(ev.user, ev.op)] = [0, 0]
         acc[0] += 1
         acc[1] += counters["api_calls"] - calls0
-        demand.apply(ev)
         sampler.sample(i)
     wall = time.perf_counter() - t0
     eps: dict[str, list[str]] = {}

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Iterable
 
 import pandas as pd
 
+from .errors import ExecbenchError, printable
 from .kernel import Costs
 from .replay import RunResult, run
 from .trace import Trace
@@ -121,35 +124,72 @@ def _in_order(futs: list, bar) -> list[RunResult]:
     return [f.result() for f in futs]
 
 
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the parent: a terminal sends SIGINT to the
+    whole process group, and N workers each printing a KeyboardInterrupt
+    traceback is not one line.  The parent stops them (:func:`_stop`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(ex: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers now (SIGTERM, then
+    SIGKILL after half a second): used when the sweep is interrupted or
+    fails, so that nothing keeps replaying after the command has given up."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + 0.5
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+        if p.is_alive():
+            p.kill()
+            p.join(0.5)
+
+
 def _sweep_local(n: int, traces: list[Trace], tasks: list[Task], params, costs, machine,
                  bar=None) -> list[RunResult]:
     global _FORK_TRACES
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    if ctx.get_start_method() == "fork":
+    fork = ctx.get_start_method() == "fork"
+    if fork:
         _FORK_TRACES = traces
         if (machine or {}).get("itlb_cpu", "skylake-sp") != "off":
             from .metrics import tlbsim
             tlbsim.backend()        # load the compiled iTLB loop once, before forking
         for tr in traces:
             list(tr.events())       # build the event lists once, shared by the workers
-        try:
-            with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as ex:
-                futs = [ex.submit(_run_forked, t, params.get(t[1]), costs, machine) for t in tasks]
-                return _in_order(futs, bar)
-        finally:
-            _FORK_TRACES = []
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as ex:     # pragma: no cover - non-Linux
-        futs = [ex.submit(_run_one, traces[i], d, s, params.get(d), costs, machine) for i, d, s in tasks]
-        return _in_order(futs, bar)
+    ex = ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=_worker_init)
+    try:
+        if fork:
+            futs = [ex.submit(_run_forked, t, params.get(t[1]), costs, machine) for t in tasks]
+        else:                       # pragma: no cover - non-Linux
+            futs = [ex.submit(_run_one, traces[i], d, s, params.get(d), costs, machine)
+                    for i, d, s in tasks]
+        results = _in_order(futs, bar)
+    except BaseException:
+        _stop(ex)
+        raise
+    finally:
+        _FORK_TRACES = []
+    ex.shutdown(wait=True)
+    return results
 
 
 def _sweep_dask(address: str, traces: list[Trace], tasks: list[Task], params, costs, machine) -> list[RunResult]:
     try:
         from dask.distributed import Client
-    except ImportError as e:   # pragma: no cover - depends on the environment
-        raise RuntimeError("--scheduler needs dask.distributed (pip install 'dask[distributed]')") from e
-    with Client(address) as client:
+    except ImportError:   # pragma: no cover - depends on the environment
+        raise ExecbenchError("--scheduler needs dask.distributed "
+                             "(pip install 'dask[distributed]')") from None
+    try:
+        client = Client(address, timeout=10)
+    except (OSError, TimeoutError, ValueError, TypeError) as e:
+        raise ExecbenchError(f"--scheduler {printable(address, 60)}: cannot connect: "
+                             f"{printable(e, 100)}") from None
+    with client:
         remote = client.scatter(traces, broadcast=True)
         futs = [client.submit(_run_one, remote[i], d, s, params.get(d), costs, machine,
                               key=f"execbench-run-{i}-{d}-{s}-{k}", pure=False)

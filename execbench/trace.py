@@ -6,14 +6,20 @@ place that knows the CSV layout; everything downstream gets a validated
 :class:`Trace` whose events are plain :class:`Event` records.
 
 Validation is all-or-nothing: a trace with any broken row raises
-:class:`~execbench.errors.TraceError` naming the file, the row and the
-reason, before a single event is replayed.  Nothing is silently fixed.
+:class:`~execbench.errors.TraceError` naming the file, the row, the column
+and the reason (one line, at most 200 characters), before a single event is
+replayed.  Nothing is silently fixed.  Loading raises nothing else: every
+column has a documented range (:data:`RANGES`, docs/trace-schema.md), so an
+accepted row costs bounded time and memory to replay.
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import os
+import re
+import stat
 import tempfile
 import tomllib
 import zlib
@@ -24,8 +30,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from .errors import TraceError
-from .units import GiB, PAGE_SIZE
+from .errors import TraceError, cell as _cell
+from .units import MiB, PAGE_SIZE
 
 ID_COLUMNS = ["seq", "t_ns", "cpu", "user", "op", "obj"]
 MODULE_SIZE_COLUMNS = ["text", "rodata", "ro_after_init", "data",
@@ -39,9 +45,6 @@ SIZE_COLUMNS = (MODULE_SIZE_COLUMNS + ["align"] + MODULE_WORK_COLUMNS + ["offset
 COLUMNS = ID_COLUMNS + SIZE_COLUMNS
 #: the columns of traces written before MODULE_KALLSYMS_COLUMNS existed (still accepted)
 COLUMNS_BEFORE_KALLSYMS = COLUMNS[:-len(MODULE_KALLSYMS_COLUMNS)]
-
-MAX_SIZE = GiB  # "negative or absurd size": nothing in the module range exceeds 1 GiB
-MAX_CPU = 8192  # CONFIG_NR_CPUS upper bound on x86-64 (arch/x86/Kconfig, MAXSMP)
 
 #: (user, op) -> columns that op requires; every other size column must be empty.
 OPS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -68,19 +71,73 @@ OPTIONAL: dict[tuple[str, str], tuple[str, ...]] = {
 }
 USERS = ("module", "bpf", "ftrace", "kprobe")
 
-# Ops whose size must be > 0 and at most this many bytes, with the kernel rule.
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a column accepts, ``lo..hi`` inclusive, and where ``hi``
+    comes from (a kernel limit, or the largest real value with headroom).
+    docs/trace-schema.md lists the same table with its sources."""
+
+    lo: int
+    hi: int
+    source: str
+
+
+_MOD_MAX = 256 * MiB
+_MOD_SRC = ("55x the largest value of any of these columns in Debian 6.1.0-56-amd64's 4,023 "
+            "modules (largest: amdgpu text 4,850,088 B); a quarter of the 1008 MiB module range")
+
+#: Every column's range, keyed by column name.  A new column adds a row here
+#: (tests/test_trace.py checks that every column has one).
+RANGES: dict[str, Range] = {
+    "seq": Range(0, 2**31 - 1, "must equal the row number"),
+    "t_ns": Range(0, 10**17, "3.2 years; the longest shipped trace (fleet-day) spans 86,411 s"),
+    "cpu": Range(0, 8191, "NR_CPUS <= 8192 on x86-64 (arch/x86/Kconfig NR_CPUS_RANGE_END)"),
+    **{c: Range(0, _MOD_MAX, _MOD_SRC) for c in
+       ("text", "rodata", "ro_after_init", "data", "init_text", "init_rodata", "init_data")},
+    "align": Range(1, PAGE_SIZE, "a power of two; largest real 64 (qemu traces), and module_alloc() "
+                                 "returns page-aligned memory, so no larger alignment can be honoured"),
+    "relocs": Range(0, 2**24, "56x amdgpu's 297,400 text/rodata relocations"),
+    "reloc_secs": Range(0, 1024, "48x kvm's 21 SHT_RELA sections into text/rodata"),
+    "alt_sites": Range(0, 2**20, "39x the 26,826 of the largest module in the qemu-6.12 traces "
+                                 "(amdgpu: 18,163 in the 6.1 table)"),
+    "orc_entries": Range(0, 2**22, "39x amdgpu's 107,342 .orc_unwind_ip entries"),
+    "mcount_locs": Range(0, 2**19, "47x amdgpu's 11,134 __mcount_loc entries"),
+    **{c: Range(0, _MOD_MAX, "as data / init_data, which include them (kallsyms <= data)")
+       for c in MODULE_KALLSYMS_COLUMNS},
+    "offset": Range(0, _MOD_MAX - 1, "inside the module's text (offset + len <= text)"),
+    "len": Range(1, 15, "one x86 instruction (MAX_INSN_SIZE 15, arch/x86/include/asm/insn.h); "
+                        "text_poke_bp() patches one"),
+    "size": Range(1, 128_000_000, "BPF JIT image: BPF_COMPLEXITY_LIMIT_INSNS (1,000,000, "
+                                  "include/linux/bpf.h) x BPF_MAX_INSN_SIZE (128 B, "
+                                  "arch/x86/net/bpf_jit_comp.c); trampolines, ftrace and kprobe "
+                                  "slots are at most PAGE_SIZE (below)"),
+}
+
+#: Ops whose ``size`` has a tighter limit than :data:`RANGES`, with the kernel rule.
 _SIZE_LIMITS: dict[tuple[str, str], tuple[int, str]] = {
-    ("bpf", "prog_load"): (MAX_SIZE, "JIT image"),
     # arch_prepare_bpf_trampoline() fails with -EFAULT past one page
     # (arch/x86/net/bpf_jit_comp.c; trampolines are <= PAGE_SIZE in every version)
-    ("bpf", "tramp_attach"): (PAGE_SIZE, "BPF trampoline (<= PAGE_SIZE, arch_prepare_bpf_trampoline)"),
-    ("bpf", "tramp_update"): (PAGE_SIZE, "BPF trampoline (<= PAGE_SIZE, arch_prepare_bpf_trampoline)"),
-    ("ftrace", "ops_register"): (PAGE_SIZE, "ftrace trampoline (create_trampoline copies one caller stub)"),
+    ("bpf", "tramp_attach"): (PAGE_SIZE, "BPF trampoline"),
+    ("bpf", "tramp_update"): (PAGE_SIZE, "BPF trampoline"),
+    # create_trampoline() copies one caller stub
+    ("ftrace", "ops_register"): (PAGE_SIZE, "ftrace trampoline"),
     # a slot is carved from one insn page (kernel/kprobes.c slots_per_page)
     ("kprobe", "register"): (PAGE_SIZE, "kprobe insn slot"),
     ("kprobe", "optimize"): (PAGE_SIZE, "optprobe insn slot"),
 }
 
+#: ``obj``: at most this many characters, printable ASCII other than space,
+#: quotes, comma and backslash (the longest shipped name has 53)
+OBJ_MAX = 128
+OBJ_CHARS = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "\"'`,\\")
+_OBJ_RE = "[" + re.escape(OBJ_CHARS) + "]+"
+#: what a trace file may take once decompressed: 33x fleet-day's 8 MB, about
+#: 3 million events (loading one costs a few GB of memory)
+MAX_TRACE_BYTES = 256 * MiB
+_INT_RE = r"-?[0-9]+"          # ASCII digits only ("１２" and "٣" are not integers here)
+_MAX_DIGITS = 18               # every range's hi has fewer: no 4,300-digit int() is ever parsed
 
 @dataclass(slots=True)
 class Event:
@@ -141,58 +198,209 @@ class Trace:
         return {k: v for k, v in self.__dict__.items() if k != "_events"}
 
 
-def _fail_first(path: str, mask: np.ndarray, reason) -> tuple[int, str] | None:
+Problem = tuple[int, str, "str | None"]      # (row, reason, column)
+
+
+def _fail_first(mask: np.ndarray, reason, column: str | None = None) -> Problem | None:
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return None
     r = int(idx[0])
-    return r, (reason(r) if callable(reason) else reason)
+    return r, (reason(r) if callable(reason) else reason), column
+
+
+def _read_bytes(path: str) -> bytes:
+    """The file's bytes, gunzipped when they start with the gzip magic,
+    at most :data:`MAX_TRACE_BYTES` either way."""
+    try:
+        st = os.stat(path)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+            raise TraceError(path, None, "not a regular file")
+        size = st.st_size
+        if size > MAX_TRACE_BYTES:
+            raise TraceError(path, None, f"{size:,} bytes; a trace may have at most "
+                                         f"{MAX_TRACE_BYTES:,}")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_TRACE_BYTES + 1)
+    except OSError as e:
+        raise TraceError(path, None, f"cannot read: {e.strerror or e}") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as g:
+            out = g.read(MAX_TRACE_BYTES + 1)
+    except (EOFError, OSError, zlib.error) as e:     # BadGzipFile is an OSError
+        raise TraceError(path, None, f"truncated or corrupt gzip data ({e})") from None
+    if len(out) > MAX_TRACE_BYTES:
+        raise TraceError(path, None, f"decompresses to more than {MAX_TRACE_BYTES:,} bytes")
+    return out
+
+
+def _check_columns(columns: list, path: str) -> None:
+    if list(columns) == COLUMNS:
+        return
+    missing = [c for c in COLUMNS if c not in columns]
+    extra = [c for c in columns if c not in COLUMNS]
+
+    def names(cs: list) -> str:
+        shown = ", ".join(_cell(str(c), 16) for c in cs[:3])
+        return shown + (f" and {len(cs) - 3} more" if len(cs) > 3 else "")
+
+    detail = []
+    if missing:
+        detail.append(f"missing {names(missing)}")
+    if extra:
+        detail.append(f"unknown {names(extra)}")
+    if not detail:
+        dup = sorted({c for c in columns if list(columns).count(c) > 1})
+        detail.append(f"duplicated {names(dup)}" if dup else "columns out of order")
+    raise TraceError(path, None, f"wrong columns ({'; '.join(detail)}); docs/trace-schema.md "
+                                 f"lists the {len(COLUMNS)}")
 
 
 def _read_csv(path: str) -> pd.DataFrame:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as e:
-        raise TraceError(path, None, f"cannot read: {e.strerror or e}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-            raise TraceError(path, None, f"truncated or corrupt gzip data ({e})") from None
+    """Parse the file into a table of strings, one column per header name.
+
+    Python's csv module rather than pandas: it reports the record where the
+    quoting breaks (``strict``) and gives every record's field count, so a
+    short or long row is named instead of padded or shifted."""
+    raw = _read_bytes(path)
     if not raw.strip():
         raise TraceError(path, None, "empty file (no header, no events)")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")       # a UTF-8 byte-order mark is allowed
     except UnicodeDecodeError as e:
-        raise TraceError(path, None, f"not UTF-8 text at byte {e.start}") from None
+        raise TraceError(path, None, f"not UTF-8 text (byte {e.start}: "
+                                     f"{raw[e.start:e.start + 1]!r})") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                           na_filter=False, skip_blank_lines=False)
-    except pd.errors.ParserError as e:
-        raise TraceError(path, None, f"malformed CSV: {e}") from None
+        records = list(reader)
+    except csv.Error as e:
+        # line_num: physical lines read so far; the header is line 1
+        row = reader.line_num - 2
+        raise TraceError(path, row if row >= 0 else None, f"malformed CSV: {e}") from None
+    while records and not records[-1]:
+        records.pop()                        # blank lines at the end
+    header = records[0]
+    _check_columns(header, path)
+    n = len(header)
+    body = records[1:]
+    widths = np.fromiter(map(len, body), dtype=np.int64, count=len(body))
+    bad = np.flatnonzero(widths != n)
+    if bad.size:
+        r = int(bad[0])
+        raise TraceError(path, r, "blank line" if not widths[r] else f"{widths[r]} fields, expected {n}")
+    return pd.DataFrame(body, columns=header, dtype=object)
 
 
-def _int_column(path: str, df: pd.DataFrame, col: str, required: np.ndarray):
-    """Parse one column to int64 (+ a 'present' mask); report non-integers."""
-    s = df[col].str.strip()
-    # The same string operations, applied once per distinct value: a big
-    # trace repeats few values per column, and the regex dominated loading.
-    codes, uniq = pd.factorize(s, sort=False)
-    u = pd.Series(uniq, dtype=object)
-    u_present = (u != "").to_numpy()
-    u_ok = u.str.fullmatch(r"-?\d+").to_numpy(dtype=bool, na_value=False) | ~u_present
+def _factor(s: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """(codes, distinct values stripped of spaces and tabs): a big trace
+    repeats few values per column, so every string check below runs once
+    per distinct value, not once per row."""
+    codes, uniq = pd.factorize(s, sort=False, use_na_sentinel=False)
+    return codes, [str(v).strip(" \t") for v in uniq]
+
+
+def _strip(s: pd.Series) -> np.ndarray:
+    codes, uniq = _factor(s)
+    return np.array(uniq, dtype=object)[codes] if len(uniq) else np.zeros(0, dtype=object)
+
+
+_INT_FULL = re.compile(_INT_RE)
+_OBJ_FULL = re.compile(_OBJ_RE)
+
+
+def _int_column(df: pd.DataFrame, col: str, required: np.ndarray, needed_by=None):
+    """Parse one column to int64 (+ a 'present' mask); report non-integers
+    and values outside :data:`RANGES`."""
+    rng = RANGES[col]
+    codes, uniq = _factor(df[col])
+    k = len(uniq)
+    u_present = np.fromiter((v != "" for v in uniq), dtype=bool, count=k)
+    u_int = np.fromiter((_INT_FULL.fullmatch(v) is not None for v in uniq), dtype=bool, count=k)
+    u_vals = np.zeros(k, dtype=np.int64)
+    u_inrange = np.zeros(k, dtype=bool)
+    for i in np.flatnonzero(u_int):
+        v = uniq[i]
+        if len(v.lstrip("-").lstrip("0")) <= _MAX_DIGITS:     # never int() a 4,300-digit string
+            x = int(v)
+            if rng.lo <= x <= rng.hi:
+                u_vals[i] = x
+                u_inrange[i] = True
     present = u_present[codes]
-    ok = u_ok[codes]
-    bad = _fail_first(path, ~ok, lambda r: f"column {col!r}: {df[col].iat[r]!r} is not an integer")
-    vals = np.zeros(len(df), dtype=np.int64)
-    conv = present & ok
-    if conv.any():
-        u_vals = np.zeros(len(u), dtype=np.int64)
-        u_conv = u_present & u_ok
-        u_vals[u_conv] = u[u_conv].astype(np.int64).to_numpy()
-        vals[conv] = u_vals[codes[conv]]
-    missing = _fail_first(path, required & ~present, f"column {col!r} is empty")
-    return vals, conv, [b for b in (bad, missing) if b]
+    problems: list[Problem] = []
+
+    def number(r: int) -> str:
+        v = uniq[codes[r]]
+        return v if len(v) <= 24 else f"a {len(v.lstrip('-')):,}-digit number"
+
+    if (p := _fail_first(present & ~u_int[codes],
+                         lambda r: f"{_cell(uniq[codes[r]])} is not an integer (ASCII digits)", col)):
+        problems.append(p)
+    if (p := _fail_first(present & u_int[codes] & ~u_inrange[codes],
+                         lambda r: f"{number(r)} is outside {rng.lo}..{rng.hi} "
+                                   "(docs/trace-schema.md)", col)):
+        problems.append(p)
+    if (p := _fail_first(required & ~present,
+                         (lambda r: f"empty, but {needed_by(r)} needs it") if needed_by else "empty",
+                         col)):
+        problems.append(p)
+    ok = present & u_inrange[codes]
+    vals = np.where(ok, u_vals[codes], 0)
+    return vals, ok, present, problems
+
+
+def _name_column(df: pd.DataFrame, col: str) -> tuple[np.ndarray, list[Problem]]:
+    """``obj``: non-empty, at most :data:`OBJ_MAX` characters of
+    :data:`OBJ_CHARS` (no control characters, spaces or quotes)."""
+    codes, uniq = _factor(df[col])
+    good = np.fromiter((len(v) <= OBJ_MAX and _OBJ_FULL.fullmatch(v) is not None for v in uniq),
+                       dtype=bool, count=len(uniq))
+    problems: list[Problem] = []
+
+    def why(r: int) -> str:
+        v = uniq[codes[r]]
+        if v == "":
+            return "empty"
+        if len(v) > OBJ_MAX:
+            return f"{len(v):,} characters (at most {OBJ_MAX})"
+        c = next(ch for ch in v if ch not in OBJ_CHARS)
+        return (f"{_cell(v)} contains {c!r}: names are printable ASCII without spaces, "
+                "quotes, commas or backslashes")
+
+    if (p := _fail_first(~good[codes], why, col)):
+        problems.append(p)
+    names = np.array(uniq, dtype=object)[codes] if len(uniq) else np.zeros(0, dtype=object)
+    return names, problems
+
+
+def _module_rules(user, op, ints, present) -> list[Problem]:
+    """What every real ``.ko`` satisfies and the loaders rely on (every
+    module of both Debian 6.1.0-56 tables does):
+
+    * relocations (and the SHT_RELA sections counted in ``reloc_secs``,
+      which by definition apply to text or rodata) need a text or rodata
+      section to point into; alternatives
+      sites, ORC entries and mcount call sites need text."""
+    m = (user == "module") & (op == "load") & present["relocs"] & present["text"] \
+        & present["init_text"]
+    g = {c: ints[c] for c in ("relocs", "reloc_secs", "text", "rodata", "init_text",
+                              "init_rodata", "alt_sites", "orc_entries", "mcount_locs")}
+    text = g["text"] + g["init_text"]
+    rules = [
+        ("relocs", (g["relocs"] > 0) & (text + g["rodata"] + g["init_rodata"] == 0),
+         "relocations but no text or rodata to apply them to"),
+        ("reloc_secs", (g["reloc_secs"] > 0) & (text + g["rodata"] + g["init_rodata"] == 0),
+         "relocation sections but no text or rodata for them to apply to"),
+        ("alt_sites", (g["alt_sites"] > 0) & (text == 0), "alternatives sites but no text"),
+        ("orc_entries", (g["orc_entries"] > 0) & (text == 0), "ORC entries but no text"),
+        ("mcount_locs", (g["mcount_locs"] > 0) & (text == 0), "mcount call sites but no text"),
+    ]
+    out = []
+    for col, bad, why in rules:
+        if (p := _fail_first(m & bad, why, col)):
+            out.append(p)
+    return out
 
 
 def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
@@ -204,42 +412,33 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
     """
     if list(df.columns) == COLUMNS_BEFORE_KALLSYMS:
         df = df.assign(**{c: "" for c in MODULE_KALLSYMS_COLUMNS})
-    if list(df.columns) != COLUMNS:
-        missing = [c for c in COLUMNS if c not in df.columns]
-        extra = [c for c in df.columns if c not in COLUMNS]
-        detail = []
-        if missing:
-            detail.append(f"missing {missing}")
-        if extra:
-            detail.append(f"unknown {extra}")
-        if not detail:
-            detail.append("columns out of order")
-        raise TraceError(path, None, f"wrong columns ({'; '.join(detail)}); expected {','.join(COLUMNS)}")
+    _check_columns(list(df.columns), path)
     n = len(df)
     if n == 0:
         raise TraceError(path, None, "no events")
-    problems: list[tuple[int, str]] = []
+    problems: list[Problem] = []
     every = np.ones(n, dtype=bool)
 
-    user = df["user"].str.strip().to_numpy()
-    op = df["op"].str.strip().to_numpy()
-    obj = df["obj"].str.strip().to_numpy()
-    if (p := _fail_first(path, ~np.isin(user, USERS),
-                         lambda r: f"unknown user {user[r]!r} (one of {', '.join(USERS)})")):
+    user = _strip(df["user"])
+    op = _strip(df["op"])
+    obj, errs = _name_column(df, "obj")
+    problems += errs
+    known_user = np.isin(user, USERS)
+    if (p := _fail_first(~known_user, lambda r: f"unknown user {_cell(user[r])} "
+                                                f"(one of {', '.join(USERS)})", "user")):
         problems.append(p)
-    key = pd.Series(user) + "/" + pd.Series(op)
+    key = pd.Series(user, dtype=object) + "/" + pd.Series(op, dtype=object)
     known = key.isin([f"{u}/{o}" for u, o in OPS]).to_numpy()
-    if (p := _fail_first(path, np.isin(user, USERS) & ~known,
-                         lambda r: f"unknown op {op[r]!r} for user {user[r]!r} "
-                                   f"(one of {', '.join(o for u, o in OPS if u == user[r])})")):
-        problems.append(p)
-    if (p := _fail_first(path, obj == "", "empty obj")):
+    if (p := _fail_first(known_user & ~known,
+                         lambda r: f"unknown op {_cell(op[r])} for user {user[r]!r} "
+                                   f"(one of {', '.join(o for u, o in OPS if u == user[r])})",
+                         "op")):
         problems.append(p)
 
     ints: dict[str, np.ndarray] = {}
     present: dict[str, np.ndarray] = {}
     for col in ("seq", "t_ns", "cpu"):
-        ints[col], present[col], errs = _int_column(path, df, col, every)
+        ints[col], present[col], _, errs = _int_column(df, col, every)
         problems += errs
     required = {c: np.zeros(n, dtype=bool) for c in SIZE_COLUMNS}
     allowed = {c: np.zeros(n, dtype=bool) for c in SIZE_COLUMNS}
@@ -250,50 +449,41 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
         for c in OPTIONAL.get((u, o), ()):
             allowed[c] |= m
     for col in SIZE_COLUMNS:
-        ints[col], present[col], errs = _int_column(path, df, col, required[col] & known)
+        ints[col], present[col], raw_present, errs = _int_column(
+            df, col, required[col] & known, lambda r: f"{user[r]}/{op[r]}")
         problems += errs
-        if (p := _fail_first(path, present[col] & ~required[col] & ~allowed[col] & known,
-                             lambda r, c=col: f"column {c!r} is not used by {user[r]}/{op[r]} "
-                                              f"and must be empty")):
-            problems.append(p)
-        if (p := _fail_first(path, present[col] & ((ints[col] < 0) | (ints[col] > MAX_SIZE)),
-                             lambda r, c=col: f"column {c!r}: {ints[c][r]} is negative or "
-                                              f"absurd (limit {MAX_SIZE})")):
+        if (p := _fail_first(raw_present & ~required[col] & ~allowed[col] & known,
+                             lambda r: f"not used by {user[r]}/{op[r]}; must be empty", col)):
             problems.append(p)
 
-    if (p := _fail_first(path, present["seq"] & (ints["seq"] != np.arange(n)),
-                         lambda r: f"seq is {ints['seq'][r]}, expected {r}")):
+    if (p := _fail_first(present["seq"] & (ints["seq"] != np.arange(n)),
+                         lambda r: f"seq is {ints['seq'][r]}, expected {r}", "seq")):
         problems.append(p)
     t = ints["t_ns"]
-    if (p := _fail_first(path, t < 0, "t_ns is negative")):
-        problems.append(p)
     back = np.zeros(n, dtype=bool)
-    back[1:] = t[1:] < t[:-1]
-    if (p := _fail_first(path, back, lambda r: f"time goes backwards: t_ns {t[r]} < {t[r - 1]}")):
-        problems.append(p)
-    if (p := _fail_first(path, (ints["cpu"] < 0) | (ints["cpu"] >= MAX_CPU),
-                         f"cpu outside 0..{MAX_CPU - 1}")):
+    back[1:] = present["t_ns"][1:] & present["t_ns"][:-1] & (t[1:] < t[:-1])
+    if (p := _fail_first(back, lambda r: f"time goes backwards: {t[r]} < {t[r - 1]}", "t_ns")):
         problems.append(p)
     for (u, o), (limit, what) in _SIZE_LIMITS.items():
         m = (user == u) & (op == o) & present["size"]
-        if (p := _fail_first(path, m & ((ints["size"] <= 0) | (ints["size"] > limit)),
-                             lambda r: f"{u}/{o}: size {ints['size'][r]} outside 1..{limit} "
-                                       f"for a {what}")):
+        if (p := _fail_first(m & (ints["size"] > limit),
+                             lambda r: f"{u}/{o}: {ints['size'][r]} is outside 1..{limit} "
+                                       f"for a {what}", "size")):
             problems.append(p)
     al = ints["align"]
-    if (p := _fail_first(path, present["align"] & ((al <= 0) | ((al & (al - 1)) != 0)),
-                         lambda r: f"align {al[r]} is not a power of two")):
-        problems.append(p)
-    if (p := _fail_first(path, present["len"] & (ints["len"] <= 0), "patch len must be >= 1")):
+    if (p := _fail_first(present["align"] & ((al & (al - 1)) != 0),
+                         lambda r: f"{al[r]} is not a power of two", "align")):
         problems.append(p)
     ks, iks = present["kallsyms"], present["init_kallsyms"]
-    if (p := _fail_first(path, ks != iks, "kallsyms and init_kallsyms go together (both or neither)")):
+    if (p := _fail_first(ks != iks, "kallsyms and init_kallsyms go together (both or neither)",
+                         "init_kallsyms")):
         problems.append(p)
     for part, whole in (("kallsyms", "data"), ("init_kallsyms", "init_data")):
-        if (p := _fail_first(path, present[part] & present[whole] & (ints[part] > ints[whole]),
+        if (p := _fail_first(present[part] & present[whole] & (ints[part] > ints[whole]),
                              lambda r, a=part, b=whole: f"{a} {ints[a][r]} is larger than {b} "
-                                                        f"{ints[b][r]}, which includes it")):
+                                                        f"{ints[b][r]}, which includes it", part)):
             problems.append(p)
+    problems += _module_rules(user, op, ints, present)
 
     first_bad = min(p[0] for p in problems) if problems else n
     life = _check_lifecycle(user[:first_bad], op[:first_bad], obj[:first_bad],
@@ -301,11 +491,11 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
     if life:
         problems.append(life)
     if problems:
-        row, reason = min(problems, key=lambda p: p[0])   # earliest row; first check wins
-        raise TraceError(path, row, reason)
+        row, reason, column = min(problems, key=lambda p: p[0])   # earliest row; first check wins
+        raise TraceError(path, row, reason, column)
 
     out = pd.DataFrame({"seq": ints["seq"], "t_ns": ints["t_ns"], "cpu": ints["cpu"],
-                        "user": user, "op": op, "obj": obj})
+                        "user": user.astype(str), "op": op.astype(str), "obj": obj.astype(str)})
     for col in SIZE_COLUMNS:
         out[col] = pd.array(np.where(present[col], ints[col], 0), dtype="Int64")
         out.loc[~present[col], col] = pd.NA
@@ -333,7 +523,7 @@ _LIFE: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def _check_lifecycle(user, op, obj, ints) -> tuple[int, str] | None:
+def _check_lifecycle(user, op, obj, ints) -> Problem | None:
     """Objects are used only while live, created once, freed once."""
     live: dict[tuple[str, str], list] = {}   # (user, obj) -> [kind, flag, text]
     for r in range(len(user)):
@@ -342,27 +532,27 @@ def _check_lifecycle(user, op, obj, ints) -> tuple[int, str] | None:
         cur = live.get(k)
         if action == "upsert":
             if cur is not None and cur[0] != kind:
-                return r, f"{user[r]} object {obj[r]!r} is a live {cur[0]}, not a {kind}"
+                return r, f"{user[r]} object {_cell(obj[r], 40)} is a live {cur[0]}, not a {kind}", "obj"
             live[k] = [kind, False, 0]
             continue
         if action == "new":
             if cur is not None:
-                return r, f"{user[r]} object {obj[r]!r} is already live ({op[r]} twice?)"
+                return r, f"{user[r]} object {_cell(obj[r], 40)} is already live ({op[r]} twice?)", "obj"
             live[k] = [kind, False, int(ints["text"][r])]
             continue
         if cur is None:
-            return r, f"{user[r]}/{op[r]} on {obj[r]!r}, which is not live (unknown or already freed)"
+            return r, f"{user[r]}/{op[r]} on {_cell(obj[r], 40)}, which is not live (unknown or already freed)", "obj"
         if cur[0] != kind:
-            return r, f"{user[r]}/{op[r]} on {obj[r]!r}, which is a {cur[0]}, not a {kind}"
+            return r, f"{user[r]}/{op[r]} on {_cell(obj[r], 40)}, which is a {cur[0]}, not a {kind}", "obj"
         if action == "free":
             del live[k]
         elif action in ("init", "optimize"):
             if cur[1]:
-                return r, f"{user[r]}/{op[r]} on {obj[r]!r} a second time"
+                return r, f"{user[r]}/{op[r]} on {_cell(obj[r], 40)} a second time", "op"
             cur[1] = True
         elif op[r] == "patch" and ints["offset"][r] + ints["len"][r] > cur[2]:
             return r, (f"patch [{ints['offset'][r]}, +{ints['len'][r]}) lies outside "
-                       f"module {obj[r]!r}'s {cur[2]} bytes of text")
+                       f"module {_cell(obj[r], 40)}'s {cur[2]} bytes of text"), "offset"
     return None
 
 
@@ -389,14 +579,14 @@ def load_trace(path: str | os.PathLike, name: str | None = None) -> Trace:
 
 def from_frame(df: pd.DataFrame, name: str = "<frame>") -> Trace:
     """Validate an in-memory table (e.g. a synthetic or test trace)."""
-    def cell(v) -> str:
+    def as_text(v) -> str:
         if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
             return ""
         if isinstance(v, float) and v.is_integer():
             return str(int(v))
         return str(v)
 
-    raw = df.reindex(columns=COLUMNS).astype(object).map(cell)
+    raw = df.reindex(columns=COLUMNS).astype(object).map(as_text)
     return Trace(df=validate(raw, name), path=name, name=name)
 
 
@@ -414,21 +604,27 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder + rename,
-    so that readers never see a half-written file."""
+    so that readers never see a half-written file.  An OSError becomes an
+    :class:`~execbench.errors.OutputError` naming the path."""
+    from .errors import OutputError, printable
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)     # mkstemp's 0600 is not what a user expects
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except OSError as e:
+        raise OutputError(f"{printable(path)}: cannot write: {e.strerror or e}") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def save_trace(df: pd.DataFrame, path: str | os.PathLike) -> None:

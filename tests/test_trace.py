@@ -54,29 +54,32 @@ def _mutate(df, row, **kw):
 
 
 BAD = [
-    ("unknown op", lambda df: _mutate(df, 2, op="prog_lod"), 2, "unknown op"),
-    ("unknown user", lambda df: _mutate(df, 1, user="kmod"), 1, "unknown user"),
-    ("missing size", lambda df: _mutate(df, 2, size=None), 2, "'size' is empty"),
-    ("negative size", lambda df: _mutate(df, 0, rodata=-5), 0, "negative or absurd"),
-    ("absurd size", lambda df: _mutate(df, 2, size=2 * 1024**3), 2, "negative or absurd"),
-    ("unused column set", lambda df: _mutate(df, 1, size=10), 1, "not used by module/init_done"),
-    ("not an integer", lambda df: _mutate(df, 0, text="12k"), 0, "not an integer"),
-    ("time backwards", lambda df: _mutate(df, 3, t_ns=0), 3, "time goes backwards"),
-    ("bad seq", lambda df: _mutate(df, 4, seq=7), 4, "seq is 7"),
-    ("use of unknown object", lambda df: _mutate(df, 4, obj="q"), 4, "not live"),
-    ("double free", lambda df: _mutate(df, 1, op="unload"), 3, "not live"),
-    ("patch outside text", lambda df: _mutate(df, 3, offset=98), 3, "outside"),
+    ("unknown op", lambda df: _mutate(df, 2, op="prog_lod"), 2, "op", "unknown op"),
+    ("unknown user", lambda df: _mutate(df, 1, user="kmod"), 1, "user", "unknown user"),
+    ("missing size", lambda df: _mutate(df, 2, size=None), 2, "size",
+     "empty, but bpf/prog_load needs it"),
+    ("negative size", lambda df: _mutate(df, 0, rodata=-5), 0, "rodata", "-5 is outside 0..268435456"),
+    ("absurd size", lambda df: _mutate(df, 2, size=2 * 1024**3), 2, "size",
+     "2147483648 is outside 1..128000000"),
+    ("unused column set", lambda df: _mutate(df, 1, size=10), 1, "size", "not used by module/init_done"),
+    ("not an integer", lambda df: _mutate(df, 0, text="12k"), 0, "text", "not an integer"),
+    ("time backwards", lambda df: _mutate(df, 3, t_ns=0), 3, "t_ns", "time goes backwards"),
+    ("bad seq", lambda df: _mutate(df, 4, seq=7), 4, "seq", "seq is 7"),
+    ("use of unknown object", lambda df: _mutate(df, 4, obj="q"), 4, "obj", "not live"),
+    ("double free", lambda df: _mutate(df, 1, op="unload"), 3, "obj", "not live"),
+    ("patch outside text", lambda df: _mutate(df, 3, offset=98), 3, "offset", "outside"),
 ]
 
 
-@pytest.mark.parametrize("what,mutate,row,reason", BAD, ids=[b[0] for b in BAD])
-def test_bad_rows_are_rejected_with_row_and_reason(tb, tmp_path, what, mutate, row, reason):
+@pytest.mark.parametrize("what,mutate,row,column,reason", BAD, ids=[b[0] for b in BAD])
+def test_bad_rows_are_rejected_with_row_and_reason(tb, tmp_path, what, mutate, row, column, reason):
     p = write(tmp_path, mutate(good(tb)))
     with pytest.raises(TraceError) as e:
         load_trace(p)
     assert e.value.row == row, str(e.value)
+    assert e.value.column == column, str(e.value)
     assert reason in e.value.reason
-    assert str(p) in str(e.value)
+    assert str(p) in str(e.value) and f"column '{column}'" in str(e.value)
 
 
 def test_double_load(tb, tmp_path):
@@ -118,7 +121,7 @@ def test_cli_rejects_bad_trace_and_writes_nothing(tb, tmp_path, capsys):
     rc = main(["run", "--design", "legacy", "--workload", str(bad), "--out", str(out)])
     err = capsys.readouterr().err
     assert rc != 0
-    assert f"{bad}: row 2 (line 4): unknown op 'prog_lod'" in err
+    assert f"{bad}: row 2 (line 4), column 'op': unknown op 'prog_lod'" in err
     assert not (tmp_path / "results").exists()
     rc = main(["compare", "--workload", str(bad), "--out", str(out)])
     assert rc != 0 and not (tmp_path / "results").exists()
@@ -159,5 +162,123 @@ def test_bad_kallsyms_rejected(tb, tmp_path, what, cols, reason):
 
 def test_kallsyms_on_another_op_rejected(tb, tmp_path):
     p = write(tmp_path, _mutate(good(tb), 2, kallsyms=1, init_kallsyms=1))
-    with pytest.raises(TraceError, match="'kallsyms' is not used by bpf/prog_load"):
+    with pytest.raises(TraceError, match="kallsyms.*not used by bpf/prog_load"):
         load_trace(p)
+# -- hostile input (issue: "Bad input never crashes") ------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+from execbench.errors import TRACE_ERROR_MAX  # noqa: E402
+from execbench.trace import COLUMNS, RANGES  # noqa: E402
+
+
+def _one_row(**cells) -> str:
+    """A one-event trace (a BPF prog_load) as CSV text, with cells replaced."""
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(seq="0", t_ns="0", cpu="0", user="bpf", op="prog_load", obj="p", size="100")
+    row.update(cells)
+    return ",".join(COLUMNS) + "\n" + ",".join(row[c] for c in COLUMNS) + "\n"
+
+
+def _rejects(tmp_path, data, name="t.csv") -> TraceError:
+    p = tmp_path / name
+    p.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass"))
+    with pytest.raises(TraceError) as e:
+        load_trace(p)
+    msg = str(e.value)
+    assert "\n" not in msg and len(msg) <= TRACE_ERROR_MAX, msg
+    return e.value
+
+
+HOSTILE_CELLS = [
+    ("int64 max + 1", "size", "9223372036854775808", "9223372036854775808 is outside 1..128000000"),
+    ("u64 -1 sentinel", "t_ns", "18446744073709551615", "18446744073709551615 is outside 0..10"),
+    ("4,301 digits", "size", "9" * 4301, "a 4,301-digit number is outside"),
+    ("fullwidth digits", "size", "\uff11\uff12", "is not an integer (ASCII digits)"),
+    ("arabic-indic digit", "cpu", "\u0663", "is not an integer (ASCII digits)"),
+    ("plus sign", "size", "+5", "is not an integer"),
+    ("exponent", "size", "1e3", "is not an integer"),
+    ("NUL in obj", "obj", "p\x00q", "contains '\\x00'"),
+    ("quote in obj", "obj", 'p"q', "contains '\"'"),
+    ("escape in obj", "obj", "p\x1b[31m", "contains '\\x1b'"),
+    ("space in obj", "obj", "p q", "contains ' '"),
+    ("long obj", "obj", "x" * 129, "129 characters (at most 128)"),
+    ("NUL in a number", "size", "1\x002", "is not an integer"),
+    ("cpu past NR_CPUS", "cpu", "8192", "8192 is outside 0..8191"),
+]
+
+
+@pytest.mark.parametrize("what,col,value,says", HOSTILE_CELLS, ids=[h[0] for h in HOSTILE_CELLS])
+def test_hostile_cells_are_one_line_rejections(tmp_path, what, col, value, says):
+    e = _rejects(tmp_path, _one_row(**{col: value}))
+    assert e.row == 0 and e.column == col and says in e.reason, str(e)
+
+
+def test_a_huge_cell_is_not_echoed(tmp_path):
+    e = _rejects(tmp_path, _one_row(obj="x" * 1_000_000))
+    assert "field larger than field limit" in e.reason
+    e = _rejects(tmp_path, _one_row(obj="x" * 100_000))
+    assert "100,000 characters" in e.reason
+
+
+def test_a_long_path_is_shortened_not_the_line(tmp_path):
+    d = tmp_path / ("d" * 100) / ("e" * 100)
+    d.mkdir(parents=True)
+    e = _rejects(d, _one_row(size="huge"))
+    assert str(e).startswith("...") and "t.csv: row 0 (line 2), column 'size'" in str(e)
+
+
+@pytest.mark.parametrize("frame", ["truncated", "flipped", "trailing", "two members", "empty"])
+def test_gzip_framing_errors(tmp_path, frame):
+    g = gzip.compress(_one_row().encode(), mtime=0)
+    data = {"truncated": g[:len(g) // 2], "flipped": g[:20] + bytes([g[20] ^ 0x40]) + g[21:],
+            "trailing": g + b"garbage!", "two members": g + g, "empty": gzip.compress(b"")}[frame]
+    _rejects(tmp_path, data, "t.csv.gz")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "latin-1"])
+def test_other_encodings_are_rejected(tmp_path, encoding):
+    text = _one_row(obj="p\u00e9") if encoding == "latin-1" else _one_row()
+    e = _rejects(tmp_path, text.encode(encoding))
+    assert "not UTF-8" in e.reason or "wrong columns" in e.reason
+
+
+def test_bom_and_crlf_are_accepted(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_bytes(("\ufeff" + _one_row()).replace("\n", "\r\n").encode())
+    assert len(load_trace(p)) == 1
+
+
+@pytest.mark.parametrize("text,says", [
+    (",".join(COLUMNS) + "\n0,0,0,bpf,prog_load,p\n", "6 fields, expected 22"),
+    (_one_row().rstrip("\n") + ",extra\n", "23 fields, expected 22"),
+    (_one_row() + "\n" + _one_row().splitlines()[1] + "\n", "blank line"),
+    (_one_row(obj='"p'), "malformed CSV"),
+    (_one_row().replace("seq,", "seq,seq,", 1), "wrong columns"),
+    (_one_row().replace("t_ns", "T_NS", 1), "missing 't_ns'"),
+    (_one_row().splitlines()[1] + "\n", "wrong columns"),
+    (",".join(COLUMNS) + "\n", "no events"),
+])
+def test_rows_and_columns_that_do_not_fit(tmp_path, text, says):
+    assert says in str(_rejects(tmp_path, text))
+
+
+def test_every_column_has_a_documented_range():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "trace-schema.md").read_text()
+    table = doc[doc.index("## Ranges"):]
+    assert set(RANGES) == set(COLUMNS) - {"user", "op", "obj"}
+    for col, r in RANGES.items():
+        row = next(ln for ln in table.splitlines() if f"`{col}`" in ln)
+        assert r.source, col
+        # the upper bound appears in the row, written one of the ways the doc writes numbers
+        forms = {str(r.hi), f"{r.hi:,}", f"2^{r.hi.bit_length() - 1}" if r.hi & (r.hi - 1) == 0 else "",
+                 f"2^{(r.hi + 1).bit_length() - 1}-1", "256 MiB", "10^17"}
+        assert any(f and f in row for f in forms), (col, row)
+
+
+def test_ranges_hold_the_largest_real_values():
+    """Every shipped trace loads: the ranges were taken from real maxima
+    with headroom, and the real data must stay inside them."""
+    from execbench.workloads import catalog
+    for w in catalog.shipped():
+        assert len(load_trace(w.path)) == w.events

@@ -1,7 +1,7 @@
 """``execbench all``: regenerate ``results/`` -- the headline run, its
 charts and reports -- in one command, byte-identical on a re-run.
 
-Writes (each file atomically):
+Writes (all files or none: rendered in memory, then written together):
   results.csv        tidy sweep: workload, design, seed, metric, final, peak, mean
   meta.json          designs, workloads, seeds, machine, costs, version, commit
   timeline.csv.gz    bucket-max timelines of seed 0 (for charts and the notebook)
@@ -23,8 +23,9 @@ import pandas as pd
 
 from .. import charts
 from ..report import csvout, email, markdown
-from ..results import RESULTS_DIR, to_csv_bytes
-from ..trace import atomic_write_bytes
+from ..errors import OutputError
+from ..results import RESULTS_DIR, to_csv_bytes, write_files
+from .checks import writable_dir
 from .headline_opts import add_run_options, run_headline
 from .plot_cmd import TIMELINE_CSV
 
@@ -45,32 +46,36 @@ def register(sub) -> None:
 
 def write_all(h, tl, out: Path) -> list[Path]:
     """Everything ``execbench all`` writes, from one headline run and its
-    reduced timelines."""
+    reduced timelines: rendered in memory first, then written all together
+    (:func:`execbench.results.write_files`: every file or none)."""
     t0 = time.perf_counter()
-    written = h.save(out)
-    tp = out / TIMELINE_CSV
-    atomic_write_bytes(tp, gzip.compress(to_csv_bytes(tl), mtime=0))
-    written.append(tp)
+    files = h.files(out)
+    files[out / TIMELINE_CSV] = gzip.compress(to_csv_bytes(tl), mtime=0)
     cdir = out / "charts"
-    chart_paths = charts.plot_all(h, tl, cdir, progress=sys.stderr.isatty())
-    for old in sorted(cdir.glob("*")):
-        if old.suffix in (".png", ".svg") and old not in chart_paths:
-            old.unlink()
-    written += chart_paths
+    charts_out: dict[Path, bytes] = {}
+    chart_paths = charts.plot_all(h, tl, cdir, progress=sys.stderr.isatty(), sink=charts_out)
+    files.update(charts_out)
     refs = charts.chart_refs(chart_paths, out.parent if out.name else ".")
     csv_ref = str(Path(out.name) / "report.csv")
     for name, text in (("report.txt", email.render(h, refs, csv_ref)),
                        ("report.md", markdown.render(h, refs, csv_ref)),
                        ("report.csv", csvout.render(h, full=True))):
-        p = out / name
-        atomic_write_bytes(p, text.encode("ascii", "replace"))
-        written.append(p)
+        files[out / name] = text.encode("ascii", "replace")
+    written = write_files(files)
+    for old in sorted(cdir.glob("*")):      # charts of workloads no longer shipped
+        if old.suffix in (".png", ".svg") and old not in chart_paths:
+            try:
+                old.unlink()
+            except OSError as e:
+                raise OutputError(f"{old}: cannot remove: {e.strerror or e}") from None
     print(f"charts and reports in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return written
 
 
 def main(args) -> int:
     out = Path(args.out) if args.out else RESULTS_DIR
+    writable_dir(out, "the results")
+    writable_dir(out / "charts", "the charts")
     t0 = time.perf_counter()
     parts, seen, count = [], set(), [0, 0]
 

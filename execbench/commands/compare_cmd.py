@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pandas as pd
 
@@ -10,11 +11,12 @@ from ..metrics import METRICS
 from ..metrics.floor import DISTANCE_METRICS, FLOOR_NAME, with_floor
 from ..report import table
 from ..report.headline import ALIASES
-from ..results import RESULTS_DIR, write_csv
+from ..results import RESULTS_DIR, to_csv_bytes, write_files
 from ..sweep import sweep
 from ..workload_ref import resolve
-from .common import (add_designs_option, add_machine_options, add_param_option, add_seeds_option,
-                     designs_from, emit_json, machine_from, params_from)
+from .checks import writable
+from .common import (add_designs_option, add_jobs_option, add_machine_options, add_param_option,
+                     add_seeds_option, designs_from, emit_json, machine_from, params_from)
 
 EXAMPLES = """examples:
   execbench compare                                  # all designs, default workload
@@ -33,8 +35,8 @@ def register(sub) -> None:
     add_seeds_option(p)
     p.add_argument("--out", metavar="CSV", help="tidy CSV (default results/compare.csv)")
     p.add_argument("--json", action="store_true", help="print the tidy table as JSON")
-    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                   help="local worker processes (default 0 = one per CPU, serial for small sweeps)")
+    add_jobs_option(p, "local worker processes, 0..256 (default 0 = one per CPU, serial for "
+                       "small sweeps)")
     p.add_argument("--scheduler", metavar="ADDR",
                    help="run the replays on a Dask cluster, e.g. tcp://host:8786 (overrides --jobs)")
     add_param_option(p)
@@ -104,14 +106,16 @@ def print_tables(sub: pd.DataFrame, designs: list[str]) -> None:
 
 def main(args) -> int:
     designs = designs_from(args) or registry.names()
-    traces = [resolve(w) for w in (args.workload or [None])]
     machine, costs = machine_from(args)
-    df, results = sweep(traces, designs, list(range(args.seeds)), params=params_from(args, designs),
+    params = params_from(args, designs)
+    out = args.out or RESULTS_DIR / "compare.csv"
+    writable(out, "the comparison")
+    traces = [resolve(w) for w in (args.workload or [None])]
+    df, results = sweep(traces, designs, list(range(args.seeds)), params=params,
                         costs=costs, machine=machine, jobs=args.jobs, scheduler=args.scheduler)
     # the floor: design-free lower bounds, one column beside the designs
     df = with_floor(df, traces, list(range(args.seeds)))
-    out = args.out or RESULTS_DIR / "compare.csv"
-    write_csv(df, out)
+    write_files({Path(out): to_csv_bytes(df)})
     if args.json:
         # the floor leaves undefined metrics NaN: null in JSON, not the non-standard NaN
         emit_json(df.astype(object).where(df.notna(), None).to_dict(orient="records"))

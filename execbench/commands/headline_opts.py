@@ -10,8 +10,8 @@ from .. import registry
 from ..report.data import RESULTS_CSV, Headline, collect, load
 from ..results import RESULTS_DIR
 from ..workload_ref import resolve
-from .common import (DEFAULT_SEEDS, add_designs_option, add_machine_options, add_param_option,
-                     add_seeds_option, designs_from, machine_from, params_from)
+from .common import (DEFAULT_SEEDS, add_designs_option, add_jobs_option, add_machine_options,
+                     add_param_option, add_seeds_option, designs_from, machine_from, params_from)
 
 
 def add_run_options(p: argparse.ArgumentParser, with_from: bool = True) -> None:
@@ -25,9 +25,8 @@ def add_run_options(p: argparse.ArgumentParser, with_from: bool = True) -> None:
                    help="shipped workload name or trace path (repeatable; default: every shipped workload)")
     add_designs_option(p)
     add_seeds_option(p)
-    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
-                   help="worker processes for the replays (default 0: one per CPU for big sweeps; "
-                        "1: serial); the output is the same either way")
+    add_jobs_option(p, "worker processes for the replays, 0..256 (default 0: one per CPU for big "
+                       "sweeps; 1: serial); the output is the same either way")
     add_param_option(p)
     add_machine_options(p)
 
@@ -58,14 +57,13 @@ def _result_args(argv: list[str]) -> list[str]:
 
 def run_headline(args, argv0: str, on_result=None, keep: bool = True):
     """Replay what the options ask for; returns (Headline, results)."""
-    if args.seeds < 1:
-        raise ValueError(f"--seeds {args.seeds}: must be >= 1")
     designs = designs_from(args) or registry.names()
-    traces = [resolve(w) for w in (args.workload or all_workload_names())]
     machine, costs = machine_from(args)
+    params = params_from(args, designs)
+    traces = [resolve(w) for w in (args.workload or all_workload_names())]
     cmd = " ".join(["execbench", argv0] + [shlex.quote(a) for a in _result_args(sys.argv[2:])]) \
         if len(sys.argv) > 1 and sys.argv[1] == argv0 else f"execbench {argv0}"
-    return collect(traces, designs, list(range(args.seeds)), params=params_from(args),
+    return collect(traces, designs, list(range(args.seeds)), params=params,
                    costs=costs, machine=machine, command=cmd, on_result=on_result, keep=keep,
                    jobs=args.jobs)
 
@@ -77,7 +75,8 @@ def headline_from(args, argv0: str) -> tuple[Headline, list]:
     headline run in results/ is read when it exists and has the asked-for
     workloads, since replaying every workload takes minutes; ``--replay``
     forces a replay."""
-    designs_from(args)
+    machine_from(args)              # every option is checked, even those a read ignores
+    params_from(args, designs_from(args))
     if getattr(args, "from_dir", None):
         return load(args.from_dir).subset(args.workload, args.designs), []
     untouched = (args.designs is None and args.seeds == DEFAULT_SEEDS

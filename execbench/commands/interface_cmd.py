@@ -14,6 +14,7 @@ from .. import registry
 from ..replay import run
 from ..report.table import render
 from ..workload_ref import resolve
+from .checks import seed_arg
 from .common import add_designs_option, designs_from, emit_json
 
 EXAMPLES = """examples:
@@ -28,7 +29,7 @@ def register(sub) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workload", "-w", help="shipped workload name or trace path (default: the default workload)")
     add_designs_option(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="0..2^32-1 (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=main)
 

@@ -9,7 +9,8 @@ import pandas as pd
 
 from .. import charts
 from ..errors import ExecbenchError
-from ..results import RESULTS_DIR
+from ..results import RESULTS_DIR, write_files
+from .checks import writable_dir
 from .headline_opts import add_run_options, headline_from
 
 EXAMPLES = """examples:
@@ -32,16 +33,22 @@ def register(sub) -> None:
 def main(args) -> int:
     from .report_cmd import require_results
     require_results(args, "plot")
+    out = Path(args.out_dir) if args.out_dir else RESULTS_DIR / "charts"
+    writable_dir(out, "the charts")
     h, results = headline_from(args, "plot")
     if args.from_dir:
         tp = Path(args.from_dir) / TIMELINE_CSV
         if not tp.exists():
             raise ExecbenchError(f"{tp}: missing; run `execbench all` first")
-        tl = pd.read_csv(tp)
+        try:
+            tl = pd.read_csv(tp)
+        except (OSError, UnicodeDecodeError, ValueError, EOFError) as e:
+            raise ExecbenchError(f"{tp}: cannot read: {str(e).splitlines()[0] if str(e) else e}") from None
     else:
         tl = charts.timelines(results)
-    out = Path(args.out_dir) if args.out_dir else RESULTS_DIR / "charts"
-    paths = charts.plot_all(h, tl, out, progress=sys.stderr.isatty())
+    files: dict[Path, bytes] = {}
+    paths = charts.plot_all(h, tl, out, progress=sys.stderr.isatty(), sink=files)
+    write_files(files)                   # every chart or none
     for p in paths:
         print(p)
     return 0

@@ -29,6 +29,7 @@ import pathlib
 import sys
 import time
 
+from execbench.commands.checks import nonneg_float
 from execbench.errors import ExecbenchError
 
 
@@ -54,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="provider driver(s) added to the set (e.g. ena, gve, virtio_net)")
     b.add_argument("--name", required=True, help="workload name (the TOML [workload] name)")
     b.add_argument("--description", default="", help="one-line description")
-    b.add_argument("--spacing-ms", type=float, default=10.0, help="synthetic gap between loads")
+    b.add_argument("--spacing-ms", type=nonneg_float("ms between loads", 3.6e6), default=10.0,
+                   help="synthetic gap between loads, 0..3.6e6 ms (default 10)")
     b.add_argument("-o", "--output", type=pathlib.Path, required=True, help="trace path (.csv.gz)")
     b.set_defaults(func=_cmd_boot)
 

@@ -26,6 +26,8 @@ import argparse
 import pathlib
 import sys
 
+from execbench.commands.checks import nonneg_float
+
 DEFAULT_OUT = pathlib.Path(__file__).resolve().parents[2] / "workloads" / "data" / "qemu"
 DEFAULT_SCRATCH = pathlib.Path("/var/tmp/execbench-qemu")
 
@@ -45,7 +47,8 @@ def add_qemu_parser(record_subparsers: argparse._SubParsersAction) -> argparse.A
     q.add_argument("--package", help="exact kernel package to boot (e.g. linux-image-6.1.0-56-amd64, "
                                      "as pinned in a recording's TOML) instead of the metapackage's "
                                      "current dependency")
-    q.add_argument("--timeout", type=float, default=900.0, help="QEMU timeout in seconds")
+    q.add_argument("--timeout", type=nonneg_float("seconds", 86400), default=900.0,
+                   help="QEMU timeout in seconds (default 900)")
     q.add_argument("--rebuild", action="store_true",
                    help="no boot: re-derive the trace and truth table of an existing recording "
                         "from its events.csv.gz and check they are unchanged")

@@ -12,6 +12,7 @@ from ..trace import atomic_write_bytes
 from ..errors import ExecbenchError
 from ..report.data import RESULTS_CSV
 from ..results import RESULTS_DIR
+from .checks import writable
 from .headline_opts import DEFAULT_SEEDS, add_run_options, headline_from
 
 EXAMPLES = """examples:
@@ -62,6 +63,8 @@ def require_results(args, cmd: str) -> None:
 
 def main(args) -> int:
     require_results(args, "report")
+    if args.output:
+        writable(args.output, "the report")
     h, _ = headline_from(args, "report")
     charts, csv_ref = [], None
     if args.from_dir:

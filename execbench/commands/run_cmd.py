@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .. import registry
 from ..replay import run
 from ..metrics import METRICS
 from ..report import table
-from ..results import RESULTS_DIR, write_csv
+from ..results import RESULTS_DIR, to_csv_bytes, write_files
 from ..workload_ref import resolve
+from .checks import seed_arg, writable
 from .common import add_machine_options, add_param_option, emit_json, machine_from, parse_param_items
 
 EXAMPLES = """examples:
@@ -24,7 +26,8 @@ def register(sub) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--design", "-d", required=True, help=f"one of: {', '.join(registry.names())}")
     p.add_argument("--workload", "-w", help="shipped workload name or trace path (default: the default workload)")
-    p.add_argument("--seed", type=int, default=0, help="seed for KASLR, frames and randomised offsets (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="seed for KASLR, frames and randomised offsets, 0..2^32-1 (default 0)")
     add_param_option(p)
     p.add_argument("--timeline", metavar="CSV", help="also write every metric after every event")
     p.add_argument("--out", metavar="CSV", help="summary CSV (default results/run-<workload>-<design>-s<seed>.csv)")
@@ -56,14 +59,18 @@ def print_stats(stats: dict[str, tuple[float, float, float]]) -> None:
 def main(args) -> int:
     registry.get(args.design)
     params = parse_param_items(args.param, [args.design]).get(args.design, {})
-    trace = resolve(args.workload)
     machine, costs = machine_from(args)
+    trace = resolve(args.workload)
+    out = Path(args.out) if args.out else RESULTS_DIR / f"run-{trace.name}-{args.design}-s{args.seed}.csv"
+    writable(out, "the summary")
+    if args.timeline:
+        writable(args.timeline, "the timeline")
     r = run(trace, args.design, seed=args.seed, params=params, costs=costs, machine=machine)
     summary = r.summary()
-    out = args.out or RESULTS_DIR / f"run-{trace.name}-{args.design}-s{args.seed}.csv"
-    write_csv(summary, out)
+    files = {out: to_csv_bytes(summary)}
     if args.timeline:
-        write_csv(r.timeline(), args.timeline)
+        files[Path(args.timeline)] = to_csv_bytes(r.timeline())
+    write_files(files)                      # both or neither
     if args.json:
         emit_json({"design": r.design, "workload": r.workload, "seed": r.seed, "params": r.params,
                    "events": r.events, "events_per_s": r.events / r.wall_s if r.wall_s else None,

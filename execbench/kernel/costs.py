@@ -26,7 +26,12 @@ Where the order of magnitude comes from:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
+
+#: the largest cost ``--cost`` takes, in ns (1000 s: past any real primitive,
+#: and it keeps the float virtual clock exact to the ns over any trace)
+MAX_COST_NS = 1e12
 
 
 @dataclass(frozen=True)
@@ -58,5 +63,13 @@ class Costs:
             name, sep, value = item.partition("=")
             if not sep or name not in known:
                 raise ValueError(f"--cost {item!r}: expected NAME=NS with NAME one of {sorted(known)}")
-            kw[name] = float(value)
+            try:
+                v = float(value)
+            except ValueError:
+                raise ValueError(f"--cost {name}: {value!r} is not a number of ns") from None
+            if not (math.isfinite(v) and 0 <= v <= MAX_COST_NS):
+                # a negative, infinite or NaN cost turns the virtual clock into nonsense
+                raise ValueError(f"--cost {name}: {value} must be a finite number of ns "
+                                 f"in 0..{MAX_COST_NS:g}")
+            kw[name] = v
         return cls(**kw)

@@ -113,8 +113,11 @@ class LockModel:
         self.acquires: dict[str, int] = {}
         self.contended: dict[str, int] = {}
         self.wait_total = 0.0
-        self.page_writes: dict[int, list[tuple[int, float, float, frozenset]]] = {}
-        self.range_writes: list[list] = []        # [p0, p1, cpu, start, end, held]
+        # page writes per CPU: (first page, last page, start, end, locks held).
+        # Intervals of pages rather than one record per page: a 256 MiB module
+        # is 65,536 pages, and only writes of *another* CPU can race, so a
+        # write is checked against the other CPUs' recent intervals only.
+        self._writes: dict[int, list[tuple[int, int, float, float, frozenset]]] = {}
         self.races = 0
         self._update_depth = 0
         # the current event
@@ -175,11 +178,9 @@ class LockModel:
                 k = bisect_left(ends, t)            # ends are sorted: drop e < t
                 if k:
                     del starts[:k], ends[:k], seqs[:k]
-        if len(self.page_writes) > 4096:
-            self.page_writes = {p: kept for p, ws in self.page_writes.items()
-                                if (kept := [w for w in ws if w[2] >= t])}
-        if self.range_writes:
-            self.range_writes = [r for r in self.range_writes if r[4] >= t]
+        for cpu, ws in self._writes.items():
+            if any(w[3] < t for w in ws):
+                self._writes[cpu] = [w for w in ws if w[3] >= t]
 
     # -- mutexes ---------------------------------------------------------------------
     def acquire(self, name: str) -> None:
@@ -262,33 +263,32 @@ class LockModel:
     # -- page writes -------------------------------------------------------------------
     def record_write(self, addr: int, nbytes: int, start: float, end: float) -> None:
         """A write (or update window) by the current CPU over ``[start, end)``
-        of local time touching ``[addr, addr + nbytes)``."""
+        of local time touching ``[addr, addr + nbytes)``: one race per page
+        of it that another CPU's write overlapping in time also touched,
+        unless the two held a common lock."""
         if nbytes <= 0:
             return
         cpu = self._ensure_started()
         held = frozenset(n for n, o in self.open.items() if o[0] == cpu)
         p0, p1 = addr >> PAGE_SHIFT, (addr + nbytes - 1) >> PAGE_SHIFT
-
-        def conflicts(c, s, e, locks) -> bool:
-            return c != cpu and s < end and start < e and not (held & locks)
-
-        spans = [(max(p0, r[0]), min(p1, r[1])) for r in self.range_writes
-                 if r[0] <= p1 and p0 <= r[1] and conflicts(*r[2:])]
-        if p1 - p0 + 1 > RANGE_PAGES:
-            self.races += self._range_races(p0, p1, spans, conflicts)
-            self.range_writes.append([p0, p1, cpu, start, end, held])
-            return
-        for p in range(p0, p1 + 1):
-            ws = self.page_writes.setdefault(p, [])
-            if len(ws) > 16:
-                # drop intervals that ended before this event's timestamp, as
-                # _prune() does: no later write can overlap them.  Done per page
-                # so a hot page's list stays short (speed only; same result).
-                ws[:] = [w for w in ws if w[2] >= self._t]
-            if (any(conflicts(*w) for w in ws)
-                    or any(a <= p <= b for a, b in spans)):
-                self.races += 1
-            ws.append((cpu, start, end, held))
+        hit: list[tuple[int, int]] = []
+        for c, ws in self._writes.items():
+            if c == cpu:
+                continue
+            for q0, q1, s, e, locks in ws:
+                if q0 <= p1 and p0 <= q1 and s < end and start < e and not (held & locks):
+                    hit.append((max(p0, q0), min(p1, q1)))
+        if hit:
+            hit.sort()
+            lo, hi = hit[0]
+            for a, b in hit[1:]:               # pages of the union of the overlaps
+                if a > hi + 1:
+                    self.races += hi - lo + 1
+                    lo, hi = a, b
+                elif b > hi:
+                    hi = b
+            self.races += hi - lo + 1
+        self._writes.setdefault(cpu, []).append((p0, p1, start, end, held))
 
     def _range_races(self, p0: int, p1: int, spans: list[tuple[int, int]], conflicts) -> int:
         """Pages of ``[p0, p1]`` with a conflicting record: the union of the
@@ -314,25 +314,22 @@ class LockModel:
     def forget_pages(self, addr: int, npages: int) -> None:
         """The pages were unmapped (``vfree``): a later mapping of the same
         addresses is new memory, not a neighbour of the old writes."""
-        p0 = addr >> PAGE_SHIFT
-        q1 = p0 + npages - 1
-        if npages < len(self.page_writes):
-            for p in range(p0, p0 + npages):
-                self.page_writes.pop(p, None)
-        else:
-            for p in [p for p in self.page_writes if p0 <= p <= q1]:
-                del self.page_writes[p]
-        if self.range_writes:
-            kept = []
-            for r in self.range_writes:
-                if r[1] < p0 or r[0] > q1:
-                    kept.append(r)
+        f0 = addr >> PAGE_SHIFT
+        f1 = f0 + npages - 1
+        for cpu, ws in self._writes.items():
+            if not any(q0 <= f1 and f0 <= q1 for q0, q1, *_ in ws):
+                continue
+            out = []
+            for w in ws:
+                q0, q1 = w[0], w[1]
+                if q0 > f1 or q1 < f0:
+                    out.append(w)
                     continue
-                if r[0] < p0:
-                    kept.append([r[0], p0 - 1, *r[2:]])
-                if r[1] > q1:
-                    kept.append([q1 + 1, r[1], *r[2:]])
-            self.range_writes = kept
+                if q0 < f0:
+                    out.append((q0, f0 - 1) + w[2:])
+                if q1 > f1:
+                    out.append((f1 + 1, q1) + w[2:])
+            self._writes[cpu] = out
 
     def page_update(self, addr: int, nbytes: int) -> "_Update":
         """Declare everything inside the ``with`` block one update of

@@ -274,23 +274,24 @@ class Kernel:
         lo = self.page_of(self.vstart if start is None else start)
         hi = self.page_of(MODULES_END if end is None else end)
         use_huge = huge and size >= PMD_SIZE
-        npages = pages(size)
+        p, npages, need, frames = -1, pages(size), 0, None
         if use_huge:
             npages = -(-size // PMD_SIZE) * PAGES_PER_PMD
-            align = max(align, PMD_SIZE)
-        need = npages + (1 if guard else 0)
-        p = self.vmap.find(need, max(1, align // PAGE_SIZE), lo, hi)
-        if p < 0 and use_huge:       # "fall back to small pages" path
+            need = npages + (1 if guard else 0)
+            p = self.vmap.find(need, max(1, max(align, PMD_SIZE) // PAGE_SIZE), lo, hi)
+            if p >= 0:
+                frames = self._huge_frames(npages // PAGES_PER_PMD)
+        if frames is None:
+            # "fall back to small pages" (the fail: label of
+            # __vmalloc_node_range(), mm/vmalloc.c v6.1): no huge area or no
+            # order-9 blocks -> shift = PAGE_SHIFT, the caller's own size and
+            # align, and try again
             use_huge, npages = False, pages(size)
             need = npages + (1 if guard else 0)
-            p = self.vmap.find(need, 1, lo, hi)
-        if p < 0:
-            raise OutOfMemory(f"vmalloc of {size} bytes does not fit the module range "
-                              f"({len(self.vmap)} areas live)")
-        if use_huge:
-            frames = np.concatenate([self.phys.alloc_huge_block()
-                                     for _ in range(npages // PAGES_PER_PMD)])
-        else:
+            p = self.vmap.find(need, max(1, align // PAGE_SIZE), lo, hi)
+            if p < 0:
+                raise OutOfMemory(f"vmalloc of {size} bytes does not fit the module range "
+                                  f"({len(self.vmap)} areas live)")
             frames = self.phys.alloc_frames(npages, self.cpu)
         self.vmap.insert(p, need)
         # a huge area is rounded up to whole PMDs: the pages beyond ``size``
@@ -307,6 +308,20 @@ class Kernel:
         self.note_wx()
         self.tick(self.costs.vmalloc_call + self.costs.vmalloc_page * npages)
         return self.addr_of(p)
+
+    def _huge_frames(self, nblocks: int) -> np.ndarray | None:
+        """Frames for a PMD-mapped area, or None when the order-9 blocks run
+        out -- vm_area_alloc_pages() stops short and __vmalloc_area_node()
+        frees what it got (mm/vmalloc.c v6.1), so the blocks go back."""
+        got: list[np.ndarray] = []
+        try:
+            for _ in range(nblocks):
+                got.append(self.phys.alloc_huge_block())
+        except OutOfMemory:
+            for b in reversed(got):
+                self.phys.free_frames(b, huge=True)
+            return None
+        return np.concatenate(got)
 
     def find_area(self, addr: int) -> Area:
         """``find_vm_area()``: the area containing ``addr``."""

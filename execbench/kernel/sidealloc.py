@@ -184,17 +184,29 @@ class SideAllocs:
             phys.free_frames(self._held_frames, cpu=cpu)      # free_copy() -> vfree()
             self._held_frames = None
         if ev.user == "bpf" and ev.op == "prog_unload":
-            frames = self.progs.pop(ev.obj, None)
-            if frames is not None:
-                phys.free_frames(frames, cpu=cpu)
-                self.counters["side_pages_resident"] -= frames.size
-            loader = self._loader_of(ev.obj)
-            if loader is not None and loader in self.loaders:
-                live, blocks = self.loaders[loader]
-                live.discard(ev.obj)
-                if not live:
-                    del self.loaders[loader]
-                    self._exit(blocks, cpu)
+            self._release_prog(ev.obj, cpu)
+
+    def abort(self, ev: Event) -> None:
+        """The operation got -ENOMEM: what its object would have kept is
+        freed on the kernel's error path (``bpf_prog_load()`` ->
+        ``free_prog``/``bpf_prog_free()``), and a loader left with no
+        program exits."""
+        if self.p.enabled and ev.user == "bpf" and ev.op == "prog_load":
+            self._release_prog(ev.obj, self.k.cpu)
+
+    def _release_prog(self, obj: str, cpu: int) -> None:
+        phys = self.k.phys
+        frames = self.progs.pop(obj, None)
+        if frames is not None:
+            phys.free_frames(frames, cpu=cpu)
+            self.counters["side_pages_resident"] -= frames.size
+        loader = self._loader_of(obj)
+        if loader is not None and loader in self.loaders:
+            live, blocks = self.loaders[loader]
+            live.discard(obj)
+            if not live:
+                del self.loaders[loader]
+                self._exit(blocks, cpu)
 
     # -- a loader process -------------------------------------------------------------------
     def _spawn(self, cpu: int) -> list:

@@ -89,6 +89,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("DirectMap4k", "permissions", "gauge", "kB", "direct-map memory mapped with 4 KiB pages, as /proc/meminfo DirectMap4k (arch_report_meminfo)"),
     MetricSpec("DirectMap2M", "permissions", "gauge", "kB", "direct-map memory mapped with 2 MiB leaves, as /proc/meminfo DirectMap2M (neither better: a 1 GiB split adds 1 GiB, a 2 MiB split removes 2 MiB)", "neither"),
     MetricSpec("DirectMap1G", "permissions", "gauge", "kB", "direct-map memory mapped with 1 GiB leaves, as /proc/meminfo DirectMap1G (higher is better: fewer splits)", "higher"),
+    MetricSpec("alloc_failures", "robustness", "counter", "calls", "operations that got -ENOMEM (no frames or no room in the module range); each is failed as the kernel fails it and the replay goes on (execbench/replay.py)"),
+    MetricSpec("events_skipped", "robustness", "counter", "events", "trace events on an object whose creating operation got -ENOMEM, so there was nothing to act on"),
     MetricSpec("itlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses per million instruction fetches: seeded fetch stream over live text + vmlinux through the page tables, set-associative LRU model of the CPU preset, at checkpoints (execbench/metrics/itlb.py)"),
     MetricSpec("stlb_miss_per_mfetch", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses (page walks) per million instruction fetches, same stream and model as itlb_miss_per_mfetch"),
     MetricSpec("itlb_miss_per_mfetch_bpf", "itlb", "gauge", "misses/Mfetch", "L1 iTLB misses on fetches of bpf text, per million TOTAL fetches (the six per-user values sum to itlb_miss_per_mfetch)"),

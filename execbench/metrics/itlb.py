@@ -70,6 +70,7 @@ designs are compared on common random numbers.
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,14 @@ USERS = ("module", "bpf", "ftrace", "kprobe")
 #: (``userspace`` is the user text of the module doc, "User-space competition")
 OWNERS = ("bpf", "module", "ftrace", "kprobe", "vmlinux", "userspace")
 _OWNER_IDX = {u: i for i, u in enumerate(OWNERS)}
+
+
+#: upper bounds of the integer --itlb values, 64x their defaults: the work
+#: of every checkpoint grows with them, and this keeps a replay bounded
+_MAX_INT = {"checkpoints": 1024, "fetches": 1 << 22, "warmup": 1 << 20, "warmup_windows": 2048,
+            "visit_blocks": 512}
+#: the float values (MiB sizes, shares, exponents) must be finite, 0..this
+_MAX_FLOAT_PARAM = 65536.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +137,16 @@ class ItlbParams:
         for name, value in dict(items or {}).items():
             if name not in known:
                 raise ValueError(f"unknown iTLB parameter {name!r}; known: {', '.join(known)}")
-            kw[name] = int(value) if known[name] == "int" else float(value)
+            try:
+                v = int(value) if known[name] == "int" else float(value)
+            except (TypeError, ValueError):
+                kind = "an integer" if known[name] == "int" else "a number"
+                raise ValueError(f"{name}: {str(value)[:30]!r} is not {kind}") from None
+            if known[name] == "int" and not 0 <= v <= _MAX_INT.get(name, 1 << 20):
+                raise ValueError(f"{name}: {v} is outside 0..{_MAX_INT.get(name, 1 << 20)}")
+            if known[name] != "int" and not (math.isfinite(v) and 0 <= v <= _MAX_FLOAT_PARAM):
+                raise ValueError(f"{name}: {value} must be a finite number in 0..{_MAX_FLOAT_PARAM:g}")
+            kw[name] = v
         p = cls(**kw)
         if (p.checkpoints < 1 or p.fetches < 1 or p.warmup < 0 or p.visit_blocks < 1
                 or p.warmup_windows < 1):

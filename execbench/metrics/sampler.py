@@ -81,6 +81,8 @@ class Sampler:
             k.phys.leaves_4k * 4,                               # DirectMap4k (kB)
             k.phys.leaves_2m * 2048,                            # DirectMap2M
             k.phys.leaves_1g * 1048576,                         # DirectMap1G
+            c.get("alloc_failures", 0),
+            c.get("events_skipped", 0),
         ]
         # itlb_miss_per_mfetch, stlb_miss_per_mfetch: checkpoints only, held in between
         # then the per-owner itlb_/stlb_miss_per_mfetch_<user> (itlb.OWNERS order)

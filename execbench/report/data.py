@@ -30,12 +30,12 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from .. import __version__, registry
-from ..errors import ExecbenchError
+from ..errors import ExecbenchError, cell
 from ..kernel import Costs
 from ..replay import RunResult
 from ..results import to_csv_bytes
 from ..sweep import sweep
-from ..trace import Trace, atomic_write_bytes
+from ..trace import Trace
 
 try:        # the floor's lower bounds (execbench/metrics/floor.py)
     from ..metrics import floor as _floor
@@ -137,14 +137,17 @@ class Headline:
                 "version": self.version, "commit": self.commit, "command": self.command,
                 "baseline": registry.BASELINE}
 
-    def save(self, out_dir: str | Path) -> list[Path]:
-        """Write ``results.csv`` and ``meta.json`` atomically; returns the paths."""
+    def files(self, out_dir: str | Path) -> dict[Path, bytes]:
+        """``results.csv`` and ``meta.json`` under ``out_dir``, as bytes."""
         out = Path(out_dir)
-        csv_p, meta_p = out / RESULTS_CSV, out / META_JSON
-        atomic_write_bytes(csv_p, to_csv_bytes(self.df[TIDY_COLUMNS]))
-        atomic_write_bytes(meta_p, (json.dumps(_jsonable(self.meta()), indent=2, sort_keys=True)
-                                    + "\n").encode())
-        return [csv_p, meta_p]
+        return {out / RESULTS_CSV: to_csv_bytes(self.df[TIDY_COLUMNS]),
+                out / META_JSON: (json.dumps(_jsonable(self.meta()), indent=2, sort_keys=True)
+                                  + "\n").encode()}
+
+    def save(self, out_dir: str | Path) -> list[Path]:
+        """Write ``results.csv`` and ``meta.json`` (both or neither); returns the paths."""
+        from ..results import write_files
+        return write_files(self.files(out_dir))
 
 
 def _jsonable(o: Any) -> Any:
@@ -258,15 +261,31 @@ def load(results_dir: str | Path) -> Headline:
         meta = json.loads(meta_p.read_text())
     except json.JSONDecodeError as e:
         raise ExecbenchError(f"{meta_p}: bad JSON: line {e.lineno}: {e.msg}") from None
-    df = pd.read_csv(csv_p)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ExecbenchError(f"{meta_p}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    try:
+        df = pd.read_csv(csv_p)
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as e:
+        raise ExecbenchError(f"{csv_p}: cannot read as CSV: {str(e).splitlines()[0] if str(e) else e}") from None
     missing = [c for c in TIDY_COLUMNS if c not in df.columns]
     if missing:
         raise ExecbenchError(f"{csv_p}: row 0 (header): missing column(s) {missing}")
+    for c, kind in (("seed", "an integer"), ("final", "a number"), ("peak", "a number"),
+                    ("mean", "a number")):
+        v = pd.to_numeric(df[c], errors="coerce")
+        bad = (v.isna() & df[c].notna()).to_numpy().copy()
+        if c == "seed":
+            bad |= (v.isna() | (v != v.round())).to_numpy()
+        if bad.any():
+            r = int(bad.nonzero()[0][0])
+            raise ExecbenchError(f"{csv_p}: row {r} (line {r + 2}): column {c!r}: "
+                                 f"{cell(df[c].iat[r])} is not {kind}")
+        df[c] = v.astype("int64") if c == "seed" else v.astype(float)
     try:
         return Headline(df=df[TIDY_COLUMNS], designs=[DesignMeta(**x) for x in meta["designs"]],
                         workloads=[WorkloadMeta(**x) for x in meta["workloads"]],
                         seeds=list(meta["seeds"]), machine=meta["machine"], costs=meta["costs"],
                         version=meta["version"], commit=meta["commit"],
                         command=meta.get("command", ""))
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise ExecbenchError(f"{meta_p}: missing or malformed field: {e}") from None

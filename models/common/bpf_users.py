@@ -28,6 +28,7 @@ Subclasses create ``self.progs = {}``, ``self.tramps = {}`` and
 """
 from __future__ import annotations
 
+from execbench.errors import OutOfMemory
 from execbench.trace import Event
 from execbench.units import PAGE_SIZE
 
@@ -67,8 +68,29 @@ class TrampolineTable:
 
 
 class Dispatchers:
+    #: v6.1 (kernel/bpf/dispatcher.c): when ``d->rw_image`` cannot be
+    #: allocated, ``bpf_arch_text_copy(d->image, &size, 4)`` writes the size
+    #: into the image's header before ``bpf_prog_pack_free(d->image)``; 6.12
+    #: calls ``bpf_prog_pack_free(d->image, PAGE_SIZE)`` directly.  Designs
+    #: on a 6.10+ kernel set this False.
+    abandon_writes_size = True
+
     def _dispatcher_new(self) -> tuple[int, int | None]:
         raise NotImplementedError
+
+    def _dispatcher_new_pair(self, alloc_rw) -> tuple[int, int]:
+        """``d->image = bpf_prog_pack_alloc(PAGE_SIZE)``, then ``d->rw_image
+        = alloc_rw()``; if the second fails the first is given back and the
+        update does nothing (``goto out``), so the next update tries again."""
+        image = self.pack.alloc(PAGE_SIZE)
+        try:
+            rw = alloc_rw()
+        except OutOfMemory:
+            if self.abandon_writes_size:
+                self.api.text_poke_copy(image, 4)
+            self.pack.free(image, PAGE_SIZE)
+            raise
+        return image, rw
 
     def _dispatcher_stage(self, rw: int | None, off: int, n: int) -> None:
         """``bpf_dispatcher_prepare()`` into the staging buffer."""

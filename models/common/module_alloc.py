@@ -16,7 +16,7 @@ returns at once for NULL (``addr=None``).
 """
 from __future__ import annotations
 
-from execbench.errors import DesignError
+from execbench.errors import OutOfMemory
 from execbench.kernel.layout import MODULES_LEN
 from execbench.units import PAGE_SIZE, page_align
 
@@ -26,8 +26,10 @@ from .api import KernelApi
 class ModuleAllocApi(KernelApi):
     def module_alloc(self, size: int, caller: str = "") -> int:
         self.k.api("module_alloc")
-        if page_align(size) > MODULES_LEN:
-            raise DesignError(f"module_alloc({size}) is larger than MODULES_LEN")
+        if size == 0:       # __vmalloc_node_range(): "if (WARN_ON_ONCE(!size)) return NULL;"
+            raise OutOfMemory("module_alloc(0): __vmalloc_node_range() warns and returns NULL")
+        if page_align(size) > MODULES_LEN:      # __vmalloc_node_range() finds no area: NULL
+            raise OutOfMemory(f"module_alloc({size}) is larger than MODULES_LEN")
         return self.k.vmalloc(size, align=PAGE_SIZE, w=True, x=False, caller=caller)
 
     def module_memfree(self, addr: int | None) -> None:

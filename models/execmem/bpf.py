@@ -73,7 +73,8 @@ class Bpf610(PackedPrograms, TrampolineTable, Dispatchers):
         self.pack.free(image, size)                 # arch_free_bpf_trampoline()
 
     # -- dispatcher -------------------------------------------------------------------
+    abandon_writes_size = False       # 6.12 kernel/bpf/dispatcher.c
+
     def _dispatcher_new(self) -> tuple[int, int]:
-        image = self.pack.alloc(PAGE_SIZE)
-        rw = self.api.execmem_alloc(ExecmemType.BPF, PAGE_SIZE, caller="bpf_dispatcher")
-        return image, rw
+        return self._dispatcher_new_pair(
+            lambda: self.api.execmem_alloc(ExecmemType.BPF, PAGE_SIZE, caller="bpf_dispatcher"))

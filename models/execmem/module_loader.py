@@ -50,6 +50,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from execbench.errors import OutOfMemory
 from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
@@ -115,6 +116,13 @@ class ModuleLoader610:
     def _free_mem(self, mem: ModMem) -> None:
         self.api.execmem_free(mem.base)
 
+    def _undo_alloc(self, m: Mod) -> None:
+        """``move_module()``'s ``out_enomem``: ``module_memory_free()``
+        (``execmem_free()``) of every type allocated before the failure,
+        last first; the load fails with -ENOMEM."""
+        for mem in reversed(list(m.mem.values())):
+            self._free_mem(mem)
+
     # -- strict_rwx.c -----------------------------------------------------------------
     def _set_memory(self, m: Mod, t: str, fn) -> None:
         """``module_set_memory()``."""
@@ -140,11 +148,15 @@ class ModuleLoader610:
     # -- trace ops ----------------------------------------------------------------------
     def load(self, ev: Event) -> None:
         m = Mod()
-        for t, used in type_sizes(ev).items():        # enum mod_mem_type order
-            if used:
-                mem = self._alloc_mem(t, page_align(used), ev.obj)
-                mem.used = used
-                m.mem[t] = mem
+        try:
+            for t, used in type_sizes(ev).items():    # enum mod_mem_type order
+                if used:
+                    mem = self._alloc_mem(t, page_align(used), ev.obj)
+                    mem.used = used
+                    m.mem[t] = mem
+        except OutOfMemory:
+            self._undo_alloc(m)
+            raise
         self.mods[ev.obj] = m
         for mem in m.mem.values():
             self._write(mem, mem.used)

@@ -56,9 +56,10 @@ here).  Unchanged since the v6.17 series (its patch 6/8,
 20250704134943.3524829-7-rppt@kernel.org): ``execmem_fill_trapping_insns(ptr,
 size)`` is a plain ``memset(INT3)`` on x86; populate ends with
 ``set_memory_rox(p, vm->nr_pages)``; if the 2 MiB ``execmem_vmalloc()`` fails it
-retries with ``alloc_size = size`` (never taken here: the 1 GiB module range is
-not exhausted by any workload); ``within_range()`` takes an area whose start
-``addr >= range->start`` and ``addr + size < range->end`` (strict).
+retries with ``alloc_size = size`` (the v6.17 series' fallback, also in 7.2;
+modelled from 6.17 on -- v6.15's ``execmem_cache_populate()`` returns -ENOMEM
+at once); ``within_range()`` takes an area whose start ``addr >= range->start``
+and ``addr + size < range->end`` (strict).
 
 Simplified:
 * the clean worker runs synchronously right after each free (it is queued
@@ -74,7 +75,7 @@ from __future__ import annotations
 import bisect
 from typing import Callable
 
-from execbench.errors import KernelBug
+from execbench.errors import KernelBug, OutOfMemory
 from execbench.kernel import Kernel
 from execbench.units import PAGE_SIZE, PMD_SIZE, round_up
 
@@ -129,9 +130,14 @@ class ExecmemCache:
         k = self.k
         alloc_size = round_up(size, PMD_SIZE)
         new = self.version >= (6, 15)
-        p = k.vmalloc(alloc_size, align=PMD_SIZE, start=self.start, end=self.end,
-                      w=True, x=False, huge=True, reset_perms=False,
-                      caller="execmem_cache_populate")
+        try:
+            p = self._vmalloc(alloc_size)
+        except OutOfMemory:
+            if self.version < (6, 17):
+                raise                       # execmem_cache_populate() returns -ENOMEM
+            # v6.17 / 7.2 (execmem_cache_populate_alloc()): "alloc_size = size" and again
+            alloc_size = size
+            p = self._vmalloc(alloc_size)
         k.memcpy(p, alloc_size)                       # execmem_fill_trapping_insns(writable)
         npages = alloc_size // PAGE_SIZE
         if new:
@@ -143,12 +149,24 @@ class ExecmemCache:
         self.blocks[p] = alloc_size
         self._add_free(p, alloc_size)
 
+    def _vmalloc(self, alloc_size: int) -> int:
+        """``execmem_vmalloc(range, alloc_size, PAGE_KERNEL, VM_ALLOW_HUGE_VMAP)``
+        with the range's alignment (``MODULE_ALIGN`` = PAGE_SIZE without
+        KASAN): the huge attempt aligns to PMD_SIZE by itself, the
+        small-page fallback of ``__vmalloc_node_range()`` does not."""
+        return self.k.vmalloc(alloc_size, align=PAGE_SIZE, start=self.start, end=self.end,
+                              w=True, x=False, huge=True, reset_perms=False,
+                              caller="execmem_cache_populate")
+
     def _clean(self) -> None:
         """``execmem_cache_clean()``: give back wholly free populated areas."""
         k = self.k
         for i in range(len(self.free_starts) - 1, -1, -1):
             lo, hi = self.free_starts[i], self.free_ends[i]
-            if self.blocks.get(lo) == hi - lo:
+            # IS_ALIGNED(size, PMD_SIZE) && IS_ALIGNED(start, PMD_SIZE): a
+            # block from the small-page fallback (no order-9 frames left, or
+            # the 6.17+ unrounded retry) is never given back
+            if self.blocks.get(lo) == hi - lo and lo % PMD_SIZE == 0 and (hi - lo) % PMD_SIZE == 0:
                 del self.free_starts[i], self.free_ends[i]
                 del self.blocks[lo]
                 k.set_direct_map_valid(lo, (hi - lo) // PAGE_SIZE, valid=True)

@@ -72,7 +72,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 
 from ..common.load_work import check_loader, item_bytes, load_items
-from ..common.module_layout import INIT_TYPES, TEXT_TYPES
+from ..common.module_layout import TEXT_TYPES
 from ..execmem.api import ExecmemType
 from ..execmem.module_loader import Mod, ModMem, ModuleLoader610
 from .api import ExecmemRoxApi
@@ -174,3 +174,15 @@ class ModuleLoaderRox(ModuleLoader610):
                 continue
             self._set_memory(m, t, self.api.set_memory_rox)
 
+    def _undo_alloc(self, m: Mod) -> None:
+        """``move_module()``'s ``out_err`` (7.2, kernel/module/main.c):
+        ``module_memory_restore_rox()`` -- ``execmem_restore_rox()`` of every
+        ROX text type already allocated (and made RW) -- then the frees.  The
+        restore came with the v6.15 remap-RW loader (``temp_rw``); v6.13 and
+        the staged/inplace what-ifs never made the text RW, so they free only."""
+        if self.loader == "temp_rw":
+            for t in TEXT_TYPES:
+                mem = m.mem.get(t)
+                if mem is not None and mem.is_rox:
+                    self.api.execmem_restore_rox(mem.base, mem.size)
+        super()._undo_alloc(m)

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from execbench.errors import OutOfMemory
 from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
@@ -110,9 +111,18 @@ class ModuleLoaderJit:
             n = sizes[t]
             if not n:
                 continue
+            try:
+                if t in TEXT_TYPES:
+                    m.base[t] = a.jit_alloc(max(n, ev.align or 1))      # jit_alloc(NULL, len)
+                else:
+                    m.base[t] = a.module_alloc(page_align(n), caller=f"load_module:{ev.obj}:{t}")
+            except OutOfMemory:
+                # move_module()'s error path: free what was allocated, last first
+                for u in reversed(list(m.base)):
+                    (a.jit_free if u in TEXT_TYPES else a.module_memfree)(m.base[u])
+                raise
             if t in TEXT_TYPES:
                 m.obj[t] = max(n, ev.align or 1)
-                m.base[t] = a.jit_alloc(m.obj[t])
                 m.size[t] = n
                 if inplace:
                     with k.poke_source("invalidate"):
@@ -121,7 +131,6 @@ class ModuleLoaderJit:
                     k.memcpy_elsewhere(m.obj[t])               # the zeroed buffer
             else:
                 size = page_align(n)
-                m.base[t] = a.module_alloc(size, caller=f"load_module:{ev.obj}:{t}")
                 m.size[t] = size
                 k.memcpy(m.base[t], size)                 # memset(ptr, 0, size)
         for t in MOD_MEM_TYPES:                           # the section copies

@@ -134,6 +134,5 @@ class Bpf61(PackedPrograms, TrampolineTable, Dispatchers):
 
     # -- dispatcher -------------------------------------------------------------------
     def _dispatcher_new(self) -> tuple[int, int]:
-        image = self.pack.alloc(PAGE_SIZE)
-        rw = self.api.module_alloc(PAGE_SIZE, caller="bpf_dispatcher")
-        return image, rw
+        return self._dispatcher_new_pair(
+            lambda: self.api.module_alloc(PAGE_SIZE, caller="bpf_dispatcher"))

@@ -25,7 +25,10 @@ and queues ``do_free_init()``, which ``module_memfree()``s the init area
 (``freeinit->module_init = mod->init_layout.base``: NULL for a module
 without one, and the call is made anyway) and sets ``init_layout.base =
 NULL``.  ``free_module()`` calls ``module_memfree(mod->init_layout.base)``
--- NULL once init is done -- then frees the core area.
+-- NULL once init is done -- then frees the core area.  When
+``module_alloc()`` of the init layout fails, ``move_module()`` frees the
+core area and the load fails with -ENOMEM
+(:class:`~execbench.errors.OutOfMemory`).
 
 A ``patch`` event (jump label, static call, ftrace call site inside the
 module) is ``text_poke_bp()`` in every version.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from execbench.errors import OutOfMemory
 from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT
@@ -96,7 +100,13 @@ class ModuleLoader61:
     def load(self, ev: Event) -> None:
         core_l, init_l = layout_v61(ev)
         core = self._move(core_l.size, ev, ev.obj)
-        init = self._move(init_l.size, ev, ev.obj) if init_l.size else None
+        try:
+            init = self._move(init_l.size, ev, ev.obj) if init_l.size else None
+        except OutOfMemory:
+            # move_module(): "if (!ptr) { module_memfree(mod->core_layout.base);
+            # return -ENOMEM; }"
+            self.api.module_memfree(core)
+            raise
         k = self.k
         # section copies: plain writes
         k.memcpy(core, ev.text + ev.rodata + ev.ro_after_init + ev.data)

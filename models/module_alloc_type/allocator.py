@@ -44,7 +44,7 @@ MODULE_ALIGN is then PAGE_SIZE); ``gfp_mask`` is GFP_KERNEL everywhere.
 """
 from __future__ import annotations
 
-from execbench.errors import DesignError
+from execbench.errors import DesignError, OutOfMemory
 from execbench.kernel import Kernel
 from execbench.units import pages
 
@@ -106,7 +106,7 @@ class ModAllocators:
                                     w=vmp.w, x=vmp.x, huge=VM_ALLOW_HUGE_VMAP in vmp.vm_flags,
                                     reset_perms=VM_FLUSH_RESET_PERMS in vmp.vm_flags,
                                     guard=VM_NO_GUARD not in vmp.vm_flags, caller=caller)
-            except DesignError:
+            except OutOfMemory:
                 continue                  # "on failure try the next address space"
             k.set_vm_flush_reset_perms(ptr)
             if p.has(MOD_ALLOC_SET_MEMORY):
@@ -118,7 +118,8 @@ class ModAllocators:
                     # size, PAGE_SIZE) pages only: the tail keeps PAGE_KERNEL_EXEC.
                     k.count("mat_huge_tail_pages", tail)
             return ptr
-        raise DesignError(f"module_alloc_type({size}, {type_}) failed in every address space")
+        # every vmp failed: module_alloc_type() returns NULL, the caller -ENOMEM
+        raise OutOfMemory(f"module_alloc_type({size}, {type_}) failed in every address space")
 
     def free(self, ptr: int, type_: str) -> None:
         pool = self.pool_of(type_)

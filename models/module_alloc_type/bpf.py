@@ -92,9 +92,8 @@ class BpfMat(PackedPrograms, TrampolineTable, Dispatchers):
 
     # -- dispatcher -------------------------------------------------------------------
     def _dispatcher_new(self) -> tuple[int, int]:
-        image = self.pack.alloc(PAGE_SIZE)
-        rw = self.api.module_alloc_type(PAGE_SIZE, MOD_TEXT, caller="bpf_dispatcher")
-        return image, rw
+        return self._dispatcher_new_pair(
+            lambda: self.api.module_alloc_type(PAGE_SIZE, MOD_TEXT, caller="bpf_dispatcher"))
 
     def _dispatcher_stage(self, rw: int | None, off: int, n: int) -> None:
         # rw_image is RO+X here: emitting into it with stores would oops; the

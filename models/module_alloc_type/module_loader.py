@@ -81,6 +81,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from execbench.errors import OutOfMemory
 from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
@@ -179,7 +180,11 @@ class ModuleLoaderMat:
                 m.base[t] = None
                 continue
             size = page_align(used[t])
-            ptr = a.module_alloc_type(size, t, caller=f"load_module:{ev.obj}")
+            try:
+                ptr = a.module_alloc_type(size, t, caller=f"load_module:{ev.obj}")
+            except OutOfMemory:
+                self._free_allocated(m, t)
+                raise
             m.base[t], m.size[t] = ptr, size
             if staged and self._poked(t):
                 k.memcpy_elsewhere(size)              # rw_copy = vzalloc(size)
@@ -210,6 +215,16 @@ class ModuleLoaderMat:
             self._set_memory(m, t, a.set_memory_nx)
         for t in ("text", "init_text"):               # module_enable_x()
             self._set_memory(m, t, a.set_memory_x)
+
+    def _free_allocated(self, m: _Mod, failed: str) -> None:
+        """``move_module()``'s ``out_enomem``: ``module_memory_free()``
+        (= ``module_memfree_type()``, NULL for an empty type) of every type
+        before the one that failed, last first."""
+        for t in reversed(MOD_MEM_TYPES[:MOD_MEM_TYPES.index(failed)]):
+            if m.base.get(t) is None:
+                self.k.api("module_memfree_type")     # module_memfree(NULL)
+            else:
+                self.api.module_memfree_type(m.base[t], t)
 
     def init_done(self, ev: Event) -> None:
         m = self.mods[ev.obj]
