@@ -7,7 +7,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import ExecbenchError, printable
+from .errors import ExecbenchError, UsageError, printable
 
 #: subcommand modules, in --help order; each has register(subparsers)
 COMMANDS = [
