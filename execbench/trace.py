@@ -237,7 +237,7 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _check_columns(columns: list, path: str) -> None:
-    if list(columns) == COLUMNS:
+    if list(columns) in (COLUMNS, COLUMNS_BEFORE_KALLSYMS):
         return
     missing = [c for c in COLUMNS if c not in columns]
     extra = [c for c in columns if c not in COLUMNS]

@@ -74,7 +74,7 @@ MISUSE = [
     (["run", "-d", "legacy", "--itlb", "module_zipf=inf"], "--itlb: module_zipf: inf must be a finite"),
     (["run", "-d", "legacy", "--itlb-cpu", "pentium"], "--itlb-cpu"),
     (["run", "-d", "nosuch"], "unknown design 'nosuch'"),
-    (["compare", "-w", "nosuch"], "no shipped workload 'nosuch'"),
+    (["compare", "-w", "nosuch"], "unknown workload 'nosuch'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ]
 

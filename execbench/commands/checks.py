@@ -48,6 +48,9 @@ seed_arg = int_in(0, MAX_SEED, "a 32-bit seed")
 seeds_arg = int_in(1, MAX_SEEDS, "seeds 0..N-1")
 jobs_arg = int_in(0, MAX_JOBS, "0 = one per CPU")
 mem_gib_arg = int_in(MIN_MEM_GIB, MAX_MEM_GIB, "GiB the simulated machine can have")
+#: ``--numa-nodes``: MAX_NUMNODES = 1 << NODES_SHIFT, and x86-64's NODES_SHIFT
+#: is at most 10 (arch/x86/Kconfig, v6.1: ``range 1 10``)
+numa_nodes_arg = int_in(1, 1 << 10, "num_possible_nodes(), at most MAX_NUMNODES")
 
 
 def nonneg_float(what: str, hi: float = math.inf):

@@ -13,7 +13,7 @@ from .. import registry
 from ..errors import DesignError, UsageError, printable
 from ..kernel import Costs
 from ..units import GiB
-from .checks import jobs_arg, mem_gib_arg, seeds_arg
+from .checks import jobs_arg, mem_gib_arg, numa_nodes_arg, seeds_arg
 
 #: seeds 0..N-1 for every command that sweeps seeds (compare, report, plot,
 #: all): three, so that every table can show a spread (mmtests, perf stat -r)
@@ -47,23 +47,13 @@ def designs_from(args) -> list[str] | None:
     return args.designs
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{n}: must be at least 1")
-    return n
-
-
 def add_machine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("simulated machine")
     g.add_argument("--mem-gib", type=mem_gib_arg, default=16, metavar="GIB",
                    help="machine memory in GiB, 2..256 (default 16)")
-    g.add_argument("--numa-nodes", type=_positive_int, default=1, metavar="N",
-                   help="num_possible_nodes(): a bpf_prog_pack is 2 MiB x N (kernel/bpf/core.c; "
-                        "default 1)")
+    g.add_argument("--numa-nodes", type=numa_nodes_arg, default=1, metavar="N",
+                   help="num_possible_nodes(), 1..1024: a bpf_prog_pack is 2 MiB x N "
+                        "(kernel/bpf/core.c; default 1)")
     g.add_argument("--placement", choices=("fresh-boot", "aged", "contiguous", "scattered"),
                    default="fresh-boot",
                    help="physical placement preset: fresh-boot (large ordered free areas) or aged "

@@ -33,7 +33,9 @@ the user's code path outside the design's allocator:
     (arch/x86/net/bpf_jit_comp.c ``bpf_int_jit_compile()``), held while the
     image is allocated and freed after: a slab object up to
     KMALLOC_MAX_CACHE_SIZE (8 KiB), above that ``kmalloc_large()`` pages
-    of order ``get_order(size)``.
+    of order ``get_order(size)``; past the largest buddy order
+    (``MAX_ORDER - 1``, 4 MiB) ``kmalloc`` fails and ``kvmalloc_node()``
+    falls back to ``__vmalloc_node()``: order-0 pages (mm/util.c, v6.1).
 * **module load** (kernel/module/main.c): ``init_module`` copies the file
   into ``__vmalloc(len)`` (``copy_module_from_user()``; ``finit_module``
   reads it with ``kernel_read_file()`` into a vmalloc buffer), held through
@@ -70,6 +72,7 @@ import numpy as np
 
 from ..trace import Event
 from ..units import PAGE_SIZE
+from .pagealloc import MAX_ORDER
 
 #: offsetof(struct bpf_prog, insns), include/linux/bpf.h (v6.1), x86-64
 BPF_PROG_HDR = 72
@@ -166,7 +169,10 @@ class SideAllocs:
             addrs = 4 * (insns + 1)
             if addrs > KMALLOC_MAX_CACHE_SIZE:
                 o = _order(addrs)
-                self._held.append((phys.alloc_block(o, cpu), o))
+                if o < MAX_ORDER:
+                    self._held.append((phys.alloc_block(o, cpu), o))
+                else:                                   # kvmalloc's vmalloc fallback
+                    self._held_frames = phys.alloc_frames(-(-addrs // PAGE_SIZE), cpu)
         elif ev.user == "module" and ev.op == "load":
             sections = sum(getattr(ev, c) or 0 for c in (
                 "text", "rodata", "ro_after_init", "data", "init_text", "init_rodata", "init_data"))
