@@ -119,7 +119,7 @@ def test_conclusion_names_best_design_and_workload_dependence():
               ("w1", "b", 0, "cpa_calls", 8), ("w2", "b", 0, "cpa_calls", 4)])
     para = dict(conclusions.paragraphs(h, "legacy"))["permission flips"]
     assert "b is lowest at 0.566x legacy" in para
-    assert "(0.40-0.80x over 2 workloads)" in para
+    assert "(0.40-0.80x)" in para          # over every workload of the run (the header says 2)
     assert "a is lower on w1" in para
 
 
@@ -130,8 +130,10 @@ def test_loader_strategies_that_differ_are_flagged():
                      "y": {"loader": "staged"}})
     text = short.render(h)
     flat = " ".join(text.split())
-    assert "inplace (each write by text_poke): x." in flat
-    assert "staged (built in a writable copy, one write per area): legacy, y;" in flat
+    # the legend names each design's loader, then what each strategy means
+    assert "legacy (6.1, staged); x (6.1, inplace); y (6.1, staged)" in flat
+    assert "inplace = each write by text_poke" in flat
+    assert "staged = built in a writable copy, one write per area" in flat
     assert "inplace vs staged is not like for like" in flat
     # the table row itself is marked: "x~" (x loads inplace, legacy staged); y is not
     table = text.split("Headline numbers:")[1].split("Assumptions:")[0]
@@ -297,3 +299,21 @@ def test_attribution_is_silent_on_older_results():
     h = hand([("w", "legacy", 0, "text_pokes", 1), ("w", "x", 0, "text_pokes", 2)])
     assert attribution.poke_sources(h) == attribution.wx_sensitivity(h) == ""
     assert attribution.faults_as_posted(h) == ""
+
+
+def test_synthetic_columns_are_named_per_column():
+    # three workloads: two with synthetic timing (one also estimated BPF
+    # sizes), one recorded (synthetic_columns = []: every value measured)
+    h = hand([(w, "legacy", 0, "cpa_calls", 1) for w in ("boot-a", "sess-b", "qemu-c")])
+    h.workloads = [
+        data.WorkloadMeta("boot-a", 1, "", "timing", synthetic_columns=["t_ns", "cpu"]),
+        data.WorkloadMeta("sess-b", 1, "", "timing, sizes",
+                          synthetic_columns=["t_ns", "cpu", "bpf:size (JIT estimates)"]),
+        data.WorkloadMeta("qemu-c", 1, "", "the schedule is chosen", synthetic_columns=[]),
+    ]
+    flat = " ".join(" ".join(short.synthetic_lines(h)).split())
+    # t_ns and cpu share their workloads (all but qemu-c); the parenthetical
+    # detail stays in the TOML
+    assert "t_ns, cpu: all but qemu-c" in flat
+    assert "bpf:size: sess-b" in flat and "JIT estimates" not in flat
+    assert "none in qemu-c (what is loaded, and when, is chosen; every value measured)" in flat

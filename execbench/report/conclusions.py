@@ -21,7 +21,7 @@ import math
 
 from . import attribution
 from .data import Headline
-from .headline import FLOOR_DESIGN, QUESTIONS, Row, Table, fmt_sig, present_rows
+from .headline import FLOOR_DESIGN, QUESTIONS, Row, Table, alias, fmt_sig, present_rows
 from .summary import Cell, cells
 
 TIE = 0.005
@@ -43,6 +43,11 @@ def _key(c: Cell) -> float:
 
 def _names(ds: list[str]) -> str:
     return ds[0] if len(ds) == 1 else ", ".join(ds[:-1]) + " and " + ds[-1]
+
+
+def _dn(ds: list[str]) -> str:
+    """Design names as the report's table shows them (short aliases)."""
+    return _names([alias(d) for d in ds])
 
 
 def _winners(h: Headline, row: Row, designs: list[str]) -> dict[str, list[str]]:
@@ -70,9 +75,9 @@ def sentence(h: Headline, question: str, row: Row, baseline: str) -> str:
         zero = [d for d in designs if cs[d].mean_value == 0]
         nonzero = [d for d in designs if cs[d].mean_value != 0]
         if not nonzero:
-            return f"{label}: 0 for every design on every workload."
-        vals = ", ".join(f"{d} {fmt_sig(cs[d].mean_value / row.scale)}" for d in nonzero)
-        return (f"{label}: {_names(zero)} {'is' if len(zero) == 1 else 'are'} 0 on every "
+            return f"{question}: none (0 for every design on every workload)."
+        vals = ", ".join(f"{alias(d)} {fmt_sig(cs[d].mean_value / row.scale)}" for d in nonzero)
+        return (f"{label}: {_dn(zero)} {'is' if len(zero) == 1 else 'are'} 0 on every "
                 f"workload; {vals} {row.unit} (mean per workload): 0 vs those.")
     order = sorted(designs, key=lambda d: (_key(cs[d]), designs.index(d)))
     best = order[0]
@@ -81,16 +86,18 @@ def sentence(h: Headline, question: str, row: Row, baseline: str) -> str:
     c = cs[best]
     verb = "is" if len(ties) == 1 else "are"
     if c.all_zero:
-        head = f"{_names(ties)} {verb} 0 on every workload"
+        head = f"{_dn(ties)} {verb} 0 on every workload"
     elif b >= 1 - TIE:
         near = next((d for d in order if d != baseline), None)
         head = f"no design beats {baseline}"
         if near and not math.isinf(_key(cs[near])):
-            head += f"; the nearest, {near}, is at {_x(_key(cs[near]))}"
+            head += f"; the nearest, {alias(near)}, is at {_x(_key(cs[near]))}"
     else:
         rng = f"{fmt_sig(c.lo, 2)}-{fmt_sig(c.hi, 2)}x" if c.lo != c.hi else _x(c.lo)
-        head = (f"{_names(ties)} {verb} lowest at {_x(c.geomean)} {baseline} "
-                f"({rng} over {c.n_workloads} workload{'' if c.n_workloads == 1 else 's'})")
+        # the range is over every workload the report covers unless fewer had a ratio
+        over = ("" if c.n_workloads == len(h.workload_names) else
+                f" over {c.n_workloads} workload{'' if c.n_workloads == 1 else 's'}")
+        head = f"{_dn(ties)} {verb} lowest at {_x(c.geomean)} {baseline} ({rng}{over})"
     parts = [f"{label}: {head}"]
     if b < 1 - TIE:
         if not math.isnan(c.vs_floor):
@@ -98,7 +105,7 @@ def sentence(h: Headline, question: str, row: Row, baseline: str) -> str:
         elif FLOOR_DESIGN in cs and cs[FLOOR_DESIGN].all_zero and not c.all_zero:
             parts.append("the floor is 0")
     if c.undefined:
-        parts.append(f"{baseline} is 0 but {best} not on {_wl(c.undefined)}")
+        parts.append(f"{baseline} is 0 but {alias(best)} not on {_wl(c.undefined)}")
     # where the answer depends on the workload
     wins = _winners(h, row, designs)
     other = {w: ds for w, ds in wins.items() if not set(ties) & set(ds)}
@@ -106,7 +113,7 @@ def sentence(h: Headline, question: str, row: Row, baseline: str) -> str:
     if other:
         by: dict[str, list[str]] = {}
         for w, ds in other.items():
-            by.setdefault(_names(ds), []).append(w)
+            by.setdefault(_dn(ds), []).append(w)
         items = sorted(by.items(), key=lambda kv: -len(kv[1]))
         dep += [f"{who} {'is' if ' and ' not in who else 'are'} lower on {_wl(ws)}"
                 for who, ws in items[:2]]
@@ -114,10 +121,10 @@ def sentence(h: Headline, question: str, row: Row, baseline: str) -> str:
             dep.append("others elsewhere")
     worse = [w for w in h.workload_names if _worse(h, w, row, best, baseline)]
     if worse and best != baseline and b < 1 - TIE:
-        dep.append(f"{best} is above {baseline} on {_wl(worse)}")
+        dep.append(f"{alias(best)} is above {baseline} on {_wl(worse)}")
     text = ", ".join(parts) + "."
     if dep:
-        text += " Depends on the workload: " + "; ".join(dep) + "."
+        text += " By workload: " + "; ".join(dep) + "."
     elif len(h.workload_names) > 1:
         text += " Same ranking on every workload."
     return text
@@ -148,11 +155,11 @@ def noop_cpa(h: Headline) -> str:
         if d == FLOOR_DESIGN or d not in tot.index or not tot.loc[d, "cpa_calls"]:
             continue
         share = 1 - tot.loc[d, "cpa_calls_effective"] / tot.loc[d, "cpa_calls"]
-        parts.append(f"{d} {fmt_sig(100 * share, 2)}%")
+        parts.append(f"{alias(d)} {fmt_sig(100 * share, 2)}%")
     if not parts:
         return ""
-    return ("Calls that change no PTE (permissions already so, or 0 pages), of all "
-            f"set_memory_* calls over the workloads: {', '.join(parts)}.")
+    return ("Share of set_memory_* calls that change no PTE (already so, or 0 pages): "
+            f"{', '.join(parts)}.")
 
 
 def paragraphs(h: Headline, baseline: str) -> list[tuple[str, str]]:

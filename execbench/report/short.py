@@ -146,18 +146,40 @@ def _loader(params: dict) -> str:
     return str(v) if v not in (None, "") else "-"
 
 
-def designs_legend(h: Headline, compact: bool = False) -> list[str]:
-    """Aliases, the kernel whose rules each design follows, its loader."""
-    items = [f"{alias(d.name)} = {d.name}" + (f" ({d.kernel})" if d.kernel not in ("-", "")
-                                               else "")
-             for d in h.designs if d.name != FLOOR_DESIGN]
-    out = wrap("Designs (kernel whose rules each follows): " + ", ".join(items) + "; floor = "
-               "the design-free lower bound for the same live text.", indent="  ", first="  ")
-    out += wrap(attribution.loader_strategies(h, baseline_of(h), compact), indent="  ", first="  ")
+def designs_legend(h: Headline, compact: bool = False, indent: str = "  ") -> list[str]:
+    """One legend: each design's alias, the kernel whose rules it follows
+    and its module-loader strategy (with the strategies' meanings unless
+    ``compact``), then what v1 as posted would fault on."""
+    base = baseline_of(h)
+    items = []
+    for d in h.designs:
+        if d.name == FLOOR_DESIGN:
+            continue
+        name = d.name if alias(d.name) == d.name else f"{alias(d.name)} = {d.name}"
+        inside = [k for k in (d.kernel if d.kernel not in ("-", "") else "",
+                              _loader(d.params or {}).replace("-", "")) if k]
+        note = attribution.loader_note(h, d.name)
+        if note:
+            inside[-1] += f" [{note.split(' (')[0]}]"
+        items.append(name + (f" ({', '.join(inside)})" if inside else ""))
+    floor = any(d.name == FLOOR_DESIGN for d in h.designs)
+    text = ("Designs (kernel rules followed, module loader): " + "; ".join(items)
+            + ("; floor = the design-free lower bound for the same live text." if floor else "."))
+    loaders = {_loader(d.params or {}) for d in h.designs if d.name != FLOOR_DESIGN} - {"-"}
+    if loaders and not compact:
+        text += " Loaders: " + "; ".join(f"{k} = {attribution.MEANING[k]}" for k in
+                                         attribution.MEANING if k in loaders) + "."
+    if not loaders:
+        text += " Loader strategies: not recorded in this run."
+    elif "inplace" in loaders and "staged" in loaders:
+        text += (f" ~: loads unlike {base}, its text_poke and W+X carry that; inplace vs "
+                 "staged is not like for like.")
+    elif any(_loader(d.params or {}) != _loader(next((e.params for e in h.designs
+                                                     if e.name == base), {}) or {})
+             for d in h.designs if d.name != FLOOR_DESIGN):
+        text += f" ~: loads unlike {base}, its text_poke and W+X carry that."
     faults = attribution.faults_as_posted(h)
-    if faults:
-        out += wrap(faults, indent="  ", first="  ")
-    return out
+    return wrap(text + (" " + faults if faults else ""), indent=indent, first=indent)
 
 
 def _short_note(note: str) -> str:
@@ -169,54 +191,88 @@ def _short_note(note: str) -> str:
 
 
 def synthetic_lines(h: Headline) -> list[str]:
-    """One wrapped paragraph: the workloads grouped by which trace columns
-    hold synthetic values (each TOML's ``synthetic_columns``; the short form
-    of its note where a TOML does not list them)."""
+    """One wrapped paragraph: each trace column whose values are synthetic
+    somewhere (the TOMLs' ``synthetic_columns``, without their
+    parenthetical detail), with the workloads where they are -- "all but
+    ..." when shorter -- and columns with the same workloads together; a
+    workload whose TOML lists no columns falls back to the short form of
+    its note."""
     import re
-    groups: dict[str, list[str]] = {}
-    real = []
+    names = [w.name for w in h.workloads]
+    by_col: dict[str, list[str]] = {}
+    notes: dict[str, list[str]] = {}
+    measured, real = [], []
     for w in h.workloads:
         if w.synthetic_columns:
-            what = ", ".join(ascii_only(c) for c in w.synthetic_columns)
-        elif w.synthetic_columns == []:
-            what = "no column (which objects, and when, is chosen; every value is measured)"
+            for c in w.synthetic_columns:
+                col = re.sub(r"\s*\(.*", "", ascii_only(c)).strip()
+                if w.name not in by_col.setdefault(col, []):
+                    by_col[col].append(w.name)
+        elif w.synthetic_columns == [] and w.synthetic:
+            measured.append(w.name)
         elif w.synthetic:
-            what = re.sub(r"\s+(are|is) synthetic$", "", _short_note(w.synthetic))
+            note = re.sub(r"\s+(are|is) synthetic$", "", _short_note(w.synthetic))
+            notes.setdefault(note, []).append(w.name)
         else:
             real.append(w.name)
-            continue
-        groups.setdefault(what, []).append(w.name)
-    items = [f"{', '.join(ws)}: {what}" for what, ws in groups.items()]
+
+    def which(ws: list[str]) -> str:
+        rest = [n for n in names if n not in ws]
+        if not rest:
+            return "all"
+        return f"all but {_wl_short(rest, names)}" if len(rest) < len(ws) else _wl_short(ws, names)
+
+    same: dict[str, list[str]] = {}
+    for col, ws in by_col.items():
+        same.setdefault(which(ws), []).append(col)
+    items = [f"{', '.join(cols)}: {where}" for where, cols in same.items()]
+    items += [f"{_wl_short(ws, names)}: {note}" for note, ws in notes.items()]
+    if measured:
+        items.append(f"none in {_wl_short(measured, names)} (what is loaded, and when, is "
+                     "chosen; every value measured)")
     if real:
-        items.append(f"{', '.join(real)}: nothing")
-    return wrap("Synthetic trace columns (user:column; from the workload TOMLs, everything "
-                "else is recorded): " + "; ".join(items) + ".", indent="  ", first="  ")
+        items.append(f"none in {_wl_short(real, names)}")
+    return wrap("Synthetic trace columns (user:column; details in each workload's TOML): "
+                + "; ".join(items) + ".", indent="  ", first="  ")
+
+
+def _wl_short(ws: list[str], names: list[str]) -> str:
+    """Workload names, a family folded to ``prefix-*`` when all of the
+    run's workloads with that first name part are in ``ws``
+    (qemu-6.1-cloud, ..., qemu-7.2-generic -> qemu-*)."""
+    out, done = [], set()
+    for w in ws:
+        fam = w.split("-", 1)[0]
+        members = [n for n in names if n.split("-", 1)[0] == fam]
+        if len(members) > 1 and all(m in ws for m in members):
+            if fam not in done:
+                out.append(f"{fam}-*")
+                done.add(fam)
+        else:
+            out.append(w)
+    return ", ".join(out)
 
 
 def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) -> str:
-    """The short report.  When it is longer than :data:`MAX_LINES`, the
-    synthetic notes shrink to a pointer first, then the loader strategies
-    lose their one-line meanings and the units go to --full, then rows that
-    are not the first of their question are dropped from the end of the
-    table (the dropped ones are named; --full has them all)."""
+    """The short report.  When it is longer than :data:`MAX_LINES`, rows
+    that are not the first of their question are dropped from the end of
+    the table first (the dropped ones are named; --full has them all), then
+    the loader strategies lose their one-line meanings and the units go to
+    --full, and last the synthetic columns shrink to a pointer."""
     full = present_rows(h)
-    text = _render(h, charts, csv_ref, full, full, detail=True)
-    if len(text.splitlines()) <= MAX_LINES:
-        return text
-    for compact in (False, True):
-        text = _render(h, charts, csv_ref, full, full, detail=False, compact=compact)
-        if len(text.splitlines()) <= MAX_LINES:
-            return text
     rows = list(full)
     firsts = {r.key for r in _first_rows(h)}
-    while True:
-        extra = [r for r in reversed(rows) if r.key not in firsts]
-        if not extra:
-            return text
-        rows.remove(extra[0])
-        text = _render(h, charts, csv_ref, rows, full, detail=False, compact=True)
-        if len(text.splitlines()) <= MAX_LINES:
-            return text
+    for detail, compact in ((True, False), (True, True), (False, True)):
+        rows = list(full)
+        while True:
+            text = _render(h, charts, csv_ref, rows, full, detail=detail, compact=compact)
+            if len(text.splitlines()) <= MAX_LINES:
+                return text
+            extra = [r for r in reversed(rows) if r.key not in firsts]
+            if not extra:
+                break
+            rows.remove(extra[0])
+    return text
 
 
 def _first_rows(h: Headline) -> list[Row]:
@@ -232,17 +288,18 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
     ndes = sum(d.name != FLOOR_DESIGN for d in h.designs)
     has_floor = ndes < len(h.designs)
     seeds = ", ".join(map(str, h.seeds))
-    out = wrap(f"execbench {h.version} (code commit {h.commit}): {ndes} allocator designs"
+    out = wrap(f"execbench {h.version} ({h.commit}): {ndes} designs"
                f"{' + the floor' if has_floor else ''} x {_n(len(h.workloads), 'workload')} x "
-               f"{_n(len(h.seeds), 'seed')} ({seeds}) on one simulated x86-64 kernel. Lower is "
-               "better on every metric here.")
+               f"{_n(len(h.seeds), 'seed')} ({seeds}), one simulated x86-64 kernel; lower is "
+               "better on every metric.")
+    out += [""] + designs_legend(h, compact, indent="")
     out += ["", "Conclusions:"]
     for _, s in paragraphs(h, base):
         out += wrap(s, indent="  ", first="- ")
     out += ["", "Headline numbers:"]
-    out += wrap(f"Ratio to {base}: geometric mean over the {len(h.workloads)} workloads "
-                f"of (mean over seeds / {base}'s); +-: stddev over n={len(h.seeds)} seeds "
-                "(none: < 0.05%); below: (min-max) over the workloads.") + [""]
+    out += wrap(f"Ratio to {base}: geomean over the {len(h.workloads)} workloads of (seed mean "
+                f"/ {base}'s); +-: stddev over n={len(h.seeds)} seeds (none: < 0.05%); below: "
+                "min-max over workloads.") + [""]
     tables, marks = headline_tables(h, ratio_rows(h, rows, base), base)
     out += tables
     notes = []
@@ -255,7 +312,6 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
     if notes:
         out += [""] + notes
     out += ["", "Assumptions:"]
-    out += designs_legend(h, compact)
     m = h.machine
     cpu = m.get("itlb_cpu", "skylake-sp (default; not recorded)")
     mem = m.get("mem_bytes")
@@ -282,10 +338,10 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
         out += wrap(f"Not tabled here for space: {', '.join(left)} (see --full).",
                     indent="  ", first="  ")
     out += [""]
-    out += wrap(f"Reproduce: {h.command or 'execbench all'} (execbench {h.version}, code "
-                f"commit {h.commit}). Per-workload tables and costs: execbench report "
-                f"--full. Charts: {_charts_ref(h, charts)}, redrawn by execbench plot."
-                + (f" Every number unscaled: {csv_ref}." if csv_ref else ""))
+    out += wrap(f"Reproduce: {h.command or 'execbench all'} (execbench {h.version}, "
+                f"{h.commit}); per workload: execbench report --full. Charts: "
+                f"{_charts_ref(h, charts)} (execbench plot)."
+                + (f" Unscaled: {csv_ref}." if csv_ref else ""))
     return "\n".join(ascii_only(x).rstrip() for x in out).rstrip() + "\n"
 
 
