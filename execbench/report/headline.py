@@ -59,12 +59,17 @@ HEADLINE: tuple[Row, ...] = (
     Row("tlb_shootdowns", "final", "shootdowns", "IPIs"),
     Row("tlb_flush_all", "final", "flush_tlb_all", "flushes"),
     Row("direct_map_level2_splits", "final", "dmap 2M split", "splits"),
+    Row("direct_map_level3_splits", "final", "dmap 1G split", "splits"),
+    Row("DirectMap4k", "final", "DirectMap4k", "MiB (end)", 1024.0),
+    Row("DirectMap2M", "final", "DirectMap2M", "MiB (end)", 1024.0),
+    Row("DirectMap1G", "final", "DirectMap1G", "MiB (end)", 1024.0),
     Row("text_pokes", "final", "text_poke", "calls"),
     Row("wx_page_ns", "final", "W+X exposure", "page*ms", 1e6),
     Row("wx_pages_peak_instant", "final", "W+X pages", "peak inst"),
     Row("api_calls", "final", "API calls", "calls"),
     Row("api_entry_points", "final", "API functions", "distinct"),
     Row("cpu_ns", "final", "CPU time", "ms", 1e6),
+    Row("alloc_failures", "final", "alloc failures", "calls"),
 )
 
 #: design-free stand-ins for the floor when no ``floor`` design is registered
