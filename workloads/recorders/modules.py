@@ -24,12 +24,15 @@ from collections.abc import Iterable, Iterator
 
 from .modlayout import (
     ALT_INSTR_SIZE_V61,
+    ARM64_COLUMNS,
     MEM_TYPES,
     RO_AFTER_INIT_SECS_V61,
     RO_AFTER_INIT_SECS_V616,
     ModuleLayout,
     ModuleParseError,
     layout_module,
+    machine_arch,
+    nr_ftrace_plts_for,
 )
 from .sources import DebInfo, SourceError, decompress, deb_info, iter_deb_files, iter_dir_files
 
@@ -42,6 +45,14 @@ TABLE_COLUMNS = (
     "percpu", "nsyms", "ncore_syms", "init_ro_after_init_secs",
     "intree", "license", "depends", "source",
 )
+#: arm64 tables carry the PLT candidates of ``module_frob_arch_sections()`` too
+#: (modlayout.ARM64_COLUMNS), after ``init_ro_after_init_secs``.
+_AT = TABLE_COLUMNS.index("intree")
+TABLE_COLUMNS_ARM64 = (*TABLE_COLUMNS[:_AT], *ARM64_COLUMNS, *TABLE_COLUMNS[_AT:])
+#: architecture -> its table columns
+COLUMNS_FOR_ARCH = {"x86_64": TABLE_COLUMNS, "arm64": TABLE_COLUMNS_ARM64}
+#: Debian package architecture -> execbench architecture
+DEB_ARCH = {"amd64": "x86_64", "arm64": "arm64"}
 
 _KO = re.compile(r"\.ko(\.xz|\.gz|\.zst)?$")
 _MODDIR = re.compile(r"(?:^|/)lib/modules/([^/]+)/")
@@ -62,6 +73,11 @@ class ModuleTable:
     rows: list[dict[str, object]]
     deb: DebInfo | None
     config: dict[str, str]
+    arch: str = "x86_64"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return COLUMNS_FOR_ARCH[self.arch]
 
 
 def _version_tuple(kernel: str) -> tuple[int, int]:
@@ -107,8 +123,36 @@ def _iter_inputs(src: pathlib.Path) -> tuple[Iterator[tuple[str, bytes]], DebInf
     return iter_deb_files(src, _want), deb_info(src)
 
 
-def record_modules(src: pathlib.Path, kernel: str | None = None) -> ModuleTable:
-    """Lay out every module of a package or directory; rows sorted by (module, relpath)."""
+def layout_options(arch: str, kernel: str, config: dict[str, str]) -> dict[str, object]:
+    """``layout_module()`` keyword arguments for a kernel build (version + its config).
+
+    x86-64: the struct sizes of the version.  arm64: ``NR_FTRACE_PLTS`` of the version and
+    ``CONFIG_KALLSYMS_ALL`` from the config (Debian's 6.1 arm64 build leaves it off).  Both:
+    ``CONFIG_MODULE_UNLOAD``.  A config that does not say is taken as ``y`` (Debian's
+    x86-64 builds).
+    """
+    opts: dict[str, object] = {
+        "arch": arch,
+        "module_unload": config.get("CONFIG_MODULE_UNLOAD", "y") != "n",
+        "ro_after_init_secs": ro_after_init_secs_for(kernel),
+        "kallsyms_all": config.get("CONFIG_KALLSYMS_ALL", "y") != "n",
+    }
+    if arch == "arm64":
+        opts["nr_ftrace_plts"] = nr_ftrace_plts_for(_version_tuple(kernel))
+    else:
+        opts["alt_instr_size"] = alt_instr_size_for(kernel)
+    return opts
+
+
+def record_modules(src: pathlib.Path, kernel: str | None = None,
+                   arch: str | None = None) -> ModuleTable:
+    """Lay out every module of a package or directory; rows sorted by (module, relpath).
+
+    ``arch`` (``x86_64``/``arm64``) defaults to the ``e_machine`` of the first module; every
+    module must match it (a mixed tree is an error naming the file).
+    """
+    if arch is not None and arch not in COLUMNS_FOR_ARCH:
+        raise RecordError(f"unknown architecture {arch!r}; known: {sorted(COLUMNS_FOR_ARCH)}")
     files, deb = _iter_inputs(src)
     kos: list[tuple[str, bytes]] = []
     config_text = ""
@@ -131,38 +175,42 @@ def record_modules(src: pathlib.Path, kernel: str | None = None) -> ModuleTable:
         else:
             raise RecordError(f"{src}: cannot tell the kernel version (found {sorted(kernels)}); pass --kernel")
     config = parse_config(config_text)
-    module_unload = config.get("CONFIG_MODULE_UNLOAD", "y") != "n"
-    alt_size = alt_instr_size_for(kernel)
     source = f"{deb.package}={deb.version}" if deb else f"dir:{kernel}"
+    if arch is None:
+        try:
+            arch = machine_arch(decompress(kos[0][0], kos[0][1]), kos[0][0])
+        except ModuleParseError as exc:
+            raise RecordError(str(exc)) from exc
+    if deb is not None and DEB_ARCH.get(deb.architecture, arch) != arch:
+        raise RecordError(f"{src}: a {deb.architecture} package, but the table is for {arch}")
+    opts = layout_options(arch, kernel, config)
 
     rows: list[dict[str, object]] = []
     for rel, data in kos:
         raw = decompress(rel, data)
         stem = pathlib.PurePosixPath(_KO.sub("", rel)).name
         try:
-            lay = layout_module(raw, rel, module_unload=module_unload,
-                                alt_instr_size=alt_size, fallback_name=stem,
-                                ro_after_init_secs=ro_after_init_secs_for(kernel))
+            lay = layout_module(raw, rel, fallback_name=stem, **opts)
         except ModuleParseError as exc:
             raise RecordError(str(exc)) from exc
         m = _MODDIR.search(rel)
         relpath = rel[m.end():] if m else rel
         rows.append(_row(kernel, lay, relpath, len(data), source))
     rows.sort(key=lambda r: (r["module"], r["relpath"]))
-    return ModuleTable(kernel, rows, deb, config)
+    return ModuleTable(kernel, rows, deb, config, arch)
 
 
 def _row(kernel: str, lay: ModuleLayout, relpath: str, file_bytes: int, source: str) -> dict[str, object]:
-    d = dataclasses.asdict(lay)
+    d = lay.record()
     d.update(kernel=kernel, relpath=relpath, file_bytes=file_bytes, source=source,
              intree="Y" if lay.intree else "N")
-    return {c: d[c] for c in TABLE_COLUMNS}
+    return {c: d[c] for c in COLUMNS_FOR_ARCH[lay.arch]}
 
 
-def table_csv_text(rows: Iterable[dict[str, object]]) -> str:
+def table_csv_text(rows: Iterable[dict[str, object]], columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
     """Render rows as CSV text with LF line ends (deterministic)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow(r)
@@ -189,18 +237,35 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
         raise
 
 
-def read_table(path: pathlib.Path) -> list[dict[str, str]]:
-    """Read a module table written by :func:`table_csv_text`, checking its header."""
+def read_table(path: pathlib.Path, arch: str | None = None) -> list[dict[str, str]]:
+    """Read a module table written by :func:`table_csv_text`, checking its header.
+
+    The header must be one architecture's (``arch`` when given, else any of
+    :data:`COLUMNS_FOR_ARCH`)."""
     opener = gzip.open if path.name.endswith(".gz") else open
+    want = [COLUMNS_FOR_ARCH[arch]] if arch else list(COLUMNS_FOR_ARCH.values())
     with opener(path, "rt", newline="") as f:
         r = csv.DictReader(f)
-        if tuple(r.fieldnames or ()) != TABLE_COLUMNS:
-            raise RecordError(f"{path}: row 1: header is not the module-table header {TABLE_COLUMNS}")
+        if tuple(r.fieldnames or ()) not in want:
+            raise RecordError(f"{path}: row 1: header is not the module-table header {want[0]}"
+                              + ("" if arch else f" (or the arm64 one {TABLE_COLUMNS_ARM64})"))
         return list(r)
 
 
+def table_arch(path: pathlib.Path) -> str:
+    """Architecture of a module table, from its header."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", newline="") as f:
+        header = tuple(next(csv.reader(f), []))
+    for a, cols in COLUMNS_FOR_ARCH.items():
+        if header == cols:
+            return a
+    raise RecordError(f"{path}: row 1: not a module-table header")
+
+
 __all__ = [
-    "TABLE_COLUMNS", "ModuleTable", "RecordError", "SourceError", "record_modules",
+    "TABLE_COLUMNS", "TABLE_COLUMNS_ARM64", "COLUMNS_FOR_ARCH", "table_arch", "layout_options",
+    "ModuleTable", "RecordError", "SourceError", "record_modules",
     "table_csv_text", "atomic_write_bytes", "read_table", "parse_config", "alt_instr_size_for",
     "ro_after_init_secs_for",
 ]
