@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="record_cmd", required=True, metavar="{modules,boot,bpf,host,shipped,qemu}")
 
     m = sub.add_parser("modules", help="per-module loader table from a kernel package or /lib/modules/<ver>")
-    m.add_argument("source", type=pathlib.Path, help="linux-image .deb, or a /lib/modules/<ver> directory")
+    m.add_argument("source", type=pathlib.Path, nargs="+",
+                   help="linux-image .deb, or a /lib/modules/<ver> directory; several packages of "
+                        "one build are read together (sid: linux-modules-<abi> + linux-base-<abi>)")
     m.add_argument("-o", "--output", type=pathlib.Path,
                    help="table CSV to write (a .toml provenance sidecar is written beside it); "
                         "default: print CSV to stdout")
@@ -119,12 +121,10 @@ def _cmd_modules(args: argparse.Namespace) -> int:
 
 def module_table_provenance(table, output: pathlib.Path, date: str) -> dict:
     """The TOML sidecar of a module table."""
-    pkgs = []
-    if table.deb is not None:
-        pkgs.append({"name": table.deb.package, "version": table.deb.version,
-                     "architecture": table.deb.architecture, "sha256": table.deb.sha256,
-                     "bytes": table.deb.size})
-    src = f"{table.deb.package}_{table.deb.version}_{table.deb.architecture}.deb" if table.deb else table.kernel
+    debs = table.debs or ((table.deb,) if table.deb is not None else ())
+    pkgs = [{"name": d.package, "version": d.version, "architecture": d.architecture,
+             "sha256": d.sha256, "bytes": d.size} for d in debs]
+    src = " ".join(f"{d.package}_{d.version}_{d.architecture}.deb" for d in debs) or table.kernel
     keys = _CONFIG_KEYS | (_CONFIG_KEYS_ARM64 if table.arch == "arm64" else set())
     cfg = {k: table.config[k] for k in sorted(table.config) if k in keys}
     rules = ("kernel/module/main.c layout_sections() + kernel/module/kallsyms.c "
@@ -152,7 +152,7 @@ def module_table_provenance(table, output: pathlib.Path, date: str) -> dict:
         "table": doc_table,
         "source": {"packages": pkgs, "artifacts": ["lib/modules/*/kernel/**/*.ko*", "boot/config-*"],
                    "date": date, "config": cfg},
-        "regenerate": {"command": f"apt-get download {table.deb.package}={table.deb.version} && "
+        "regenerate": {"command": f"apt-get download {' '.join(f'{d.package}={d.version}' for d in debs)} && "
                                   f"execbench record modules {src}{arch_opt} -o {output.as_posix()}"
                        if table.deb else f"execbench record modules <dir>{arch_opt} -o {output.as_posix()}"},
         "licence": {"note": "Linux kernel modules are GPL-2.0; only derived numbers (sizes, counts, "
@@ -240,6 +240,11 @@ def _cmd_shipped(args: argparse.Namespace) -> int:
             t0 = time.monotonic()
             n = sh.write_bpf_table(sh.fetch(sh.BPF_DEB, args.debs, args.download), data)
             print(f"bpf table: {n} programs ({time.monotonic() - t0:.1f}s)", file=sys.stderr)
+            for rel, pins in sh.ARM64_TABLES:
+                t0 = time.monotonic()
+                n = sh.write_module_table([sh.fetch(p, args.debs, args.download) for p in pins], data, rel)
+                print(f"module table ({rel.name}): {n} modules ({time.monotonic() - t0:.1f}s)",
+                      file=sys.stderr)
         if args.stage in ("workloads", "all"):
             t0 = time.monotonic()
             counts = sh.build_workloads(data)

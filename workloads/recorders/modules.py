@@ -20,7 +20,7 @@ import os
 import pathlib
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from .modlayout import (
     ALT_INSTR_SIZE_V61,
@@ -74,6 +74,8 @@ class ModuleTable:
     deb: DebInfo | None
     config: dict[str, str]
     arch: str = "x86_64"
+    #: every package read, ``deb`` first (sid splits a kernel into modules + base packages)
+    debs: tuple[DebInfo, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -112,7 +114,9 @@ def parse_config(text: str) -> dict[str, str]:
 
 
 def _want(rel: str) -> bool:
-    return bool(_KO.search(rel)) or bool(re.search(r"(^|/)config-[^/]+$", rel)) or rel == "config"
+    # boot/config-<ver> (bookworm, trixie); usr/lib/modules/<ver>/config (sid's linux-base)
+    return (bool(_KO.search(rel)) or bool(re.search(r"(^|/)config-[^/]+$", rel)) or rel == "config"
+            or bool(re.search(r"(^|/)lib/modules/[^/]+/config$", rel)))
 
 
 def _iter_inputs(src: pathlib.Path) -> tuple[Iterator[tuple[str, bytes]], DebInfo | None]:
@@ -144,27 +148,38 @@ def layout_options(arch: str, kernel: str, config: dict[str, str]) -> dict[str, 
     return opts
 
 
-def record_modules(src: pathlib.Path, kernel: str | None = None,
+def record_modules(src: pathlib.Path | Sequence[pathlib.Path], kernel: str | None = None,
                    arch: str | None = None) -> ModuleTable:
     """Lay out every module of a package or directory; rows sorted by (module, relpath).
 
-    ``arch`` (``x86_64``/``arm64``) defaults to the ``e_machine`` of the first module; every
-    module must match it (a mixed tree is an error naming the file).
+    ``src`` may be several packages of one kernel build (sid's ``linux-modules-<abi>`` holds
+    the ``.ko`` files, ``linux-base-<abi>`` the config).  ``arch`` (``x86_64``/``arm64``)
+    defaults to the ``e_machine`` of the first module; every module must match it (a mixed
+    tree is an error naming the file).
     """
     if arch is not None and arch not in COLUMNS_FOR_ARCH:
         raise RecordError(f"unknown architecture {arch!r}; known: {sorted(COLUMNS_FOR_ARCH)}")
-    files, deb = _iter_inputs(src)
-    kos: list[tuple[str, bytes]] = []
+    srcs = [pathlib.Path(src)] if isinstance(src, (str, os.PathLike)) else [pathlib.Path(x) for x in src]
+    kos: list[tuple[str, bytes, DebInfo | None]] = []
     config_text = ""
     kernels: set[str] = set()
-    for rel, data in files:
-        if _KO.search(rel):
-            kos.append((rel, data))
-            m = _MODDIR.search(rel)
-            if m:
-                kernels.add(m.group(1))
-        elif not config_text:
-            config_text = data.decode("utf-8", "replace")
+    debs: list[DebInfo] = []
+    for one in srcs:
+        files, d = _iter_inputs(one)
+        n_before = len(kos)
+        for rel, data in files:
+            if _KO.search(rel):
+                kos.append((rel, data, d))
+                m = _MODDIR.search(rel)
+                if m:
+                    kernels.add(m.group(1))
+            elif not config_text:
+                config_text = data.decode("utf-8", "replace")
+        if d is not None:
+            # the package with the modules first: it names the table's source
+            debs.insert(len(debs) if len(kos) == n_before else 0, d)
+    deb = debs[0] if debs else None
+    src = srcs[0]
     if not kos:
         raise RecordError(f"{src}: no .ko / .ko.xz / .ko.gz / .ko.zst files found")
     if kernel is None:
@@ -175,18 +190,19 @@ def record_modules(src: pathlib.Path, kernel: str | None = None,
         else:
             raise RecordError(f"{src}: cannot tell the kernel version (found {sorted(kernels)}); pass --kernel")
     config = parse_config(config_text)
-    source = f"{deb.package}={deb.version}" if deb else f"dir:{kernel}"
     if arch is None:
         try:
             arch = machine_arch(decompress(kos[0][0], kos[0][1]), kos[0][0])
         except ModuleParseError as exc:
             raise RecordError(str(exc)) from exc
-    if deb is not None and DEB_ARCH.get(deb.architecture, arch) != arch:
-        raise RecordError(f"{src}: a {deb.architecture} package, but the table is for {arch}")
+    for d in debs:
+        if DEB_ARCH.get(d.architecture, arch) != arch:
+            raise RecordError(f"{d.package}: a {d.architecture} package, but the table is for {arch}")
     opts = layout_options(arch, kernel, config)
 
     rows: list[dict[str, object]] = []
-    for rel, data in kos:
+    for rel, data, d in kos:
+        source = f"{d.package}={d.version}" if d else f"dir:{kernel}"
         raw = decompress(rel, data)
         stem = pathlib.PurePosixPath(_KO.sub("", rel)).name
         try:
@@ -197,7 +213,7 @@ def record_modules(src: pathlib.Path, kernel: str | None = None,
         relpath = rel[m.end():] if m else rel
         rows.append(_row(kernel, lay, relpath, len(data), source))
     rows.sort(key=lambda r: (r["module"], r["relpath"]))
-    return ModuleTable(kernel, rows, deb, config, arch)
+    return ModuleTable(kernel, rows, deb, config, arch, tuple(debs))
 
 
 def _row(kernel: str, lay: ModuleLayout, relpath: str, file_bytes: int, source: str) -> dict[str, object]:
