@@ -317,6 +317,7 @@ def layout_module(
     arch: str | None = None,
     kallsyms_all: bool = True,
     nr_ftrace_plts: int = 1,
+    _sections_out: list | None = None,
 ) -> ModuleLayout:
     """Parse one decompressed .ko and lay it out as the v6.1 loader does.
 
@@ -341,7 +342,7 @@ def layout_module(
         shdrs = [elf.get_section(i) for i in range(elf.num_sections())]
         return _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size,
                        fallback_name, ro_after_init_secs, arch=found, kallsyms_all=kallsyms_all,
-                       nr_ftrace_plts=nr_ftrace_plts)
+                       nr_ftrace_plts=nr_ftrace_plts, sections_out=_sections_out)
     except ELFError as exc:
         raise ModuleParseError(f"{source}: bad ELF: {exc}") from exc
 
@@ -444,9 +445,19 @@ def _frob_arm64(shdrs, names, flags, sizes, aligns, source, is_init, nr_ftrace_p
     return core, init
 
 
+def section_layout(data: bytes | BinaryIO, source: str, **opts) -> list[tuple[str, str, int, int]]:
+    """(section, mod_mem_type, offset in that type, size) of every section the loader lays
+    out, in layout order -- the same rules as :func:`layout_module` (same keyword
+    arguments).  Why: ``/sys/module/<name>/sections/<section>`` shows where the kernel put
+    each section, so a recording can check the layout byte by byte."""
+    out: list[tuple[str, str, int, int]] = []
+    layout_module(data, source, _sections_out=out, **opts)
+    return out
+
+
 def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, fallback_name,
             ro_after_init_secs=RO_AFTER_INIT_SECS_V61, arch="x86_64", kallsyms_all=True,
-            nr_ftrace_plts=1):
+            nr_ftrace_plts=1, sections_out=None):
     names = [s.name for s in shdrs]
     flags = [int(s["sh_flags"]) for s in shdrs]
     sizes_sh = [int(s["sh_size"]) for s in shdrs]
@@ -505,6 +516,8 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
                 off = _align(sizes[t], aligns[i])
                 sizes[t] = off + sizes_sh[i]
                 placed[i] = t
+                if sections_out is not None:
+                    sections_out.append((names[i], t, off, sizes_sh[i]))
                 if init_pass and m == 2:
                     init_rai += 1
     data_sections = sizes["data"]

@@ -245,10 +245,19 @@ def _download(opts: list[str], debs: pathlib.Path, pkg: str, version: str) -> pa
     return found[-1]
 
 
-def tool_versions() -> dict[str, str]:
+#: host packages a recording needs, per guest architecture (arm64: the emulator, the cross
+#: compiler for the BPF helper; busybox comes from busybox-static:arm64, :func:`fetch_busybox`)
+HOST_PACKAGES = {
+    "x86_64": ("qemu-system-x86", "busybox-static", "linux-libc-dev", "gcc"),
+    "arm64": ("qemu-system-arm", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross",
+              "linux-libc-dev-arm64-cross"),
+}
+
+
+def tool_versions(arch: str = "x86_64") -> dict[str, str]:
     """Installed versions of the host packages the recording used (for provenance)."""
     out = {}
-    for p in ("qemu-system-x86", "busybox-static", "linux-libc-dev", "gcc"):
+    for p in HOST_PACKAGES[arch]:
         try:
             out[p] = _run(["dpkg-query", "-W", "-f=${Version}", p]).strip()
         except FetchError:
@@ -256,9 +265,35 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def ensure_host_packages() -> None:
+@dataclasses.dataclass(frozen=True)
+class Busybox:
+    path: pathlib.Path  # the static binary, unpacked
+    package: str
+    version: str
+    sha256: str
+
+
+def fetch_busybox(scratch: pathlib.Path, arch: str = "arm64") -> Busybox:
+    """busybox-static of bookworm for ``arch`` (the same version the x86-64 host runs),
+    downloaded through the private apt configuration and unpacked under ``scratch``."""
+    ks = spec("6.1", arch=arch)
+    opts = _apt_opts(scratch, ks)
+    if not any(_lists(scratch, ks).glob("*Packages*")):
+        _run(["apt-get", *opts, "update"])
+    pol = _run(["apt-cache", *opts, "policy", "busybox-static"])
+    v = re.search(r"Candidate: (\S+)", pol)
+    if not v or v.group(1) == "(none)":
+        raise FetchError(f"apt-cache policy busybox-static ({ks.arch}): no candidate version")
+    deb = download(ks, scratch, "busybox-static", v.group(1))
+    root = scratch / deb.name.removesuffix(".deb")
+    if not (root / "bin" / "busybox").exists():
+        _run(["dpkg-deb", "-x", str(deb), str(root)])
+    return Busybox(root / "bin" / "busybox", f"busybox-static:{ks.arch}", v.group(1), sha256_file(deb))
+
+
+def ensure_host_packages(arch: str = "x86_64") -> None:
     """apt-get install what the recording needs on the host, if missing."""
-    need = [p for p, v in tool_versions().items() if v == "not installed"]
+    need = [p for p, v in tool_versions(arch).items() if v == "not installed"]
     need += [p for p in ("xz-utils",) if not _which("xz")]
     if need:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
