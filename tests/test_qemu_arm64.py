@@ -154,3 +154,22 @@ def test_truth_rows_by_hand():
     assert (v["jump_label_transform_calls"], v["jump_label_transform_calls_exec"]) == (2, 1)
     assert v["vfree_calls"] == 1                      # the init area
     assert (v["vmap_areas"], v["vmap_areas_untraced"]) == (1, 0)
+
+
+def test_7_2_page_table_walks_of_set_direct_map_are_not_flushes():
+    # 7.2 inlines __change_memory_common(); the probe is its page-table walk
+    # (walk_kernel_page_table_range_lockless(start, end)), which set_direct_map_*_noflush()
+    # make too, without a flush: the walk right after one of them on that pid is theirs
+    rows = [ev(1, "set_direct_map_invalid_noflush", pid=5, args="page=0xfffffc0000001000"),
+            ev(2, "change_memory_common", pid=5, args="start=0xffff000001000000 end=0xffff000001001000"),
+            ev(3, "change_memory_common", pid=6, args="start=0xffff000002000000 end=0xffff000002002000"),
+            ev(4, "set_direct_map_default_noflush", pid=5, args="page=0xfffffc0000001000"),
+            ev(5, "change_memory_common", pid=5, args="start=0xffff000001000000 end=0xffff000001001000")]
+    df = pd.DataFrame(rows)
+    df.insert(0, "seq", range(len(df)))
+    ev2, areas, tw = arm64.normalize(df)
+    v = dict(zip(*truth_arm64.truth(ev2, areas, tw, "", None)[["metric", "value"]].T.values))
+    # seq 1 and 4 are set_direct_map_* on pid 5, so seq 2 and 5 are theirs; seq 3 (pid 6,
+    # 2 pages on the linear map) is a __change_memory_common()
+    assert v["direct_map_walks"] == 2
+    assert (v["change_memory_common_calls"], v["change_memory_common_pages_linear"]) == (1, 2)

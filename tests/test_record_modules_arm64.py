@@ -177,6 +177,8 @@ def test_recorder_takes_the_arch_and_rules_from_the_file_version_and_config(tmp_
     (row,) = t.rows
     # 6.1: NR_FTRACE_PLTS = 2, KALLSYMS_ALL off (from the config beside the modules)
     assert (row["text"], row["data"], row["plt_core"], row["plt_init_ext"]) == (284, 293, 10, 1)
+    # no module of the tree exports ext_func or ext_other: every undefined target is vmlinux's
+    assert (row["plt_core_kernel"], row["plt_init_kernel"]) == (9, 1)
     t = modules.record_modules(_tree(tmp_path / "b", "6.12.117+deb13-arm64", "CONFIG_KALLSYMS_ALL=y\n"))
     (row,) = t.rows
     assert (row["text"], row["data"]) == (272, 465)
@@ -196,3 +198,16 @@ def test_cli_writes_an_arm64_table_that_reads_back(tmp_path):
         modules.read_table(out, "x86_64")
     toml = (tmp_path / "t.toml").read_text()
     assert 'arch = "arm64"' in toml and "--arch arm64" in toml and "module_frob_arch_sections" in toml
+
+
+def test_branches_to_a_symbol_another_module_exports_are_not_kernel_targets(tmp_path):
+    mods = _tree(tmp_path)
+    shutil.copy(FIX / "fixture_arm64_b.ko", mods / "kernel" / "fixture_arm64_b.ko")
+    rows = {r["module"]: r for r in modules.record_modules(mods).rows}
+    row = rows["fixture_arm64"]
+    # fixture_arm64_b exports ext_func (__ksymtab_ext_func).  The 9 undefined core slots
+    # (test_plt_candidates_by_hand) are 4 + 2 + 1 = 7 for ext_func and 1 + 1 = 2 for
+    # ext_other; the one undefined init slot is ext_func.
+    assert (row["plt_core_ext"], row["plt_core_kernel"]) == (9, 2)
+    assert (row["plt_init_ext"], row["plt_init_kernel"]) == (1, 0)
+    assert (rows["fixture_arm64_b"]["plt_core"], rows["fixture_arm64_b"]["plt_core_kernel"]) == (0, 0)

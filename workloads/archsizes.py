@@ -14,8 +14,9 @@ Rules (each is a choice; docs/data-sources.md §7 says why):
   ``init_kallsyms``) comes from the arm64 table row of that module.  arm64 has no ORC
   unwinder, so ``orc_entries`` is 0; ``mcount_locs`` counts ``__patchable_function_entries``;
   ``alt_sites`` counts ``.altinstructions`` (modlayout docstring).  The arm64-only columns
-  (``plt_core``, ``plt_core_ext``, ``plt_init``, ``plt_init_ext``) do not fit the
-  architecture-neutral trace schema; they come back in a per-module frame beside it.
+  (:data:`ARM64_COLUMNS`: the PLT slots ``module_frob_arch_sections()`` reserves, core and
+  init, and how many of them are for undefined symbols and for vmlinux symbols) do not fit
+  the architecture-neutral trace schema; they come back in a per-module frame beside it.
 * **Modules the arm64 build does not have** (x86-only drivers and accelerators such as
   ``kvm_intel``, ``aesni_intel``, ``i915``): ``missing="drop"`` (the default) removes
   the module's rows (load, patch, init_done, unload) -- an arm64 machine would not load
@@ -63,8 +64,10 @@ ARCHES = ("x86_64", "arm64")
 LOAD_COLUMNS = ("text", "rodata", "ro_after_init", "data", "init_text", "init_rodata", "init_data",
                 "align", "relocs", "reloc_secs", "alt_sites", "orc_entries", "mcount_locs",
                 "kallsyms", "init_kallsyms")
-#: per-module columns only an arm64 table has (modlayout.ARM64_COLUMNS)
-ARM64_COLUMNS = ("plt_core", "plt_core_ext", "plt_init", "plt_init_ext")
+#: per-module columns only an arm64 table has (``count_plts()`` slots; of which for
+#: undefined symbols; of which for vmlinux symbols -- the rest target other modules)
+ARM64_COLUMNS = ("plt_core", "plt_core_ext", "plt_core_kernel", "plt_init", "plt_init_ext",
+                 "plt_init_kernel")
 #: arch/arm64/include/asm/insn-def.h AARCH64_INSN_SIZE
 ARM64_INSN_SIZE = 4
 #: arch/arm64/include/asm/probes.h: MAX_INSN_SIZE 2 x kprobe_opcode_t (u32)

@@ -153,8 +153,13 @@ ARM64_L1_CACHE_BYTES = 64
 PLT_ENTRY_ALIGN = 4
 #: arch/arm64/include/asm/alternative.h struct alt_instr (v6.1, v6.12, 7.2)
 ARM64_ALT_INSTR_SIZE = 12
-#: columns only an arm64 layout has (module tables of other architectures leave them out)
-ARM64_COLUMNS = ("plt_core", "plt_core_ext", "plt_init", "plt_init_ext")
+#: columns only an arm64 layout has (module tables of other architectures leave them out);
+#: the ``*_kernel`` ones need every module of the build (:func:`kernel_targets`)
+ARM64_COLUMNS = ("plt_core", "plt_core_ext", "plt_core_kernel", "plt_init", "plt_init_ext",
+                 "plt_init_kernel")
+#: a symbol ``__ksymtab_<name>`` marks ``<name>`` as exported (include/linux/export.h,
+#: 6.1-7.2; modpost's *.mod.c in v6.5+)
+KSYMTAB_PREFIX = "__ksymtab_"
 
 #: enum mod_mem_type names (v6.4 include/linux/module.h), schema column order.
 MEM_TYPES = ("text", "rodata", "ro_after_init", "data", "init_text", "init_rodata", "init_data")
@@ -219,14 +224,26 @@ class ModuleLayout:
     plt_core_ext: int = 0
     plt_init: int = 0
     plt_init_ext: int = 0
+    #: names of the undefined symbols behind the counted core/init PLT slots (one per slot)
+    plt_core_targets: tuple[str, ...] = ()
+    plt_init_targets: tuple[str, ...] = ()
+    #: symbols this module exports (``__ksymtab_<name>``)
+    exports: tuple[str, ...] = ()
 
-    def record(self) -> dict[str, object]:
-        """The layout as a table row: arm64-only columns only for arm64 (no ``arch`` key)."""
+    def record(self, module_exports: frozenset[str] | None = None) -> dict[str, object]:
+        """The layout as a table row: arm64-only columns only for arm64 (no ``arch`` key).
+
+        ``module_exports`` (every symbol the build's modules export) fills
+        ``plt_*_kernel``: slots whose target no module exports, i.e. a vmlinux symbol."""
         d = dataclasses.asdict(self)
-        d.pop("arch")
+        for k in ("arch", "plt_core_targets", "plt_init_targets", "exports"):
+            d.pop(k)
         if self.arch != "arm64":
-            for c in ARM64_COLUMNS:
-                d.pop(c)
+            return {k: v for k, v in d.items() if k not in ARM64_COLUMNS}
+        if module_exports is None:
+            raise ValueError(f"{self.module}: plt_*_kernel need the exports of every module")
+        d["plt_core_kernel"] = sum(1 for n in self.plt_core_targets if n not in module_exports)
+        d["plt_init_kernel"] = sum(1 for n in self.plt_init_targets if n not in module_exports)
         return d
 
 
@@ -350,7 +367,8 @@ def layout_module(
 _RELA_DTYPE = np.dtype([("r_offset", "<u8"), ("r_info", "<u8"), ("r_addend", "<i8")])
 
 
-def count_plts(rela: np.ndarray, sym_shndx: np.ndarray, dstidx: int) -> tuple[int, int]:
+def count_plts(rela: np.ndarray, sym_shndx: np.ndarray, dstidx: int,
+               ext_syms: list[int] | None = None) -> tuple[int, int]:
     """``count_plts()`` of one SHT_RELA section (arch/arm64/kernel/module-plts.c, v6.1-7.2):
     (PLT slots reserved, of which for undefined symbols).
 
@@ -368,7 +386,8 @@ def count_plts(rela: np.ndarray, sym_shndx: np.ndarray, dstidx: int) -> tuple[in
     sorted others, compared only with their largest key.  So the count is, over the sorted
     entries, one per distinct key with addend 0 plus one per entry with a non-zero addend;
     plus, in that edge case, one for the last entry unless its addend is 0 and its key equals
-    the largest key of the others.
+    the largest key of the others.  ``ext_syms`` receives the symbol index of every counted
+    slot whose symbol is undefined.
     """
     if rela.size == 0:
         return 0, 0
@@ -387,6 +406,8 @@ def count_plts(rela: np.ndarray, sym_shndx: np.ndarray, dstidx: int) -> tuple[in
         need = need.copy()
         need[-1] = False
         if n_need == 1:
+            if last[3] and ext_syms is not None:
+                ext_syms.append(int(last[1]))
             return 1, int(last[3])
     t, y, a = typ[need], sym[need], rela["r_addend"][need].astype(np.int64)
     und = shndx[need] == SHN_UNDEF
@@ -396,12 +417,34 @@ def count_plts(rela: np.ndarray, sym_shndx: np.ndarray, dstidx: int) -> tuple[in
     dup[1:] = (t[1:] == t[:-1]) & (y[1:] == y[:-1]) & (a[1:] == a[:-1])
     counted = (a != 0) | ~dup
     total, ext = int(counted.sum()), int((counted & und).sum())
+    if ext_syms is not None:
+        ext_syms.extend(int(v) for v in y[counted & und])
     if last is not None:
         lt, ly, la, lund = last
         if la != 0 or (lt, ly, la) != (t[-1], y[-1], a[-1]):
             total += 1
             ext += int(lund)
+            if lund and ext_syms is not None:
+                ext_syms.append(int(ly))
     return total, ext
+
+
+def _exports(symsec, strsec) -> tuple[str, ...]:
+    """Names this module exports: its ``__ksymtab_<name>`` symbols."""
+    raw = np.frombuffer(symsec.data(), dtype=_SYM_DTYPE)
+    strtab = strsec.data()
+    pre = KSYMTAB_PREFIX.encode()
+    out = []
+    for off in raw["st_name"][raw["st_name"] != 0]:
+        off = int(off)
+        if strtab.startswith(pre, off):
+            out.append(strtab[off + len(pre):strtab.index(b"\0", off)].decode("utf-8", "replace"))
+    return tuple(sorted(set(out) - {"strings", "gpl"}))
+
+
+def module_exports(layouts) -> frozenset[str]:
+    """Every symbol a set of modules exports (for ``ModuleLayout.record``)."""
+    return frozenset(n for lay in layouts for n in lay.exports)
 
 
 def _frob_arm64(shdrs, names, flags, sizes, aligns, source, is_init, nr_ftrace_plts):
@@ -415,8 +458,9 @@ def _frob_arm64(shdrs, names, flags, sizes, aligns, source, is_init, nr_ftrace_p
         raise ModuleParseError(f"{source}: module symtab section missing")
     syms = np.frombuffer(shdrs[symidx].data(), dtype=_SYM_DTYPE)
     sym_shndx = syms["st_shndx"].astype(np.int64)
-    core = [0, 0]
-    init = [0, 0]
+    strtab = shdrs[int(shdrs[symidx]["sh_link"])].data()
+    core = [0, 0, []]
+    init = [0, 0, []]
     for i, s in enumerate(shdrs):
         if s["sh_type"] != "SHT_RELA":
             continue
@@ -424,11 +468,11 @@ def _frob_arm64(shdrs, names, flags, sizes, aligns, source, is_init, nr_ftrace_p
         if dst >= len(shdrs) or not flags[dst] & SHF_EXECINSTR:
             continue
         rela = np.frombuffer(s.data(), dtype=_RELA_DTYPE)
+        acc = init if is_init(names[dst]) else core
         try:
-            n, ext = count_plts(rela, sym_shndx, dst)
+            n, ext = count_plts(rela, sym_shndx, dst, acc[2])
         except ValueError as exc:
             raise ModuleParseError(f"{source}: section {names[i]}: {exc}") from exc
-        acc = init if is_init(names[dst]) else core
         acc[0] += n
         acc[1] += ext
     for name, count in ((".plt", core[0]), (".init.plt", init[0])):
@@ -442,7 +486,13 @@ def _frob_arm64(shdrs, names, flags, sizes, aligns, source, is_init, nr_ftrace_p
             flags[i] = SHF_EXECINSTR | SHF_ALLOC
             aligns[i] = PLT_ENTRY_ALIGN
             sizes[i] = nr_ftrace_plts * PLT_ENTRY_SIZE
-    return core, init
+
+    def name(k: int) -> str:
+        off = int(syms["st_name"][k])
+        return strtab[off:strtab.index(b"\0", off)].decode("utf-8", "replace")
+
+    return ((core[0], core[1], tuple(name(k) for k in core[2])),
+            (init[0], init[1], tuple(name(k) for k in init[2])))
 
 
 def section_layout(data: bytes | BinaryIO, source: str, **opts) -> list[tuple[str, str, int, int]]:
@@ -497,7 +547,8 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
             return True
         return name.startswith(".init")
 
-    plt_core = plt_init = (0, 0)
+    plt_core = plt_init = (0, 0, ())
+    exports: tuple[str, ...] = ()
     if arch == "arm64":
         # layout_and_allocate(): module_frob_arch_sections() comes before layout_sections()
         plt_core, plt_init = _frob_arm64(shdrs, names, flags, sizes_sh, aligns, source, is_init,
@@ -619,4 +670,7 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
         plt_core_ext=plt_core[1],
         plt_init=plt_init[0],
         plt_init_ext=plt_init[1],
+        plt_core_targets=plt_core[2],
+        plt_init_targets=plt_init[2],
+        exports=_exports(symsec, strsec) if arch == "arm64" else (),
     )

@@ -32,6 +32,7 @@ from .modlayout import (
     ModuleParseError,
     layout_module,
     machine_arch,
+    module_exports,
     nr_ftrace_plts_for,
 )
 from .sources import DebInfo, SourceError, decompress, deb_info, iter_deb_files, iter_dir_files
@@ -200,7 +201,7 @@ def record_modules(src: pathlib.Path | Sequence[pathlib.Path], kernel: str | Non
             raise RecordError(f"{d.package}: a {d.architecture} package, but the table is for {arch}")
     opts = layout_options(arch, kernel, config)
 
-    rows: list[dict[str, object]] = []
+    laid: list[tuple[ModuleLayout, str, int, str]] = []
     for rel, data, d in kos:
         source = f"{d.package}={d.version}" if d else f"dir:{kernel}"
         raw = decompress(rel, data)
@@ -210,14 +211,16 @@ def record_modules(src: pathlib.Path | Sequence[pathlib.Path], kernel: str | Non
         except ModuleParseError as exc:
             raise RecordError(str(exc)) from exc
         m = _MODDIR.search(rel)
-        relpath = rel[m.end():] if m else rel
-        rows.append(_row(kernel, lay, relpath, len(data), source))
+        laid.append((lay, rel[m.end():] if m else rel, len(data), source))
+    exports = module_exports(lay for lay, *_ in laid)
+    rows = [_row(kernel, lay, relpath, n, source, exports) for lay, relpath, n, source in laid]
     rows.sort(key=lambda r: (r["module"], r["relpath"]))
     return ModuleTable(kernel, rows, deb, config, arch, tuple(debs))
 
 
-def _row(kernel: str, lay: ModuleLayout, relpath: str, file_bytes: int, source: str) -> dict[str, object]:
-    d = lay.record()
+def _row(kernel: str, lay: ModuleLayout, relpath: str, file_bytes: int, source: str,
+         exports: frozenset[str]) -> dict[str, object]:
+    d = lay.record(exports)
     d.update(kernel=kernel, relpath=relpath, file_bytes=file_bytes, source=source,
              intree="Y" if lay.intree else "N")
     return {c: d[c] for c in COLUMNS_FOR_ARCH[lay.arch]}

@@ -40,7 +40,7 @@ import re
 
 import pandas as pd
 
-from .parse import num
+from .parse import num, records
 
 PAGE = 4096
 #: arch/arm64/include/asm/memory.h: the linear map ends at _PAGE_END(VA_BITS_MIN), and
@@ -99,7 +99,8 @@ def exec_areas(ev: pd.DataFrame, vmallocinfo_start: str = "") -> list[Area]:
     failed: dict[int, int] = {}   # pid -> failed attempts of the pending allocation
     stack: dict[int, list[tuple[str, str, int, int, int] | None]] = {}
     live: dict[int, Area] = {}
-    for r in ev.itertuples(index=False):
+    frees = ("module_memfree", "execmem_free", "bpf_jit_free_exec", "vfree")
+    for r in records(ev, {*ALLOCATORS, "vmalloc_node_range", "vmalloc_node_range_ret", *frees}):
         e = r.event
         if e in ALLOCATORS:
             kind = ALLOCATORS[e]
@@ -185,7 +186,7 @@ def text_writes(ev: pd.DataFrame, areas: list[Area]) -> pd.DataFrame:
     in_bpf: dict[int, tuple[int, int]] = {}            # pid -> (addr, len) of the last bpf_arch_text_*
     loading: set[int] = set()                          # pids inside load_module
     rows = []
-    for r in ev.itertuples(index=False):
+    for r in records(ev):
         e = r.event
         if e == "vmalloc_to_page":
             last_v2p[r.cpu] = (r.pid, num(r.addr))

@@ -50,7 +50,7 @@ import pandas as pd
 
 from execbench.trace import COLUMNS as TRACE_COLUMNS
 
-from .parse import num
+from .parse import num, records
 
 PAGE = 4096
 #: x86-64 module range with KASLR (arch/x86/include/asm/pgtable_64_types.h:
@@ -197,7 +197,7 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
         else:
             notes["pokes_outside_modules"] += 1
 
-    for r in ev.itertuples(index=False):
+    for r in records(ev):
         e = r.event
         if e == "tracing_mark_write":
             continue

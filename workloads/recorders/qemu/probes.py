@@ -207,7 +207,8 @@ def probes_file(series: str = "6.1", arch: str = "x86_64") -> str:
 #   ``bpf_arch_text_copy()``/``_invalidate()`` (arch/arm64/net/bpf_jit_comp.c, v6.9+) are
 #   probed by name, to attribute those writes.
 # * ``__change_memory_common()`` (arch/arm64/mm/pageattr.c) is static but not inlined in
-#   Debian's builds: each call is one ``flush_tlb_kernel_range()``.
+#   Debian's 6.1 and 6.12 builds: each call is one ``flush_tlb_kernel_range()``.  7.2
+#   inlines it; the same event then comes from the page-table walk inside it.
 # * ``module_emit_plt_entry()`` (arch/arm64/kernel/module-plts.c) is called for each branch
 #   relocation out of range; its return value is the PLT entry used (a repeated address is
 #   the previous entry reused).  Only the return is probed: one event per call is enough.
@@ -255,6 +256,11 @@ ARM64_PROBES: tuple[Probe, ...] = (
     Probe("set_memory_nx", "set_memory_nx addr=%x0:x64 npages=%x1:s32"),
     Probe("set_memory_valid", "set_memory_valid addr=%x0:x64 npages=%x1:s32 enable=%x2:s32"),
     Probe("change_memory_common", "__change_memory_common start=%x0:x64 size=%x1:u64"),
+    # 7.2 inlines __change_memory_common(); its page-table walk is one call per call
+    # (arch/arm64/mm/pageattr.c update_range_prot(), mm/pagewalk.c; arch/arm64/mm/mmu.c
+    # calls it too, to split the linear map, which needs BBML2: not on QEMU's max CPU)
+    Probe("change_memory_common",
+          "walk_kernel_page_table_range_lockless start=%x0:x64 end=%x1:x64"),
     Probe("set_direct_map_invalid_noflush", "set_direct_map_invalid_noflush page=%x0:x64"),
     Probe("set_direct_map_default_noflush", "set_direct_map_default_noflush page=%x0:x64"),
     Probe("set_direct_map_valid_noflush",

@@ -64,12 +64,15 @@ def layout_options(release: str, config: dict[str, str]) -> dict:
 
 def layouts(mods: list[modset.Module], opts: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(modules.csv, sections.csv) of the module set."""
-    recs, kos = [], []
+    lays, kos = [], []
     for m in mods:
         data = modset.read_ko(m.path)
-        recs.append(modlayout.layout_module(data, str(m.path), **opts).record())
-        kos.append((recs[-1]["module"], data))
-    return pd.DataFrame(recs), sections.layout_rows(kos, opts)
+        lays.append(modlayout.layout_module(data, str(m.path), **opts))
+        kos.append((lays[-1].module, data))
+    # the set is closed over depends=, so every module-provided symbol a loaded module
+    # uses is exported by a module of the set: plt_*_kernel come out as in the full table
+    exports = modlayout.module_exports(lays)
+    return pd.DataFrame([lay.record(exports) for lay in lays]), sections.layout_rows(kos, opts)
 
 
 def derive(ev: pd.DataFrame, lay: pd.DataFrame, vmi_start: str, vmi_exec: str, kallsyms: str,

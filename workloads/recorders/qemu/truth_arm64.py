@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import arm64
 from .arm64 import BRANCH_RANGE, LINEAR_END, PAGE, Area, AreaIndex
-from .parse import num
+from .parse import num, records
 from .truth import EXECMEM_TYPES
 
 CPA_KINDS = ("ro", "rw", "x", "nx")
@@ -102,6 +102,10 @@ def truth(ev: pd.DataFrame, areas: list[Area], writes: pd.DataFrame, vmallocinfo
         add("module_window_starts", len({a.start for a in mod}),
             "distinct start arguments (6.1: module_alloc_base; v6.5+: module_plt_base)")
     if kernel_text is not None and mod:
+        starts = sorted({a.start for a in mod})
+        add("module_window_start_from_stext_mib", (starts[0] - kernel_text[0]) >> 20,
+            "lowest window start minus _stext, MiB (negative: below the kernel)")
+        add("kernel_text_mib", (kernel_text[1] - kernel_text[0]) >> 20, "_etext - _stext, MiB")
         d = [_distance(a.lo, a.lo + a.size, kernel_text) for a in mod]
         add("module_areas_in_branch_range", sum(1 for lo, hi in d if hi < BRANCH_RANGE),
             "every byte within +-128 MiB of every byte of [_stext, _etext)")
@@ -118,7 +122,7 @@ def truth(ev: pd.DataFrame, areas: list[Area], writes: pd.DataFrame, vmallocinfo
     seg: dict[int, int] = {}
     seen: set[tuple[int, int, int]] = set()
     core = init = 0
-    for r in ev[ev.event.isin(["module_emit_plt_entry_ret", "module_load"])].itertuples(index=False):
+    for r in records(ev, {"module_emit_plt_entry_ret", "module_load"}):
         if r.event == "module_load":
             seg[r.pid] = seg.get(r.pid, 0) + 1
             continue
@@ -152,8 +156,26 @@ def truth(ev: pd.DataFrame, areas: list[Area], writes: pd.DataFrame, vmallocinfo
     add("cpa_pages", tot_p, "sum over ro, rw, x, nx")
     add("set_memory_valid_calls", len(sel("set_memory_valid")), "all calls")
     cm = sel("change_memory_common")
-    kv = cm["args"].str.extract(r"start=(\S+) size=(\S+)")
-    starts, sizes = _n(kv[0]), _n(kv[1])
+    # 7.2: set_direct_map_{invalid,default}_noflush() walk the page table through the same
+    # update_range_prot() but do not flush: the walk right after one of them on that pid
+    # is theirs, not a __change_memory_common()
+    last: dict[int, str] = {}
+    theirs: set[int] = set()
+    for r in records(ev, {"change_memory_common", "set_direct_map_invalid_noflush",
+                          "set_direct_map_default_noflush", "set_direct_map_valid_noflush"}):
+        if r.event == "change_memory_common":
+            if "end=" in r.args and last.get(r.pid, "").startswith("set_direct_map"):
+                theirs.add(int(r.seq))
+            last[r.pid] = r.event
+        else:
+            last[r.pid] = r.event
+    add("direct_map_walks", len(theirs), "7.2: page-table walks of set_direct_map_*_noflush (no flush)")
+    cm = cm[~cm["seq"].astype(int).isin(theirs)]
+    kv = [arm64._kv(a) for a in cm["args"]]
+    starts = [num(k["start"]) for k in kv]
+    # __change_memory_common(start, size) (6.1, 6.12) or, where it is inlined (7.2), the
+    # page-table walk inside it (start, end)
+    sizes = [num(k["size"]) if "size" in k else num(k["end"]) - num(k["start"]) for k in kv]
     lin = [(a, s) for a, s in zip(starts, sizes) if a < LINEAR_END]
     exe = [(a, s) for a, s, q in zip(starts, sizes, cm["seq"]) if a >= LINEAR_END
            and idx.find(a, int(q)) is not None]
