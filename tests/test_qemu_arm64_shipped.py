@@ -201,3 +201,24 @@ def test_trace_rows_of_arm64(folder):
     assert patches <= v["text_writes"] - v["text_writes_ftrace_init"] - v["text_writes_image"]
     assert (tr.op == "load").sum() == v["module_load_events"]
     assert (tr.user == "ftrace").sum() == 0      # no ftrace trampolines on arm64
+
+
+def _cli(argv: list[str]) -> int:
+    import argparse
+
+    from execbench.commands import record_qemu
+
+    p = argparse.ArgumentParser()
+    record_qemu.add_qemu_parser(p.add_subparsers())
+    args = p.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_rebuild_of_an_arm64_recording(capsys):
+    assert _cli(["qemu", "--arch", "arm64", "--kernel", "6.1", "--out", str(DATA), "--rebuild"]) == 0
+    assert "qemu-6.1-arm64: trace unchanged, truth unchanged" in capsys.readouterr().out
+
+
+def test_cli_arm64_is_generic_only(capsys):
+    assert _cli(["qemu", "--arch", "arm64", "--kernel", "6.1", "--flavour", "cloud"]) == 2
+    assert "generic flavour only" in capsys.readouterr().err
