@@ -1,6 +1,6 @@
 """arm64 module layout: the loader's PLT growth, count_plts() and the arm64 columns.
 
-The fixture tests/fixtures/workloads/modules/fixture_arm64.S (assembled into the committed
+The fixture tests/fixtures/workloads/modules_arm64/fixture_arm64.S (assembled into the committed
 fixture_arm64.ko with aarch64-linux-gnu-gcc) has these section headers
 (readelf -S -W fixture_arm64.ko):
 
@@ -32,8 +32,10 @@ import pytest
 from execbench.commands import record as record_cmd
 from execbench.workloads.recorders import modlayout, modules
 
-from test_record_modules import FIX
+from test_record_modules import FIX as FIX_X86
 
+#: a folder of its own: tests that record the x86-64 fixture folder must not see arm64 modules
+FIX = FIX_X86.parent / "modules_arm64"
 KO = FIX / "fixture_arm64.ko"
 
 
@@ -160,7 +162,7 @@ def test_architecture_mismatch_is_an_error():
     with pytest.raises(modlayout.ModuleParseError, match="an arm64 module, but the table is for x86_64"):
         _layout(arch="x86_64")
     with pytest.raises(modlayout.ModuleParseError, match="an x86_64 module"):
-        modlayout.layout_module((FIX / "fixture.ko").read_bytes(), "fixture.ko", arch="arm64")
+        modlayout.layout_module((FIX_X86 / "fixture.ko").read_bytes(), "fixture.ko", arch="arm64")
 
 
 def _tree(tmp_path, kernel="6.1.0-56-arm64", config="CONFIG_KALLSYMS_ALL=n\n"):
