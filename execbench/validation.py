@@ -665,7 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=pathlib.Path, default=root / "workloads" / "data" / "qemu")
     p.add_argument("-o", "--output", type=pathlib.Path, default=root / "results" / "validation.md")
     a = p.parse_args(argv)
-    recs = sorted(q for q in a.data.glob("qemu-*") if q.is_dir())
+    # x86-64 recordings: the arm64 ones (qemu-<kernel>-arm64) need the arm64 machine
+    recs = sorted(q for q in a.data.glob("qemu-*") if q.is_dir() and not q.name.endswith("-arm64"))
     if not recs:
         print(f"{a.data}: no recordings", file=sys.stderr)
         return 1

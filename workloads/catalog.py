@@ -27,6 +27,8 @@ class WorkloadInfo:
     events: int
     summary: str
     default: bool
+    #: the architecture the trace was recorded on (``[workload] arch``; x86_64 if absent)
+    arch: str = "x86_64"
 
 
 class CatalogError(LookupError):
@@ -49,7 +51,8 @@ def _info(toml_path: pathlib.Path, doc: dict) -> WorkloadInfo:
     if not trace.exists():
         raise CatalogError(f"{toml_path}: trace {trace.name} is missing")
     return WorkloadInfo(name=name, path=trace, provenance=doc, events=int(wl.get("events", 0)),
-                        summary=str(wl.get("description", "")), default=bool(wl.get("default", False)))
+                        summary=str(wl.get("description", "")), default=bool(wl.get("default", False)),
+                        arch=str(wl.get("arch", "x86_64")))
 
 
 def _load(toml_path: pathlib.Path) -> dict:
@@ -59,12 +62,15 @@ def _load(toml_path: pathlib.Path) -> dict:
         raise CatalogError(f"{toml_path}: bad TOML: {exc}") from exc
 
 
-def shipped() -> list[WorkloadInfo]:
-    """Every shipped workload, sorted by name.
+def shipped(arch: str | None = "x86_64") -> list[WorkloadInfo]:
+    """Every shipped workload recorded on ``arch`` (None: on any architecture), sorted by name.
 
     A workload is any ``*.toml`` under ``data/`` (sub-folders included, e.g. QEMU
     recordings) that has a ``[workload]`` table; table sidecars (``[table]``) are skipped.
-    Top-level sidecars must have a ``[workload]`` table.
+    Top-level sidecars must have a ``[workload]`` table.  The arm64 QEMU recordings
+    (``[workload] arch = "arm64"``) are left out by default: replayed on the x86-64
+    machine they would mix architectures (an x86-64 workload replays on arm64 through
+    :mod:`execbench.workloads.archsizes` instead).
     """
     d = data_dir()
     out: dict[str, WorkloadInfo] = {}
@@ -76,13 +82,13 @@ def shipped() -> list[WorkloadInfo]:
         if w.name in out:
             raise CatalogError(f"{p}: workload name {w.name!r} also used by {out[w.name].path}")
         out[w.name] = w
-    return [out[k] for k in sorted(out)]
+    return [out[k] for k in sorted(out) if arch is None or out[k].arch == arch]
 
 
 def find(name: str) -> WorkloadInfo:
-    """The shipped workload called ``name``; :class:`UnknownName` (a
+    """The shipped workload called ``name`` (any architecture); :class:`UnknownName` (a
     KeyError) with the known names and a suggestion otherwise."""
-    all_ = shipped()
+    all_ = shipped(arch=None)
     for w in all_:
         if w.name == name:
             return w

@@ -40,11 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="record_cmd", required=True, metavar="{modules,boot,bpf,host,shipped,qemu}")
 
     m = sub.add_parser("modules", help="per-module loader table from a kernel package or /lib/modules/<ver>")
-    m.add_argument("source", type=pathlib.Path, help="linux-image .deb, or a /lib/modules/<ver> directory")
+    m.add_argument("source", type=pathlib.Path, nargs="+",
+                   help="linux-image .deb, or a /lib/modules/<ver> directory; several packages of "
+                        "one build are read together (sid: linux-modules-<abi> + linux-base-<abi>)")
     m.add_argument("-o", "--output", type=pathlib.Path,
                    help="table CSV to write (a .toml provenance sidecar is written beside it); "
                         "default: print CSV to stdout")
     m.add_argument("--kernel", help="kernel version string, when it cannot be read from paths")
+    m.add_argument("--arch", choices=("x86_64", "arm64"),
+                   help="architecture of the modules (default: from the first .ko's e_machine); "
+                        "arm64 adds the loader's PLT sections and the plt_* columns")
     m.set_defaults(func=_cmd_modules)
 
     b = sub.add_parser("boot", help="boot workload from a module table and a loaded-module listing")
@@ -100,11 +105,11 @@ def _cmd_modules(args: argparse.Namespace) -> int:
 
     t0 = time.monotonic()
     try:
-        table = rm.record_modules(args.source, kernel=args.kernel)
+        table = rm.record_modules(args.source, kernel=args.kernel, arch=getattr(args, "arch", None))
     except (rm.RecordError, rm.SourceError, OSError) as exc:
         print(f"execbench record modules: {exc}", file=sys.stderr)
         return 2
-    text = rm.table_csv_text(table.rows)
+    text = rm.table_csv_text(table.rows, table.columns)
     if args.output is None:
         sys.stdout.write(text)
         return 0
@@ -118,34 +123,40 @@ def _cmd_modules(args: argparse.Namespace) -> int:
 
 def module_table_provenance(table, output: pathlib.Path, date: str) -> dict:
     """The TOML sidecar of a module table."""
-    from execbench.workloads.recorders.modules import TABLE_COLUMNS
-
-    pkgs = []
-    if table.deb is not None:
-        pkgs.append({"name": table.deb.package, "version": table.deb.version,
-                     "architecture": table.deb.architecture, "sha256": table.deb.sha256,
-                     "bytes": table.deb.size})
-    src = f"{table.deb.package}_{table.deb.version}_{table.deb.architecture}.deb" if table.deb else table.kernel
-    cfg = {k: table.config[k] for k in sorted(table.config) if k in _CONFIG_KEYS}
+    debs = table.debs or ((table.deb,) if table.deb is not None else ())
+    pkgs = [{"name": d.package, "version": d.version, "architecture": d.architecture,
+             "sha256": d.sha256, "bytes": d.size} for d in debs]
+    src = " ".join(f"{d.package}_{d.version}_{d.architecture}.deb" for d in debs) or table.kernel
+    keys = _CONFIG_KEYS | (_CONFIG_KEYS_ARM64 if table.arch == "arm64" else set())
+    cfg = {k: table.config[k] for k in sorted(table.config) if k in keys}
+    rules = ("kernel/module/main.c layout_sections() + kernel/module/kallsyms.c "
+             "layout_symtab() of v6.1; see workloads/recorders/modlayout.py")
+    if table.arch == "arm64":
+        rules += ("; arm64: arch/arm64/kernel/module-plts.c module_frob_arch_sections() and "
+                  "count_plts() resize .plt/.init.plt/.text.ftrace_trampoline before layout "
+                  "(no erratum-843419 veneers)")
+    doc_table = {
+        "name": output.name,
+        "kind": "module-table",
+        "description": f"per-module loader sizes (enum mod_mem_type) and write work of every "
+                       f"module of kernel {table.kernel}",
+        "kernel": table.kernel,
+        "rows": len(table.rows),
+        "columns": list(table.columns),
+        "synthetic": False,
+        "synthetic_note": "nothing synthetic: every number is derived from the .ko files",
+        "rules": rules,
+    }
+    if table.arch != "x86_64":
+        doc_table["arch"] = table.arch
+    arch_opt = " --arch arm64" if table.arch == "arm64" else ""
     return {
-        "table": {
-            "name": output.name,
-            "kind": "module-table",
-            "description": f"per-module loader sizes (enum mod_mem_type) and write work of every "
-                           f"module of kernel {table.kernel}",
-            "kernel": table.kernel,
-            "rows": len(table.rows),
-            "columns": list(TABLE_COLUMNS),
-            "synthetic": False,
-            "synthetic_note": "nothing synthetic: every number is derived from the .ko files",
-            "rules": "kernel/module/main.c layout_sections() + kernel/module/kallsyms.c "
-                     "layout_symtab() of v6.1; see workloads/recorders/modlayout.py",
-        },
+        "table": doc_table,
         "source": {"packages": pkgs, "artifacts": ["lib/modules/*/kernel/**/*.ko*", "boot/config-*"],
                    "date": date, "config": cfg},
-        "regenerate": {"command": f"apt-get download {table.deb.package}={table.deb.version} && "
-                                  f"execbench record modules {src} -o {output.as_posix()}"
-                       if table.deb else f"execbench record modules <dir> -o {output.as_posix()}"},
+        "regenerate": {"command": f"apt-get download {' '.join(f'{d.package}={d.version}' for d in debs)} && "
+                                  f"execbench record modules {src}{arch_opt} -o {output.as_posix()}"
+                       if table.deb else f"execbench record modules <dir>{arch_opt} -o {output.as_posix()}"},
         "licence": {"note": "Linux kernel modules are GPL-2.0; only derived numbers (sizes, counts, "
                             "alignments, module and dependency names, licence strings) are kept, "
                             "no code or data bytes."},
@@ -158,6 +169,14 @@ _CONFIG_KEYS = {
     "CONFIG_PARAVIRT", "CONFIG_UNWINDER_ORC", "CONFIG_DYNAMIC_FTRACE", "CONFIG_FTRACE_MCOUNT_RECORD",
     "CONFIG_MODULE_COMPRESS_NONE", "CONFIG_MODULE_COMPRESS_XZ", "CONFIG_MODULE_COMPRESS_ZSTD",
     "CONFIG_BPF_JIT", "CONFIG_KPROBES", "CONFIG_OPTPROBES", "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS",
+}
+#: arm64 options that change the layout or what the model does with it (docs/arm64.md §0)
+_CONFIG_KEYS_ARM64 = {
+    "CONFIG_ARM64_MODULE_PLTS", "CONFIG_RANDOMIZE_BASE", "CONFIG_RANDOMIZE_MODULE_REGION_FULL",
+    "CONFIG_ARM64_ERRATUM_843419", "CONFIG_DYNAMIC_FTRACE_WITH_REGS", "CONFIG_DYNAMIC_FTRACE_WITH_ARGS",
+    "CONFIG_DYNAMIC_FTRACE_WITH_CALL_OPS", "CONFIG_FTRACE_MCOUNT_USE_PATCHABLE_FUNCTION_ENTRY",
+    "CONFIG_ARM64_4K_PAGES", "CONFIG_ARM64_VA_BITS", "CONFIG_RODATA_FULL_DEFAULT_ENABLED",
+    "CONFIG_KASAN", "CONFIG_EXECMEM", "CONFIG_UNWIND_TABLES", "CONFIG_SHADOW_CALL_STACK",
 }
 
 
@@ -223,6 +242,11 @@ def _cmd_shipped(args: argparse.Namespace) -> int:
             t0 = time.monotonic()
             n = sh.write_bpf_table(sh.fetch(sh.BPF_DEB, args.debs, args.download), data)
             print(f"bpf table: {n} programs ({time.monotonic() - t0:.1f}s)", file=sys.stderr)
+            for rel, pins in sh.ARM64_TABLES:
+                t0 = time.monotonic()
+                n = sh.write_module_table([sh.fetch(p, args.debs, args.download) for p in pins], data, rel)
+                print(f"module table ({rel.name}): {n} modules ({time.monotonic() - t0:.1f}s)",
+                      file=sys.stderr)
         if args.stage in ("workloads", "all"):
             t0 = time.monotonic()
             counts = sh.build_workloads(data)

@@ -16,6 +16,7 @@ examples:
   execbench record qemu --kernel 6.1
   execbench record qemu --kernel 6.12 --flavour cloud --out "$TMPDIR/rec"
   execbench record qemu --kernel 7.2
+  execbench record qemu --arch arm64 --kernel 6.1 --package linux-image-6.1.0-56-arm64-unsigned
   execbench record qemu --kernel 6.1 --rebuild   # re-derive trace + truth from events.csv.gz
   execbench record qemu --kernel 6.1 --rebuild --relayout --write   # + modules.csv from the package
 """
@@ -40,6 +41,9 @@ def add_qemu_parser(record_subparsers: argparse._SubParsersAction) -> argparse.A
     q.add_argument("--kernel", choices=["6.1", "6.12", "7.2"], required=True, help="kernel series")
     q.add_argument("--flavour", choices=["generic", "cloud"], default="generic",
                    help="Debian kernel flavour (default: generic)")
+    q.add_argument("--arch", choices=["x86_64", "arm64"], default="x86_64",
+                   help="guest architecture (default: x86_64); arm64 boots Debian's arm64 kernel "
+                        "under qemu-system-aarch64 -M virt -cpu max and writes qemu-<kernel>-arm64/")
     q.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT,
                    help=f"folder that receives qemu-<kernel>-<flavour>/ (default: {DEFAULT_OUT})")
     q.add_argument("--scratch", type=pathlib.Path, default=DEFAULT_SCRATCH,
@@ -71,7 +75,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     from execbench.workloads.recorders.qemu import record as rec
 
-    name = rec.name_for(args.kernel, args.flavour)
+    arch = getattr(args, "arch", "x86_64")
+    if arch == "arm64":
+        if args.flavour != "generic":
+            print("execbench record qemu: error: --arch arm64 records the generic flavour only",
+                  file=sys.stderr)
+            return 2
+        if args.relayout:
+            print("execbench record qemu: error: --relayout is for x86_64 recordings", file=sys.stderr)
+            return 2
+        from execbench.workloads.recorders.qemu import record_arm64
+
+        name = record_arm64.name_for(args.kernel)
+    else:
+        name = rec.name_for(args.kernel, args.flavour)
     if args.rebuild:
         if args.relayout:
             if not args.write:
@@ -89,8 +106,12 @@ def main(args: argparse.Namespace) -> int:
                                lay.to_csv(index=False, lineterminator="\n").encode())
         return _rebuild(args.out / name, args.kernel, write=args.write)
     try:
-        rec.record(args.kernel, args.flavour, args.out, args.scratch, timeout=args.timeout,
-                   log=lambda m: print(m, file=sys.stderr), package=args.package)
+        if arch == "arm64":
+            record_arm64.record(args.kernel, args.out, args.scratch, timeout=max(args.timeout, 1800.0),
+                                log=lambda m: print(m, file=sys.stderr), package=args.package)
+        else:
+            rec.record(args.kernel, args.flavour, args.out, args.scratch, timeout=args.timeout,
+                       log=lambda m: print(m, file=sys.stderr), package=args.package)
     except Exception as exc:  # report the failing step, exit non-zero
         print(f"execbench record qemu: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -62,8 +62,44 @@ Loader write work, counted from the file (the schema's definitions):
   PARA_SITE_SIZE + ``.retpoline_sites``, ``.return_sites``, ``.call_sites``,
   ``.ibt_endbr_seal`` / 4 (``arch/x86/kernel/module.c`` ``module_finalize()``).
 * ``orc_entries``: ``.orc_unwind_ip`` / 4 (``unwind_module_init``, one ``int`` per entry).
-* ``mcount_locs``: ``__mcount_loc`` / 8 (one ``unsigned long`` per call site,
-  ``ftrace_module_init``).
+* ``mcount_locs``: ftrace call sites, one ``unsigned long`` (8 bytes) each in the section
+  ``find_module_sections()`` reads as ``FTRACE_CALLSITE_SECTION`` (include/linux/ftrace.h):
+  ``__mcount_loc`` on x86-64, ``__patchable_function_entries`` on arm64 (built with
+  ``-fpatchable-function-entry``; scripts/module.lds.S merges them into one section).
+
+arm64 (``EM_AARCH64``; the architecture is read from ``e_machine``):
+
+* ``module_frob_arch_sections()`` (arch/arm64/kernel/module-plts.c, v6.1, v6.12, 7.2) runs in
+  ``layout_and_allocate()`` before ``layout_sections()`` and resizes the one-byte
+  placeholders of arch/arm64/include/asm/module.lds.h: ``.plt`` and ``.init.plt`` become
+  ``SHT_NOBITS``, ``SHF_EXECINSTR | SHF_ALLOC``, ``sh_addralign = L1_CACHE_BYTES`` (64,
+  arch/arm64/include/asm/cache.h), ``sh_size = (count + 1) * sizeof(struct plt_entry)``
+  (12 bytes: adrp, add, br); ``.text.ftrace_trampoline`` (and, where the module has it,
+  ``.init.text.ftrace_trampoline``, added with a7ed7b9d0ebb "arm64: ftrace: fix unreachable
+  PLT for ftrace_caller in init_module with CONFIG_DYNAMIC_FTRACE", v6.17, in Debian's
+  6.12.117) become ``NR_FTRACE_PLTS * 12`` bytes aligned to 4.  ``NR_FTRACE_PLTS`` is 2 in
+  v6.1 (``FTRACE_PLT_IDX`` + ``FTRACE_REGS_PLT_IDX``, arch/arm64/include/asm/ftrace.h) and 1
+  from v6.2 (26299b3f6ba2 "ftrace: arm64: move from REGS to ARGS").
+* ``count`` is ``count_plts()`` summed over the SHT_RELA sections whose target is
+  ``SHF_EXECINSTR``, core or init by the target's name (``module_init_layout_section()``):
+  one slot per ``R_AARCH64_JUMP26``/``R_AARCH64_CALL26`` whose symbol is not defined in the
+  target section, except that a relocation with addend 0 equal in (type, symbol, addend) to
+  the one before it is not counted.  "The one before" is after
+  ``partition_branch_plt_relas()`` + ``sort()`` of the partitioned prefix; see
+  :func:`count_plts` for what that makes of the kernel's loop.  The relocations counted are
+  the branches that *could* need a PLT entry (``plt_core``/``plt_init``); how many of them
+  target undefined symbols (the kernel or other modules) is ``plt_core_ext``/``plt_init_ext``
+  -- the others target this module's own other sections.
+* Not modelled: erratum 843419 veneers (``count_plts()`` counts ``ADR_PREL_PG_HI21`` only
+  when the CPU has ``ARM64_WORKAROUND_843419``, i.e. Cortex-A53 r0p0-r0p4; QEMU's ``max``
+  CPU and Neoverse cores do not), and the section alignment it raises.
+* ``alt_sites``: ``.altinstructions`` / 12 (arch/arm64/include/asm/alternative.h ``struct
+  alt_instr``: two s32, a u16, two u8 -- 12 bytes in v6.1, v6.12 and 7.2;
+  ``module_finalize()`` -> ``apply_alternatives_module()``).  The x86-only sections do not
+  exist on arm64; ``orc_entries`` is 0 (no ORC unwinder).
+* CONFIG_KALLSYMS_ALL is not set in Debian's 6.1 arm64 config (it is in 6.12 and 7.2):
+  ``is_core_symbol()`` then keeps only symbols of ``SHF_EXECINSTR`` sections and no per-CPU
+  symbols (``kallsyms_all=False``).
 """
 
 from __future__ import annotations
@@ -104,6 +140,27 @@ MOD_KALLSYMS_SIZE = 32
 MOD_KALLSYMS_ALIGN = 8
 SHN_UNDEF = 0
 
+#: e_machine -> architecture name used throughout execbench
+ARCH_OF_MACHINE = {"EM_X86_64": "x86_64", "EM_AARCH64": "arm64"}
+# include/uapi/linux/elf.h / the AArch64 ELF ABI
+R_AARCH64_JUMP26 = 282
+R_AARCH64_CALL26 = 283
+#: arch/arm64/include/asm/module.h struct plt_entry {__le32 adrp, add, br;}
+PLT_ENTRY_SIZE = 12
+#: arch/arm64/include/asm/cache.h: L1_CACHE_SHIFT 6
+ARM64_L1_CACHE_BYTES = 64
+#: __alignof__(struct plt_entry)
+PLT_ENTRY_ALIGN = 4
+#: arch/arm64/include/asm/alternative.h struct alt_instr (v6.1, v6.12, 7.2)
+ARM64_ALT_INSTR_SIZE = 12
+#: columns only an arm64 layout has (module tables of other architectures leave them out);
+#: the ``*_kernel`` ones need every module of the build (:func:`kernel_targets`)
+ARM64_COLUMNS = ("plt_core", "plt_core_ext", "plt_core_kernel", "plt_init", "plt_init_ext",
+                 "plt_init_kernel")
+#: a symbol ``__ksymtab_<name>`` marks ``<name>`` as exported (include/linux/export.h,
+#: 6.1-7.2; modpost's *.mod.c in v6.5+)
+KSYMTAB_PREFIX = "__ksymtab_"
+
 #: enum mod_mem_type names (v6.4 include/linux/module.h), schema column order.
 MEM_TYPES = ("text", "rodata", "ro_after_init", "data", "init_text", "init_rodata", "init_data")
 
@@ -130,7 +187,7 @@ RO_AFTER_INIT_SECS_V616 = (".data..ro_after_init", "__jump_table", ".static_call
 
 
 class ModuleParseError(ValueError):
-    """A .ko that is not a relocatable x86-64 ELF module, with the file named."""
+    """A .ko that is not a relocatable 64-bit ELF module of a known architecture, with the file named."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +219,32 @@ class ModuleLayout:
     depends: str
     license: str
     intree: bool
+    arch: str = "x86_64"
+    plt_core: int = 0
+    plt_core_ext: int = 0
+    plt_init: int = 0
+    plt_init_ext: int = 0
+    #: names of the undefined symbols behind the counted core/init PLT slots (one per slot)
+    plt_core_targets: tuple[str, ...] = ()
+    plt_init_targets: tuple[str, ...] = ()
+    #: symbols this module exports (``__ksymtab_<name>``)
+    exports: tuple[str, ...] = ()
+
+    def record(self, module_exports: frozenset[str] | None = None) -> dict[str, object]:
+        """The layout as a table row: arm64-only columns only for arm64 (no ``arch`` key).
+
+        ``module_exports`` (every symbol the build's modules export) fills
+        ``plt_*_kernel``: slots whose target no module exports, i.e. a vmlinux symbol."""
+        d = dataclasses.asdict(self)
+        for k in ("arch", "plt_core_targets", "plt_init_targets", "exports"):
+            d.pop(k)
+        if self.arch != "arm64":
+            return {k: v for k, v in d.items() if k not in ARM64_COLUMNS}
+        if module_exports is None:
+            raise ValueError(f"{self.module}: plt_*_kernel need the exports of every module")
+        d["plt_core_kernel"] = sum(1 for n in self.plt_core_targets if n not in module_exports)
+        d["plt_init_kernel"] = sum(1 for n in self.plt_init_targets if n not in module_exports)
+        return d
 
 
 def _align(x: int, a: int) -> int:
@@ -185,12 +268,14 @@ _SYM_DTYPE = np.dtype([("st_name", "<u4"), ("st_info", "u1"), ("st_other", "u1")
                        ("st_shndx", "<u2"), ("st_value", "<u8"), ("st_size", "<u8")])
 
 
-def _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source):
+def _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source, kallsyms_all=True):
     """Count the symbols ``layout_symtab()`` keeps in core and the bytes of their names.
 
     kernel/module/kallsyms.c (v6.1) ``is_core_symbol()``: reject SHN_UNDEF, st_shndx >= shnum
-    (this also rejects SHN_ABS/SHN_COMMON) and unnamed symbols; keep per-CPU symbols
-    (KALLSYMS_ALL); else keep symbols whose section is SHF_ALLOC and not laid out as init.
+    (this also rejects SHN_ABS/SHN_COMMON) and unnamed symbols; with CONFIG_KALLSYMS_ALL keep
+    per-CPU symbols; else keep symbols whose section is SHF_ALLOC (and, without
+    CONFIG_KALLSYMS_ALL, SHF_EXECINSTR) and not laid out as init.  ``flags`` are the section
+    flags after ``module_frob_arch_sections()``.
     Vectorised with numpy because big modules have tens of thousands of symbols.
     """
     raw = np.frombuffer(symsec.data(), dtype=_SYM_DTYPE)
@@ -199,13 +284,15 @@ def _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source):
         return 0, 0
     shnum = len(flags)
     core_sec = np.zeros(shnum, dtype=bool)
+    need = SHF_ALLOC if kallsyms_all else SHF_ALLOC | SHF_EXECINSTR
     for i, f in enumerate(flags):
-        core_sec[i] = bool(f & SHF_ALLOC) and not placed.get(i, "").startswith("init")
+        core_sec[i] = (f & need) == need and not placed.get(i, "").startswith("init")
     shndx = raw["st_shndx"].astype(np.int64)
     valid = (shndx != SHN_UNDEF) & (shndx < shnum) & (raw["st_name"] != 0)
     keep = np.zeros(raw.size, dtype=bool)
     idx_ok = np.where(valid, shndx, 0)
-    keep[valid] = (shndx[valid] == pcpu_idx) & (pcpu_idx != 0) | core_sec[idx_ok[valid]]
+    pcpu = (shndx[valid] == pcpu_idx) & (pcpu_idx != 0) & kallsyms_all
+    keep[valid] = pcpu | core_sec[idx_ok[valid]]
     keep[0] = True
     if livepatch:
         keep[:] = True
@@ -217,6 +304,24 @@ def _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source):
     return int(keep.sum()), int((ends - starts).sum() + starts.size)
 
 
+def machine_arch(data: bytes | BinaryIO, source: str) -> str:
+    """Architecture of a .ko from its ELF header (``e_machine``), e.g. ``"arm64"``."""
+    stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
+    try:
+        machine = ELFFile(stream)["e_machine"]
+    except ELFError as exc:
+        raise ModuleParseError(f"{source}: bad ELF: {exc}") from exc
+    if machine not in ARCH_OF_MACHINE:
+        raise ModuleParseError(f"{source}: e_machine {machine} is not one of {sorted(ARCH_OF_MACHINE)}")
+    return ARCH_OF_MACHINE[machine]
+
+
+def nr_ftrace_plts_for(version: tuple[int, int]) -> int:
+    """arm64 ``NR_FTRACE_PLTS``: 2 before v6.2 (``FTRACE_REGS_PLT_IDX``), 1 from v6.2
+    (26299b3f6ba2 "ftrace: arm64: move from REGS to ARGS")."""
+    return 2 if version < (6, 2) else 1
+
+
 def layout_module(
     data: bytes | BinaryIO,
     source: str,
@@ -226,28 +331,187 @@ def layout_module(
     para_site_size: int = PARA_SITE_SIZE_V61,
     fallback_name: str | None = None,
     ro_after_init_secs: tuple[str, ...] = RO_AFTER_INIT_SECS_V61,
+    arch: str | None = None,
+    kallsyms_all: bool = True,
+    nr_ftrace_plts: int = 1,
+    _sections_out: list | None = None,
 ) -> ModuleLayout:
     """Parse one decompressed .ko and lay it out as the v6.1 loader does.
 
-    ``source`` names the file in errors.  Raises ModuleParseError on anything that is
-    not a 64-bit little-endian relocatable ELF with a symbol table.
+    ``source`` names the file in errors.  ``arch`` (``"x86_64"`` or ``"arm64"``) must match
+    the file's ``e_machine`` when given; ``None`` takes it from the file.  On arm64 the
+    ``alt_instr_size``/``para_site_size`` arguments do not apply (see the module docstring)
+    and ``nr_ftrace_plts`` sizes the ftrace PLT sections (:func:`nr_ftrace_plts_for`).
+    Raises ModuleParseError on anything that is not a 64-bit little-endian relocatable ELF
+    with a symbol table.
     """
     stream = io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
     try:
         elf = ELFFile(stream)
         if elf.elfclass != 64 or not elf.little_endian or elf["e_type"] != "ET_REL":
             raise ModuleParseError(f"{source}: not a 64-bit little-endian relocatable ELF")
+        found = ARCH_OF_MACHINE.get(elf["e_machine"])
+        if found is None:
+            raise ModuleParseError(f"{source}: e_machine {elf['e_machine']} is not one of "
+                                   f"{sorted(ARCH_OF_MACHINE)}")
+        if arch is not None and arch != found:
+            raise ModuleParseError(f"{source}: an {found} module, but the table is for {arch}")
         shdrs = [elf.get_section(i) for i in range(elf.num_sections())]
         return _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size,
-                       fallback_name, ro_after_init_secs)
+                       fallback_name, ro_after_init_secs, arch=found, kallsyms_all=kallsyms_all,
+                       nr_ftrace_plts=nr_ftrace_plts, sections_out=_sections_out)
     except ELFError as exc:
         raise ModuleParseError(f"{source}: bad ELF: {exc}") from exc
 
 
+_RELA_DTYPE = np.dtype([("r_offset", "<u8"), ("r_info", "<u8"), ("r_addend", "<i8")])
+
+
+def count_plts(rela: np.ndarray, sym_shndx: np.ndarray, dstidx: int,
+               ext_syms: list[int] | None = None) -> tuple[int, int]:
+    """``count_plts()`` of one SHT_RELA section (arch/arm64/kernel/module-plts.c, v6.1-7.2):
+    (PLT slots reserved, of which for undefined symbols).
+
+    The kernel first calls ``partition_branch_plt_relas()`` (two indices ``i`` from the
+    front, ``j`` from the back, swapping, ``while (i < j)``), sorts the returned prefix
+    ``rela[0..nents)`` by (type, symbol index, signed addend) (``cmp_rela``), then walks
+    *all* entries: a JUMP26/CALL26 whose symbol is not in the target section counts unless
+    its addend is 0 and ``duplicate_rel()`` finds it equal to the entry just before it.
+
+    What that loop makes of the array (worked out from the loop; tests/test_record_modules.py
+    checks it against a literal transcription): the partition always ends with the N
+    branch relocations in positions ``0..N-1``, and ``nents`` is N -- except when *every*
+    entry of the section is such a branch (then no swap happens and the loop stops at
+    ``i == j == N - 1``): ``nents`` is N - 1 and the last entry stays unsorted after the
+    sorted others, compared only with their largest key.  So the count is, over the sorted
+    entries, one per distinct key with addend 0 plus one per entry with a non-zero addend;
+    plus, in that edge case, one for the last entry unless its addend is 0 and its key equals
+    the largest key of the others.  ``ext_syms`` receives the symbol index of every counted
+    slot whose symbol is undefined.
+    """
+    if rela.size == 0:
+        return 0, 0
+    typ = (rela["r_info"] & 0xFFFFFFFF).astype(np.int64)
+    sym = (rela["r_info"] >> np.uint64(32)).astype(np.int64)
+    if sym.max() >= sym_shndx.size:
+        raise ValueError(f"relocation symbol index {int(sym.max())} outside the symbol table")
+    shndx = sym_shndx[sym]
+    need = ((typ == R_AARCH64_JUMP26) | (typ == R_AARCH64_CALL26)) & (shndx != dstidx)
+    n_need = int(need.sum())
+    if n_need == 0:
+        return 0, 0
+    last = None
+    if n_need == rela.size:
+        last = (typ[-1], sym[-1], int(rela["r_addend"][-1]), shndx[-1] == SHN_UNDEF)
+        need = need.copy()
+        need[-1] = False
+        if n_need == 1:
+            if last[3] and ext_syms is not None:
+                ext_syms.append(int(last[1]))
+            return 1, int(last[3])
+    t, y, a = typ[need], sym[need], rela["r_addend"][need].astype(np.int64)
+    und = shndx[need] == SHN_UNDEF
+    order = np.lexsort((a, y, t))
+    t, y, a, und = t[order], y[order], a[order], und[order]
+    dup = np.zeros(t.size, dtype=bool)
+    dup[1:] = (t[1:] == t[:-1]) & (y[1:] == y[:-1]) & (a[1:] == a[:-1])
+    counted = (a != 0) | ~dup
+    total, ext = int(counted.sum()), int((counted & und).sum())
+    if ext_syms is not None:
+        ext_syms.extend(int(v) for v in y[counted & und])
+    if last is not None:
+        lt, ly, la, lund = last
+        if la != 0 or (lt, ly, la) != (t[-1], y[-1], a[-1]):
+            total += 1
+            ext += int(lund)
+            if lund and ext_syms is not None:
+                ext_syms.append(int(ly))
+    return total, ext
+
+
+def _exports(symsec, strsec) -> tuple[str, ...]:
+    """Names this module exports: its ``__ksymtab_<name>`` symbols."""
+    raw = np.frombuffer(symsec.data(), dtype=_SYM_DTYPE)
+    strtab = strsec.data()
+    pre = KSYMTAB_PREFIX.encode()
+    out = []
+    for off in raw["st_name"][raw["st_name"] != 0]:
+        off = int(off)
+        if strtab.startswith(pre, off):
+            out.append(strtab[off + len(pre):strtab.index(b"\0", off)].decode("utf-8", "replace"))
+    return tuple(sorted(set(out) - {"strings", "gpl"}))
+
+
+def module_exports(layouts) -> frozenset[str]:
+    """Every symbol a set of modules exports (for ``ModuleLayout.record``)."""
+    return frozenset(n for lay in layouts for n in lay.exports)
+
+
+def _frob_arm64(shdrs, names, flags, sizes, aligns, source, is_init, nr_ftrace_plts):
+    """arm64 ``module_frob_arch_sections()``: resize the PLT sections; return the counts."""
+    idx = {n: i for i, n in enumerate(names)}  # the kernel's loop keeps the last of a name
+    if ".plt" not in idx or ".init.plt" not in idx:
+        raise ModuleParseError(f"{source}: module PLT section(s) missing (the arm64 loader "
+                               "refuses the module)")
+    symidx = next((i for i, s in enumerate(shdrs) if s["sh_type"] == "SHT_SYMTAB"), None)
+    if symidx is None:
+        raise ModuleParseError(f"{source}: module symtab section missing")
+    syms = np.frombuffer(shdrs[symidx].data(), dtype=_SYM_DTYPE)
+    sym_shndx = syms["st_shndx"].astype(np.int64)
+    strtab = shdrs[int(shdrs[symidx]["sh_link"])].data()
+    core = [0, 0, []]
+    init = [0, 0, []]
+    for i, s in enumerate(shdrs):
+        if s["sh_type"] != "SHT_RELA":
+            continue
+        dst = int(s["sh_info"])
+        if dst >= len(shdrs) or not flags[dst] & SHF_EXECINSTR:
+            continue
+        rela = np.frombuffer(s.data(), dtype=_RELA_DTYPE)
+        acc = init if is_init(names[dst]) else core
+        try:
+            n, ext = count_plts(rela, sym_shndx, dst, acc[2])
+        except ValueError as exc:
+            raise ModuleParseError(f"{source}: section {names[i]}: {exc}") from exc
+        acc[0] += n
+        acc[1] += ext
+    for name, count in ((".plt", core[0]), (".init.plt", init[0])):
+        i = idx[name]
+        flags[i] = SHF_EXECINSTR | SHF_ALLOC
+        aligns[i] = ARM64_L1_CACHE_BYTES
+        sizes[i] = (count + 1) * PLT_ENTRY_SIZE
+    for name in (".text.ftrace_trampoline", ".init.text.ftrace_trampoline"):
+        if name in idx:
+            i = idx[name]
+            flags[i] = SHF_EXECINSTR | SHF_ALLOC
+            aligns[i] = PLT_ENTRY_ALIGN
+            sizes[i] = nr_ftrace_plts * PLT_ENTRY_SIZE
+
+    def name(k: int) -> str:
+        off = int(syms["st_name"][k])
+        return strtab[off:strtab.index(b"\0", off)].decode("utf-8", "replace")
+
+    return ((core[0], core[1], tuple(name(k) for k in core[2])),
+            (init[0], init[1], tuple(name(k) for k in init[2])))
+
+
+def section_layout(data: bytes | BinaryIO, source: str, **opts) -> list[tuple[str, str, int, int]]:
+    """(section, mod_mem_type, offset in that type, size) of every section the loader lays
+    out, in layout order -- the same rules as :func:`layout_module` (same keyword
+    arguments).  Why: ``/sys/module/<name>/sections/<section>`` shows where the kernel put
+    each section, so a recording can check the layout byte by byte."""
+    out: list[tuple[str, str, int, int]] = []
+    layout_module(data, source, _sections_out=out, **opts)
+    return out
+
+
 def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, fallback_name,
-            ro_after_init_secs=RO_AFTER_INIT_SECS_V61):
+            ro_after_init_secs=RO_AFTER_INIT_SECS_V61, arch="x86_64", kallsyms_all=True,
+            nr_ftrace_plts=1, sections_out=None):
     names = [s.name for s in shdrs]
     flags = [int(s["sh_flags"]) for s in shdrs]
+    sizes_sh = [int(s["sh_size"]) for s in shdrs]
+    aligns = [int(s["sh_addralign"]) for s in shdrs]
     info = _modinfo(elf)
     module = info.get("name") or fallback_name
     if not module:
@@ -283,6 +547,13 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
             return True
         return name.startswith(".init")
 
+    plt_core = plt_init = (0, 0, ())
+    exports: tuple[str, ...] = ()
+    if arch == "arm64":
+        # layout_and_allocate(): module_frob_arch_sections() comes before layout_sections()
+        plt_core, plt_init = _frob_arm64(shdrs, names, flags, sizes_sh, aligns, source, is_init,
+                                         nr_ftrace_plts)
+
     sizes = dict.fromkeys(MEM_TYPES, 0)
     placed: dict[int, str] = {}
     init_rai = 0
@@ -293,16 +564,18 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
                 if (f & need) != need or (f & excl) or i in placed or is_init(names[i]) != init_pass:
                     continue
                 t = types[m]
-                off = _align(sizes[t], int(s["sh_addralign"]))
-                sizes[t] = off + int(s["sh_size"])
+                off = _align(sizes[t], aligns[i])
+                sizes[t] = off + sizes_sh[i]
                 placed[i] = t
+                if sections_out is not None:
+                    sections_out.append((names[i], t, off, sizes_sh[i]))
                 if init_pass and m == 2:
                     init_rai += 1
     data_sections = sizes["data"]
     init_data_sections = sizes["init_data"]
 
     # Largest sh_addralign among the sections laid into MOD_TEXT / MOD_INIT_TEXT.
-    text_align = max((int(shdrs[i]["sh_addralign"]) or 1 for i, t in placed.items()
+    text_align = max((aligns[i] or 1 for i, t in placed.items()
                       if t in ("text", "init_text")), default=0)
 
     # layout_symtab()
@@ -314,7 +587,8 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
     nsrc = int(symsec["sh_size"]) // ELF64_SYM_SIZE
     livepatch = info.get("livepatch", "") == "Y"
     shnum = len(shdrs)
-    ndst, strtab_size = _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source)
+    ndst, strtab_size = _core_symbols(symsec, strsec, flags, placed, pcpu_idx, livepatch, source,
+                                      kallsyms_all)
     sym_align, str_align = int(symsec["sh_addralign"]), int(strsec["sh_addralign"])
 
     def core_kallsyms(start: int) -> int:
@@ -361,9 +635,15 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
                 return size // entsize
         return 0
 
-    alt_sites = (count(".altinstructions", alt_instr_size) + count(".parainstructions", para_site_size)
-                 + count(".retpoline_sites", S32_SITE) + count(".return_sites", S32_SITE)
-                 + count(".call_sites", S32_SITE) + count(".ibt_endbr_seal", S32_SITE))
+    if arch == "arm64":
+        # arch/arm64/kernel/module.c module_finalize(): only .altinstructions
+        alt_sites = count(".altinstructions", ARM64_ALT_INSTR_SIZE)
+        ftrace_sites = count("__patchable_function_entries", MCOUNT_LOC_SIZE)
+    else:
+        alt_sites = (count(".altinstructions", alt_instr_size) + count(".parainstructions", para_site_size)
+                     + count(".retpoline_sites", S32_SITE) + count(".return_sites", S32_SITE)
+                     + count(".call_sites", S32_SITE) + count(".ibt_endbr_seal", S32_SITE))
+        ftrace_sites = count("__mcount_loc", MCOUNT_LOC_SIZE)
 
     return ModuleLayout(
         module=module,
@@ -377,7 +657,7 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
         reloc_secs=reloc_secs,
         alt_sites=alt_sites,
         orc_entries=count(".orc_unwind_ip", ORC_IP_SIZE),
-        mcount_locs=count("__mcount_loc", MCOUNT_LOC_SIZE),
+        mcount_locs=ftrace_sites,
         percpu=percpu,
         nsyms=nsrc,
         ncore_syms=ndst,
@@ -385,4 +665,12 @@ def _layout(elf, shdrs, source, module_unload, alt_instr_size, para_site_size, f
         depends=info.get("depends", ""),
         license=info.get("license", ""),
         intree=info.get("intree", "") == "Y",
+        arch=arch,
+        plt_core=plt_core[0],
+        plt_core_ext=plt_core[1],
+        plt_init=plt_init[0],
+        plt_init_ext=plt_init[1],
+        plt_core_targets=plt_core[2],
+        plt_init_targets=plt_init[2],
+        exports=_exports(symsec, strsec) if arch == "arm64" else (),
     )

@@ -20,16 +20,20 @@ import os
 import pathlib
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from .modlayout import (
     ALT_INSTR_SIZE_V61,
+    ARM64_COLUMNS,
     MEM_TYPES,
     RO_AFTER_INIT_SECS_V61,
     RO_AFTER_INIT_SECS_V616,
     ModuleLayout,
     ModuleParseError,
     layout_module,
+    machine_arch,
+    module_exports,
+    nr_ftrace_plts_for,
 )
 from .sources import DebInfo, SourceError, decompress, deb_info, iter_deb_files, iter_dir_files
 
@@ -42,6 +46,14 @@ TABLE_COLUMNS = (
     "percpu", "nsyms", "ncore_syms", "init_ro_after_init_secs",
     "intree", "license", "depends", "source",
 )
+#: arm64 tables carry the PLT candidates of ``module_frob_arch_sections()`` too
+#: (modlayout.ARM64_COLUMNS), after ``init_ro_after_init_secs``.
+_AT = TABLE_COLUMNS.index("intree")
+TABLE_COLUMNS_ARM64 = (*TABLE_COLUMNS[:_AT], *ARM64_COLUMNS, *TABLE_COLUMNS[_AT:])
+#: architecture -> its table columns
+COLUMNS_FOR_ARCH = {"x86_64": TABLE_COLUMNS, "arm64": TABLE_COLUMNS_ARM64}
+#: Debian package architecture -> execbench architecture
+DEB_ARCH = {"amd64": "x86_64", "arm64": "arm64"}
 
 _KO = re.compile(r"\.ko(\.xz|\.gz|\.zst)?$")
 _MODDIR = re.compile(r"(?:^|/)lib/modules/([^/]+)/")
@@ -62,6 +74,13 @@ class ModuleTable:
     rows: list[dict[str, object]]
     deb: DebInfo | None
     config: dict[str, str]
+    arch: str = "x86_64"
+    #: every package read, ``deb`` first (sid splits a kernel into modules + base packages)
+    debs: tuple[DebInfo, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return COLUMNS_FOR_ARCH[self.arch]
 
 
 def _version_tuple(kernel: str) -> tuple[int, int]:
@@ -96,7 +115,9 @@ def parse_config(text: str) -> dict[str, str]:
 
 
 def _want(rel: str) -> bool:
-    return bool(_KO.search(rel)) or bool(re.search(r"(^|/)config-[^/]+$", rel)) or rel == "config"
+    # boot/config-<ver> (bookworm, trixie); usr/lib/modules/<ver>/config (sid's linux-base)
+    return (bool(_KO.search(rel)) or bool(re.search(r"(^|/)config-[^/]+$", rel)) or rel == "config"
+            or bool(re.search(r"(^|/)lib/modules/[^/]+/config$", rel)))
 
 
 def _iter_inputs(src: pathlib.Path) -> tuple[Iterator[tuple[str, bytes]], DebInfo | None]:
@@ -107,20 +128,59 @@ def _iter_inputs(src: pathlib.Path) -> tuple[Iterator[tuple[str, bytes]], DebInf
     return iter_deb_files(src, _want), deb_info(src)
 
 
-def record_modules(src: pathlib.Path, kernel: str | None = None) -> ModuleTable:
-    """Lay out every module of a package or directory; rows sorted by (module, relpath)."""
-    files, deb = _iter_inputs(src)
-    kos: list[tuple[str, bytes]] = []
+def layout_options(arch: str, kernel: str, config: dict[str, str]) -> dict[str, object]:
+    """``layout_module()`` keyword arguments for a kernel build (version + its config).
+
+    x86-64: the struct sizes of the version.  arm64: ``NR_FTRACE_PLTS`` of the version and
+    ``CONFIG_KALLSYMS_ALL`` from the config (Debian's 6.1 arm64 build leaves it off).  Both:
+    ``CONFIG_MODULE_UNLOAD``.  A config that does not say is taken as ``y`` (Debian's
+    x86-64 builds).
+    """
+    opts: dict[str, object] = {
+        "arch": arch,
+        "module_unload": config.get("CONFIG_MODULE_UNLOAD", "y") != "n",
+        "ro_after_init_secs": ro_after_init_secs_for(kernel),
+        "kallsyms_all": config.get("CONFIG_KALLSYMS_ALL", "y") != "n",
+    }
+    if arch == "arm64":
+        opts["nr_ftrace_plts"] = nr_ftrace_plts_for(_version_tuple(kernel))
+    else:
+        opts["alt_instr_size"] = alt_instr_size_for(kernel)
+    return opts
+
+
+def record_modules(src: pathlib.Path | Sequence[pathlib.Path], kernel: str | None = None,
+                   arch: str | None = None) -> ModuleTable:
+    """Lay out every module of a package or directory; rows sorted by (module, relpath).
+
+    ``src`` may be several packages of one kernel build (sid's ``linux-modules-<abi>`` holds
+    the ``.ko`` files, ``linux-base-<abi>`` the config).  ``arch`` (``x86_64``/``arm64``)
+    defaults to the ``e_machine`` of the first module; every module must match it (a mixed
+    tree is an error naming the file).
+    """
+    if arch is not None and arch not in COLUMNS_FOR_ARCH:
+        raise RecordError(f"unknown architecture {arch!r}; known: {sorted(COLUMNS_FOR_ARCH)}")
+    srcs = [pathlib.Path(src)] if isinstance(src, (str, os.PathLike)) else [pathlib.Path(x) for x in src]
+    kos: list[tuple[str, bytes, DebInfo | None]] = []
     config_text = ""
     kernels: set[str] = set()
-    for rel, data in files:
-        if _KO.search(rel):
-            kos.append((rel, data))
-            m = _MODDIR.search(rel)
-            if m:
-                kernels.add(m.group(1))
-        elif not config_text:
-            config_text = data.decode("utf-8", "replace")
+    debs: list[DebInfo] = []
+    for one in srcs:
+        files, d = _iter_inputs(one)
+        n_before = len(kos)
+        for rel, data in files:
+            if _KO.search(rel):
+                kos.append((rel, data, d))
+                m = _MODDIR.search(rel)
+                if m:
+                    kernels.add(m.group(1))
+            elif not config_text:
+                config_text = data.decode("utf-8", "replace")
+        if d is not None:
+            # the package with the modules first: it names the table's source
+            debs.insert(len(debs) if len(kos) == n_before else 0, d)
+    deb = debs[0] if debs else None
+    src = srcs[0]
     if not kos:
         raise RecordError(f"{src}: no .ko / .ko.xz / .ko.gz / .ko.zst files found")
     if kernel is None:
@@ -131,38 +191,45 @@ def record_modules(src: pathlib.Path, kernel: str | None = None) -> ModuleTable:
         else:
             raise RecordError(f"{src}: cannot tell the kernel version (found {sorted(kernels)}); pass --kernel")
     config = parse_config(config_text)
-    module_unload = config.get("CONFIG_MODULE_UNLOAD", "y") != "n"
-    alt_size = alt_instr_size_for(kernel)
-    source = f"{deb.package}={deb.version}" if deb else f"dir:{kernel}"
+    if arch is None:
+        try:
+            arch = machine_arch(decompress(kos[0][0], kos[0][1]), kos[0][0])
+        except ModuleParseError as exc:
+            raise RecordError(str(exc)) from exc
+    for d in debs:
+        if DEB_ARCH.get(d.architecture, arch) != arch:
+            raise RecordError(f"{d.package}: a {d.architecture} package, but the table is for {arch}")
+    opts = layout_options(arch, kernel, config)
 
-    rows: list[dict[str, object]] = []
-    for rel, data in kos:
+    laid: list[tuple[ModuleLayout, str, int, str]] = []
+    for rel, data, d in kos:
+        source = f"{d.package}={d.version}" if d else f"dir:{kernel}"
         raw = decompress(rel, data)
         stem = pathlib.PurePosixPath(_KO.sub("", rel)).name
         try:
-            lay = layout_module(raw, rel, module_unload=module_unload,
-                                alt_instr_size=alt_size, fallback_name=stem,
-                                ro_after_init_secs=ro_after_init_secs_for(kernel))
+            lay = layout_module(raw, rel, fallback_name=stem, **opts)
         except ModuleParseError as exc:
             raise RecordError(str(exc)) from exc
         m = _MODDIR.search(rel)
-        relpath = rel[m.end():] if m else rel
-        rows.append(_row(kernel, lay, relpath, len(data), source))
+        laid.append((lay, rel[m.end():] if m else rel, len(data), source))
+    exports = module_exports(lay for lay, *_ in laid)
+    rows = [_row(kernel, lay, relpath, n, source, exports) for lay, relpath, n, source in laid]
     rows.sort(key=lambda r: (r["module"], r["relpath"]))
-    return ModuleTable(kernel, rows, deb, config)
+    return ModuleTable(kernel, rows, deb, config, arch, tuple(debs))
 
 
-def _row(kernel: str, lay: ModuleLayout, relpath: str, file_bytes: int, source: str) -> dict[str, object]:
-    d = dataclasses.asdict(lay)
+def _row(kernel: str, lay: ModuleLayout, relpath: str, file_bytes: int, source: str,
+         exports: frozenset[str]) -> dict[str, object]:
+    d = lay.record(exports)
     d.update(kernel=kernel, relpath=relpath, file_bytes=file_bytes, source=source,
              intree="Y" if lay.intree else "N")
-    return {c: d[c] for c in TABLE_COLUMNS}
+    return {c: d[c] for c in COLUMNS_FOR_ARCH[lay.arch]}
 
 
-def table_csv_text(rows: Iterable[dict[str, object]]) -> str:
+def table_csv_text(rows: Iterable[dict[str, object]], columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
     """Render rows as CSV text with LF line ends (deterministic)."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow(r)
@@ -189,18 +256,35 @@ def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
         raise
 
 
-def read_table(path: pathlib.Path) -> list[dict[str, str]]:
-    """Read a module table written by :func:`table_csv_text`, checking its header."""
+def read_table(path: pathlib.Path, arch: str | None = None) -> list[dict[str, str]]:
+    """Read a module table written by :func:`table_csv_text`, checking its header.
+
+    The header must be one architecture's (``arch`` when given, else any of
+    :data:`COLUMNS_FOR_ARCH`)."""
     opener = gzip.open if path.name.endswith(".gz") else open
+    want = [COLUMNS_FOR_ARCH[arch]] if arch else list(COLUMNS_FOR_ARCH.values())
     with opener(path, "rt", newline="") as f:
         r = csv.DictReader(f)
-        if tuple(r.fieldnames or ()) != TABLE_COLUMNS:
-            raise RecordError(f"{path}: row 1: header is not the module-table header {TABLE_COLUMNS}")
+        if tuple(r.fieldnames or ()) not in want:
+            raise RecordError(f"{path}: row 1: header is not the module-table header {want[0]}"
+                              + ("" if arch else f" (or the arm64 one {TABLE_COLUMNS_ARM64})"))
         return list(r)
 
 
+def table_arch(path: pathlib.Path) -> str:
+    """Architecture of a module table, from its header."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", newline="") as f:
+        header = tuple(next(csv.reader(f), []))
+    for a, cols in COLUMNS_FOR_ARCH.items():
+        if header == cols:
+            return a
+    raise RecordError(f"{path}: row 1: not a module-table header")
+
+
 __all__ = [
-    "TABLE_COLUMNS", "ModuleTable", "RecordError", "SourceError", "record_modules",
+    "TABLE_COLUMNS", "TABLE_COLUMNS_ARM64", "COLUMNS_FOR_ARCH", "table_arch", "layout_options",
+    "ModuleTable", "RecordError", "SourceError", "record_modules",
     "table_csv_text", "atomic_write_bytes", "read_table", "parse_config", "alt_instr_size_for",
     "ro_after_init_secs_for",
 ]

@@ -5,8 +5,8 @@ Why one module: the shipped files must be regenerable by one command
 the *committed* tables (no network) and get the committed bytes back.  The two stages:
 
 1. tables from packages (needs the pinned .debs; ``apt-get download`` on demand):
-   ``data/modules/<kernel>.modules.csv[.gz]`` (cloud and generic 6.1) and
-   ``data/bpf/libbpf-tools-<ver>.csv``;
+   ``data/modules/<kernel>.modules.csv[.gz]`` (cloud and generic 6.1; arm64 6.1, 6.12 and
+   7.2, :data:`ARM64_TABLES`) and ``data/bpf/libbpf-tools-<ver>.csv``;
 2. workloads from the committed tables + listings (pure, deterministic, seeded):
    ``boot-cloud``, ``boot-server``, ``boot-desktop``, ``bpf-observability``,
    ``cloud-session`` (the default), ``kprobe-churn``, ``ftrace-trampolines``, ``fleet-day``.
@@ -33,10 +33,12 @@ class Pinned:
     package: str
     version: str
     sha256: str
+    arch: str = "amd64"   # Debian architecture
+    suite: str = ""       # for foreign-architecture packages: the suite of the private apt
 
     @property
     def filename(self) -> str:
-        return f"{self.package}_{self.version}_amd64.deb"
+        return f"{self.package}_{self.version}_{self.arch}.deb"
 
 
 #: Debian bookworm-security, newest 6.1 cloud ABI on the recording date.
@@ -48,6 +50,22 @@ GENERIC_DEB = Pinned("linux-image-6.1.0-56-amd64-unsigned", "6.1.192-2",
 #: Debian bookworm main.
 BPF_DEB = Pinned("libbpf-tools", "0.26.0+ds-1",
                  "a699f420be4f47662622d9505538e1c9f4499d23bca8961460001df288778519")
+
+#: arm64 module tables (docs/arm64.md §11): the same 6.1 ABI as the x86-64 tables
+#: (bookworm-security), trixie's 6.12 and sid's 7.2 (modules + base packages).
+ARM64_TABLES: tuple[tuple[pathlib.Path, tuple[Pinned, ...]], ...] = (
+    (pathlib.Path("modules") / "6.1.0-56-arm64.modules.csv.gz",
+     (Pinned("linux-image-6.1.0-56-arm64-unsigned", "6.1.192-2",
+             "f8357fc813e879efb7f467f5b8a37e2426e177bb3d683fac644d70a8343e6a49", "arm64", "bookworm"),)),
+    (pathlib.Path("modules") / "6.12.117+deb13-arm64.modules.csv.gz",
+     (Pinned("linux-image-6.12.117+deb13-arm64-unsigned", "6.12.117-1",
+             "cc5be026b4113d670d4355f719b7a0103297a36e59717e45a89d0fbd985af041", "arm64", "trixie"),)),
+    (pathlib.Path("modules") / "7.2.13+deb14-arm64.modules.csv.gz",
+     (Pinned("linux-modules-7.2.13+deb14-arm64", "7.2.13-1",
+             "a9425ac3d90f86d92cf2469e1e8f6a985b3335403adfa1ce002d6996374de912", "arm64", "sid"),
+      Pinned("linux-base-7.2.13+deb14-arm64", "7.2.13-1",
+             "60e3b0f2a150562f1cf0f15830924cdd7ed8931bdc1a8c826c39c6dd4d33e056", "arm64", "sid"))),
+)
 
 KERNEL = "6.1.0-56-cloud-amd64"
 MODULE_TABLE = pathlib.Path("modules") / f"{KERNEL}.modules.csv"
@@ -81,13 +99,23 @@ class ShippedError(RuntimeError):
 
 def fetch(pinned: Pinned, debs: pathlib.Path, download: bool) -> pathlib.Path:
     """The pinned .deb in ``debs`` (``apt-get download`` it when asked); sha256-checked."""
-    path = debs / pinned.filename
+    path = debs / pinned.filename.replace(":", "%3a")
     if not path.exists():
         if not download:
             raise ShippedError(f"{path}: missing; run 'apt-get download {pinned.package}={pinned.version}' "
-                               f"there or pass --download")
+                               f"there (an {pinned.arch} package of {pinned.suite or 'bookworm'}) "
+                               f"or pass --download")
         debs.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["apt-get", "download", f"{pinned.package}={pinned.version}"], cwd=debs, check=True)
+        if pinned.arch != "amd64":
+            # a foreign architecture: a private apt configuration (recorders/qemu/kernels.py)
+            from .qemu import kernels
+
+            series = next(k for k, (suite, _) in kernels.SPECS.items() if suite == pinned.suite)
+            ks = kernels.spec(series, arch={v: k for k, v in kernels.DEB_ARCH.items()}[pinned.arch])
+            kernels.download(ks, debs / ".apt", pinned.package, pinned.version, debs=debs)
+        else:
+            subprocess.run(["apt-get", "download", f"{pinned.package}={pinned.version}"], cwd=debs,
+                           check=True)
     got = sha256_file(path)
     if got != pinned.sha256:
         raise ShippedError(f"{path}: sha256 {got} != pinned {pinned.sha256}")
@@ -96,14 +124,18 @@ def fetch(pinned: Pinned, debs: pathlib.Path, download: bool) -> pathlib.Path:
 
 # ---------------------------------------------------------------- stage 1: tables
 
-def write_module_table(deb: pathlib.Path, data: pathlib.Path, rel: pathlib.Path = MODULE_TABLE) -> int:
+def write_module_table(deb: pathlib.Path | list[pathlib.Path], data: pathlib.Path,
+                       rel: pathlib.Path = MODULE_TABLE) -> int:
     from execbench.commands.record import module_table_provenance
 
     table = rm.record_modules(deb)
     out = data / rel
-    rm.atomic_write_bytes(out, rm.table_csv_text(table.rows).encode())
-    write_toml(sidecar_path(out), module_table_provenance(table, pathlib.Path("workloads/data") / rel,
-                                                           record_date()))
+    rm.atomic_write_bytes(out, rm.table_csv_text(table.rows, table.columns).encode())
+    doc = module_table_provenance(table, pathlib.Path("workloads/data") / rel, record_date())
+    if table.arch != "x86_64":
+        # arm64 packages need a private apt configuration on an amd64 host (fetch() has it)
+        doc["regenerate"]["command"] = "execbench record shipped --stage tables --download"
+    write_toml(sidecar_path(out), doc)
     return len(table.rows)
 
 

@@ -50,7 +50,7 @@ import pandas as pd
 
 from execbench.trace import COLUMNS as TRACE_COLUMNS
 
-from .parse import num
+from .parse import num, records
 
 PAGE = 4096
 #: x86-64 module range with KASLR (arch/x86/include/asm/pgtable_64_types.h:
@@ -89,22 +89,67 @@ def _row(t, cpu, user, op, obj, **cols) -> dict:
     return r
 
 
+@dataclasses.dataclass(frozen=True)
+class Events:
+    """Guest event names the attribution reads, per architecture.
+
+    x86-64 patches are ``text_poke*`` calls; arm64's are counted at the callers of
+    ``aarch64_insn_patch_text_nosync()`` (its own probe is refused, see
+    ``probes.ARM64_PROBES``): ``jump_label_transform`` and the ftrace call-site updates
+    (``ftrace_make_call``/``_nop``/``ftrace_modify_call``), one 4-byte instruction each.
+    ``ftrace_init_nop`` (load time, before the module is live) is work the ``load`` row's
+    ``mcount_locs`` already stands for, as on x86-64, and is not a ``patch`` row.
+    arm64 6.1 JITs each program into its own ``bpf_jit_alloc_exec()`` area
+    (``bpf_jit_binary_alloc``), freed with ``bpf_jit_free_exec``.
+    """
+
+    pokes: tuple[str, ...] = ("text_poke_bp", "text_poke_queue", "text_poke")
+    bpf_alloc: tuple[str, ...] = ("bpf_jit_binary_pack_alloc",)
+    bpf_ret: tuple[str, ...] = ("bpf_prog_pack_alloc_ret",)
+    bpf_free: tuple[str, ...] = ("bpf_jit_binary_pack_free", "bpf_prog_pack_free")
+    #: bytes per unit of ``struct kprobe_insn_cache.insn_size`` (sizeof(kprobe_opcode_t))
+    slot_unit: int = 1
+    #: pokes into a module being loaded that become ``patch`` rows: all (x86-64) or only
+    #: those of this ``type`` (arm64: jump labels; the rest is ``ftrace_init_nop()``)
+    held_type: str | None = None
+
+
+EVENTS = {
+    "x86_64": Events(),
+    # arm64: ``fixmap`` rows as arm64.normalize() wrote them (addr, len, type = kind)
+    "arm64": Events(pokes=("fixmap",),
+                    bpf_alloc=("bpf_jit_binary_pack_alloc", "bpf_jit_binary_alloc"),
+                    bpf_ret=("bpf_prog_pack_alloc_ret", "bpf_jit_alloc_exec_ret"),
+                    bpf_free=("bpf_jit_binary_pack_free", "bpf_prog_pack_free", "bpf_jit_free_exec"),
+                    slot_unit=4, held_type="jump_label"),
+}
+
+
 def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_alloc",
           free_event: str = "module_memfree",
-          ret_event: str = "vmalloc_node_range_ret") -> tuple[pd.DataFrame, dict]:
+          ret_event: str = "vmalloc_node_range_ret", arch: str = "x86_64",
+          exec_pred=None) -> tuple[pd.DataFrame, dict]:
     """(workload trace frame in schema column order, attribution notes).
 
     ``ret_event`` carries the address an ``alloc_event`` returned: the
     ``__vmalloc_node_range`` return on 6.1/6.12 (one vmalloc per allocation),
     ``execmem_alloc``'s own return on 7.2, where ROX-cache types are carved out
     of cached 2 MiB blocks without a vmalloc each (mm/execmem.c
-    ``execmem_cache_alloc``).
+    ``execmem_cache_alloc``).  A return value of 0 is a failed attempt (arm64 6.1
+    ``module_alloc()`` retries in its 2 GiB fallback window): the allocation stays
+    pending for the next return.  ``arch`` picks the event names (:data:`EVENTS`);
+    ``exec_pred(addr)`` says whether an address is executable memory (default: the
+    x86-64 module range), used only to classify pokes no object claims.
     """
+    names = EVENTS[arch]
+    is_exec = exec_pred or in_exec
     lay = layouts.set_index("module")
     rows: list[dict] = []
     notes: dict[str, int] = {"failed_load_allocs": 0, "pokes_in_module_text": 0,
                              "pokes_in_init_or_data": 0, "pokes_outside_modules": 0,
-                             "ftrace_pokes_at_register": 0}
+                             "ftrace_pokes_at_register": 0, "vmalloc_failed_attempts": 0}
+    if names.held_type is not None:
+        notes["pokes_at_load_not_held"] = 0
     want_ret: dict[int, tuple[str, int, int, int, dict]] = {}  # pid -> (owner, size, t, cpu, extra)
     pending: dict[int, _Load] = {}  # pid -> coming module
     live_mod: dict[str, dict] = {}  # name -> {text_lo, text_len, allocs, init_done}
@@ -135,6 +180,9 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
         for pl in pending.values():
             for lo, sz in pl.allocs:
                 if lo <= a < lo + sz:
+                    if names.held_type is not None and r.type != names.held_type:
+                        notes["pokes_at_load_not_held"] += 1
+                        return
                     pl.held.append({"t": r.t_ns, "cpu": r.cpu, "a": a, "len": ln, "seq": r.seq})
                     return
         for obj, tr in tramps.items():
@@ -144,12 +192,12 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
                 else:
                     rows.append(_row(r.t_ns, r.cpu, "ftrace", "ops_update", obj))
                 return
-        if in_exec(a):
+        if is_exec(a):
             notes["pokes_in_init_or_data"] += 1
         else:
             notes["pokes_outside_modules"] += 1
 
-    for r in ev.itertuples(index=False):
+    for r in records(ev):
         e = r.event
         if e == "tracing_mark_write":
             continue
@@ -162,6 +210,10 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
                 continue  # a vmalloc in the range not made through module_alloc/execmem_alloc
             owner, size, t, cpu, extra = want_ret.pop(r.pid)
             a = num(r.ret)
+            if not a:
+                notes["vmalloc_failed_attempts"] += 1
+                want_ret[r.pid] = (owner, size, t, cpu, extra)
+                continue
             if owner == "load_module":
                 pl = pending.setdefault(r.pid, _Load(t, cpu, [], []))
                 pl.allocs.append((a, size))
@@ -227,20 +279,24 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
                 live_mod.pop(name)
                 rows.append(_row(r.t_ns, r.cpu, "module", "unload", name))
             continue
-        if e in ("text_poke_bp", "text_poke_queue", "text_poke"):
-            handle_poke(r, num(r.addr), num(r.len))
+        if e in names.pokes:
+            a = num(r.addr)
+            if a is None:  # arm64: a write into the kernel image (no vmalloc_to_page)
+                notes["pokes_outside_modules"] += 1
+                continue
+            handle_poke(r, a, num(r.len))
             continue
-        if e == "bpf_jit_binary_pack_alloc":
+        if e in names.bpf_alloc:
             bpf_pending[r.pid] = num(r.size)
             continue
-        if e == "bpf_prog_pack_alloc_ret":
+        if e in names.bpf_ret:
             if r.pid in bpf_pending:
                 bpf_n += 1
                 obj = f"prog{bpf_n}"
                 bpf_live[num(r.ret)] = obj
                 rows.append(_row(r.t_ns, r.cpu, "bpf", "prog_load", obj, size=bpf_pending.pop(r.pid)))
             continue
-        if e in ("bpf_jit_binary_pack_free", "bpf_prog_pack_free"):
+        if e in names.bpf_free:
             obj = bpf_live.pop(num(r.addr), None)
             if obj is not None:
                 rows.append(_row(r.t_ns, r.cpu, "bpf", "prog_unload", obj))
@@ -260,10 +316,10 @@ def build(ev: pd.DataFrame, layouts: pd.DataFrame, alloc_event: str = "module_al
             slot = num(r.ret)
             if sym == "kprobe_insn_page" and obj not in kp_live:
                 kp_live[obj] = {"slots": [slot]}
-                rows.append(_row(r.t_ns, r.cpu, "kprobe", "register", obj, size=size))
+                rows.append(_row(r.t_ns, r.cpu, "kprobe", "register", obj, size=size * names.slot_unit))
             elif sym == "kprobe_optinsn_page" and obj in kp_live:
                 kp_live[obj]["slots"].append(slot)
-                rows.append(_row(r.t_ns, r.cpu, "kprobe", "optimize", obj, size=size))
+                rows.append(_row(r.t_ns, r.cpu, "kprobe", "optimize", obj, size=size * names.slot_unit))
             kp_slots[slot] = obj
             continue
         if e == "__free_insn_slot":

@@ -21,6 +21,12 @@ project's machines reach only Debian's, PyPI's and npm's registries.
 The metapackage (``linux-image-amd64`` / ``linux-image-cloud-amd64``) is
 resolved to the concrete ABI package (``linux-image-6.1.0-56-amd64``) whose
 ``.deb`` holds ``vmlinuz`` and the ``.ko`` files.
+
+arm64 (``arch="arm64"``): every suite goes through a private configuration
+with ``APT::Architecture=arm64`` and ``[arch=arm64]`` source lines, so that the
+amd64 host downloads arm64 packages without ``dpkg --add-architecture``.
+bookworm's lines include ``bookworm-security``, where the 6.1.0-56 ABI of the
+x86-64 recordings lives for arm64 too.
 """
 
 from __future__ import annotations
@@ -40,6 +46,12 @@ class FetchError(RuntimeError):
     """A package could not be resolved, downloaded or unpacked (command named)."""
 
 
+#: Debian architecture of the host (the x86-64 recordings' packages)
+HOST_ARCH = "amd64"
+#: execbench architecture name -> Debian architecture
+DEB_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelSpec:
     series: str  # "6.1" or "6.12"
@@ -47,10 +59,16 @@ class KernelSpec:
     suite: str  # Debian suite
     private_apt: bool  # use a private apt configuration
     split: bool = False  # sid: linux-image-<abi> = linux-{binary,modules,base}-<abi>
+    arch: str = HOST_ARCH  # Debian architecture of the packages
 
     @property
     def metapackage(self) -> str:
-        return "linux-image-cloud-amd64" if self.flavour == "cloud" else "linux-image-amd64"
+        return f"linux-image-cloud-{self.arch}" if self.flavour == "cloud" else f"linux-image-{self.arch}"
+
+    @property
+    def foreign(self) -> bool:
+        """Packages of another architecture than the host's."""
+        return self.arch != HOST_ARCH
 
 
 SPECS = {
@@ -64,15 +82,26 @@ SPLIT_PARTS = {"sid": ("binary", "modules", "base")}
 
 #: extra options of a suite's source line
 SIGNED_BY = {"sid": "[signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "}
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+#: (archive, suite) lines of a private configuration for foreign-architecture packages
+FOREIGN_SOURCES = {
+    "bookworm": (("debian", "bookworm"), ("debian-security", "bookworm-security")),
+    "trixie": (("debian", "trixie"),),
+    "sid": (("debian", "sid"),),
+}
 
 
-def spec(series: str, flavour: str = "generic") -> KernelSpec:
+def spec(series: str, flavour: str = "generic", arch: str = "x86_64") -> KernelSpec:
     if series not in SPECS:
         raise FetchError(f"unknown kernel series {series!r}; known: {sorted(SPECS)}")
     if flavour not in ("generic", "cloud"):
         raise FetchError(f"unknown flavour {flavour!r}; known: generic, cloud")
+    if arch not in DEB_ARCH:
+        raise FetchError(f"unknown architecture {arch!r}; known: {sorted(DEB_ARCH)}")
     suite, private = SPECS[series]
-    return KernelSpec(series, flavour, suite, private, split=suite in SPLIT_PARTS)
+    deb_arch = DEB_ARCH[arch]
+    return KernelSpec(series, flavour, suite, private or deb_arch != HOST_ARCH,
+                      split=suite in SPLIT_PARTS, arch=deb_arch)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,12 +133,19 @@ def _apt_opts(scratch: pathlib.Path, ks: KernelSpec) -> list[str]:
     """Options that point apt at a private configuration for ``ks.suite``."""
     if not ks.private_apt:
         return []
-    base = scratch / f"apt-{ks.suite}"
+    base = scratch / (f"apt-{ks.suite}" if not ks.foreign else f"apt-{ks.suite}-{ks.arch}")
     for d in ("lists/partial", "cache/archives/partial", "etc/preferences.d"):
         (base / d).mkdir(parents=True, exist_ok=True)
     src = base / "etc/sources.list"
-    src.write_text(f"deb {SIGNED_BY.get(ks.suite, '')}{MIRROR} {ks.suite} main\n")
+    if ks.foreign:
+        mirror = MIRROR.rsplit("/", 1)[0]
+        src.write_text("".join(f"deb [arch={ks.arch} signed-by={KEYRING}] {mirror}/{archive} {suite} main\n"
+                               for archive, suite in FOREIGN_SOURCES[ks.suite]))
+    else:
+        src.write_text(f"deb {SIGNED_BY.get(ks.suite, '')}{MIRROR} {ks.suite} main\n")
     (base / "status").touch()
+    arch_opts = (["-o", f"APT::Architecture={ks.arch}", "-o", f"APT::Architectures={ks.arch}"]
+                 if ks.foreign else [])
     return [
         "-o", f"Dir::Etc::sourcelist={src}",
         "-o", "Dir::Etc::sourceparts=-",
@@ -119,6 +155,7 @@ def _apt_opts(scratch: pathlib.Path, ks: KernelSpec) -> list[str]:
         "-o", f"Dir::Cache={base}/cache",
         "-o", "APT::Get::List-Cleanup=0",
         "-o", "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled=false",
+        *arch_opts,
     ]
 
 
@@ -146,7 +183,7 @@ def fetch(ks: KernelSpec, scratch: pathlib.Path, package: str | None = None) -> 
     debs.mkdir(exist_ok=True)
     pkg, ver = (package, "") if package else resolve(ks, scratch)
     opts = _apt_opts(scratch, ks)
-    if package and ks.private_apt and not any((scratch / f"apt-{ks.suite}" / "lists").glob("*Packages*")):
+    if package and ks.private_apt and not any(_lists(scratch, ks).glob("*Packages*")):
         _run(["apt-get", *opts, "update"])
     found = sorted(debs.glob(f"{pkg}_*.deb"))
     if ver:
@@ -180,6 +217,22 @@ def fetch(ks: KernelSpec, scratch: pathlib.Path, package: str | None = None) -> 
                    tuple(parts))
 
 
+def _lists(scratch: pathlib.Path, ks: KernelSpec) -> pathlib.Path:
+    return scratch / (f"apt-{ks.suite}" if not ks.foreign else f"apt-{ks.suite}-{ks.arch}") / "lists"
+
+
+def download(ks: KernelSpec, scratch: pathlib.Path, pkg: str, version: str,
+             debs: pathlib.Path | None = None) -> pathlib.Path:
+    """``pkg=version`` of ``ks``'s suite and architecture into ``debs`` (default
+    ``scratch/debs``) unless already there; apt state lives under ``scratch``."""
+    opts = _apt_opts(scratch, ks)
+    if ks.private_apt and not any(_lists(scratch, ks).glob("*Packages*")):
+        _run(["apt-get", *opts, "update"])
+    debs = debs or scratch / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    return _download(opts, debs, pkg, version)
+
+
 def _download(opts: list[str], debs: pathlib.Path, pkg: str, version: str) -> pathlib.Path:
     """``apt-get download pkg=version`` into ``debs`` unless already there."""
     want = f"{pkg}_{version.replace(':', '%3a')}_"
@@ -192,10 +245,19 @@ def _download(opts: list[str], debs: pathlib.Path, pkg: str, version: str) -> pa
     return found[-1]
 
 
-def tool_versions() -> dict[str, str]:
+#: host packages a recording needs, per guest architecture (arm64: the emulator, the cross
+#: compiler for the BPF helper; busybox comes from busybox-static:arm64, :func:`fetch_busybox`)
+HOST_PACKAGES = {
+    "x86_64": ("qemu-system-x86", "busybox-static", "linux-libc-dev", "gcc"),
+    "arm64": ("qemu-system-arm", "gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross",
+              "linux-libc-dev-arm64-cross"),
+}
+
+
+def tool_versions(arch: str = "x86_64") -> dict[str, str]:
     """Installed versions of the host packages the recording used (for provenance)."""
     out = {}
-    for p in ("qemu-system-x86", "busybox-static", "linux-libc-dev", "gcc"):
+    for p in HOST_PACKAGES[arch]:
         try:
             out[p] = _run(["dpkg-query", "-W", "-f=${Version}", p]).strip()
         except FetchError:
@@ -203,9 +265,35 @@ def tool_versions() -> dict[str, str]:
     return out
 
 
-def ensure_host_packages() -> None:
+@dataclasses.dataclass(frozen=True)
+class Busybox:
+    path: pathlib.Path  # the static binary, unpacked
+    package: str
+    version: str
+    sha256: str
+
+
+def fetch_busybox(scratch: pathlib.Path, arch: str = "arm64") -> Busybox:
+    """busybox-static of bookworm for ``arch`` (the same version the x86-64 host runs),
+    downloaded through the private apt configuration and unpacked under ``scratch``."""
+    ks = spec("6.1", arch=arch)
+    opts = _apt_opts(scratch, ks)
+    if not any(_lists(scratch, ks).glob("*Packages*")):
+        _run(["apt-get", *opts, "update"])
+    pol = _run(["apt-cache", *opts, "policy", "busybox-static"])
+    v = re.search(r"Candidate: (\S+)", pol)
+    if not v or v.group(1) == "(none)":
+        raise FetchError(f"apt-cache policy busybox-static ({ks.arch}): no candidate version")
+    deb = download(ks, scratch, "busybox-static", v.group(1))
+    root = scratch / deb.name.removesuffix(".deb")
+    if not (root / "bin" / "busybox").exists():
+        _run(["dpkg-deb", "-x", str(deb), str(root)])
+    return Busybox(root / "bin" / "busybox", f"busybox-static:{ks.arch}", v.group(1), sha256_file(deb))
+
+
+def ensure_host_packages(arch: str = "x86_64") -> None:
     """apt-get install what the recording needs on the host, if missing."""
-    need = [p for p, v in tool_versions().items() if v == "not installed"]
+    need = [p for p, v in tool_versions(arch).items() if v == "not installed"]
     need += [p for p in ("xz-utils",) if not _which("xz")]
     if need:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")

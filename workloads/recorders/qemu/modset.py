@@ -39,6 +39,19 @@ ROOTS: tuple[str, ...] = (
     "twofish_avx_x86_64", "camellia_aesni_avx2", "crc32c_intel",
 )
 
+#: arm64 counterparts of the x86-only crypto roots above (aesni_intel, sha512_ssse3,
+#: serpent_avx2, ...): the ARMv8 Crypto Extension and NEON drivers of arch/arm64/crypto,
+#: so that an arm64 recording loads a crypto set of similar weight.  SYNTHETIC CHOICE.
+ROOTS_ARM64_EXTRA: tuple[str, ...] = (
+    "aes_ce_blk", "aes_neon_bs", "sha512_ce", "sha3_ce", "sm4_ce", "chacha_neon", "poly1305_neon",
+    "ghash_ce", "crct10dif_ce",
+)
+
+
+def roots_for(arch: str = "x86_64") -> tuple[str, ...]:
+    return ROOTS + ROOTS_ARM64_EXTRA if arch == "arm64" else ROOTS
+
+
 #: leaves removed at the end, in this order (a module still in use fails to
 #: unload; the failure is logged and no unload event is recorded).
 RMMOD: tuple[str, ...] = (

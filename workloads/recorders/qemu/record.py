@@ -17,7 +17,6 @@ Writes go to a temporary sibling folder that replaces the old one at the end
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import gzip
 import io
@@ -56,8 +55,8 @@ def layouts(mods: list[modset.Module], series: str) -> pd.DataFrame:
 
     alt = modlayout.ALT_INSTR_SIZE_V61 if series == "6.1" else 14
     rai = ro_after_init_secs_for(series)
-    recs = [dataclasses.asdict(modlayout.layout_module(modset.read_ko(m.path), str(m.path),
-                                                       alt_instr_size=alt, ro_after_init_secs=rai))
+    recs = [modlayout.layout_module(modset.read_ko(m.path), str(m.path), alt_instr_size=alt,
+                                    ro_after_init_secs=rai, arch="x86_64").record()
             for m in mods]
     return pd.DataFrame(recs)
 
@@ -105,8 +104,20 @@ def relayout(folder: pathlib.Path, series: str, scratch: pathlib.Path, log=print
     return new
 
 
+def arch_of(folder: pathlib.Path) -> str:
+    """The architecture of a recording (``[workload] arch`` of its TOML; x86_64 if absent)."""
+    toml = folder / f"{folder.name}.toml"
+    if toml.exists():
+        return str(tomllib.loads(toml.read_text())["workload"].get("arch", "x86_64"))
+    return "arm64" if folder.name.endswith("-arm64") else "x86_64"
+
+
 def rebuild(folder: pathlib.Path, series: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(trace, truth, notes) from a recording folder's events/modules/vmallocinfo."""
+    if arch_of(folder) == "arm64":
+        from . import record_arm64
+
+        return record_arm64.rebuild(folder, series)
     ev = pd.read_csv(folder / "events.csv.gz", dtype=str, keep_default_na=False)
     lay = pd.read_csv(folder / "modules.csv")
     vmi = (folder / "guest" / "vmallocinfo_exec.txt").read_text()

@@ -10,6 +10,7 @@ mkdir -p /proc /sys /dev /tmp
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+@CONSOLE@
 mount -t tmpfs tmp /tmp
 mount -t tracefs nodev /sys/kernel/tracing
 # pitfall 3: keep kernel messages off the console; pitfall 4: real addresses
@@ -51,6 +52,7 @@ cp $T/kprobe_events /tmp/kprobe_events.txt
 ( while true; do cat $T/trace_pipe; done ) >> /tmp/trace.txt 2>/dev/null &
 READER=$!
 sed 's/^/start /' /proc/vmstat | grep ' direct_map' > /tmp/vmstat.txt
+cat /proc/vmallocinfo > /tmp/vmallocinfo_start.txt
 echo 1 > $T/tracing_on
 log "tracing on"
 
@@ -64,6 +66,13 @@ while read -r path; do
   if insmod $path 2>>/tmp/insmod_err.txt; then n=$((n+1)); else fails=$((fails+1)); log "INSMOD_FAIL $m"; fi
 done < /etc/modules.order
 log "insmod done ok=$n fail=$fails"
+# every loaded module's section addresses (kernel/module/sysfs.c; real with kptr_restrict=1
+# as root): the byte-level check of the recorder's layout, init sections included
+cat /proc/modules > /tmp/modules_loaded.txt
+for d in /sys/module/*/sections; do
+  m=${d%/sections}; m=${m##*/}
+  for f in $d/.[!.]* $d/*; do [ -f "$f" ] && echo "$m ${f##*/} $(cat $f)"; done
+done > /tmp/sections.txt
 sleep 1
 
 # --- BPF (socket filters via bpf(), classic seccomp filters) ---
@@ -152,12 +161,13 @@ for c in $T/per_cpu/cpu*; do echo "== $c" >> /tmp/stats.txt; cat $c/stats >> /tm
 sed 's/^/end /' /proc/vmstat | grep ' direct_map' >> /tmp/vmstat.txt
 cat /proc/vmallocinfo > /tmp/vmallocinfo.txt
 cat /proc/modules > /tmp/modules.txt
-grep -E ' (module_alloc|execmem_alloc|execmem_alloc_rw|execmem_cache_populate_alloc|__vmalloc_node_range|__vmalloc_node_range_noprof|__text_poke|text_poke_queue|smp_text_poke_batch_add|smp_text_poke_single|alloc_insn_page|__get_insn_slot)$' /proc/kallsyms > /tmp/kallsyms_probed.txt
+dmesg | grep -iE 'modules|kaslr|CPU features|Memory:|Machine model|rodata' > /tmp/dmesg_arch.txt
+grep -E ' (module_alloc|execmem_alloc|execmem_alloc_rw|execmem_cache_populate_alloc|__vmalloc_node_range|__vmalloc_node_range_noprof|__text_poke|text_poke_queue|smp_text_poke_batch_add|smp_text_poke_single|alloc_insn_page|__get_insn_slot|_stext|_etext|_end|_text|aarch64_insn_patch_text_nosync|__change_memory_common|module_alloc_base|module_direct_base|module_plt_base)$' /proc/kallsyms > /tmp/kallsyms_probed.txt
 cp /sys/kernel/debug/kprobes/blacklist /tmp/kprobes_blacklist.txt 2>/dev/null
 log "dump"
 dump() { echo "@@BEGIN $1@@"; gzip -c "$2" | base64; echo "@@END $1@@"; }
 for f in log probe_status kprobe_events bpfinfo ftrace_filters ftrace_tramp_count enabled_functions kprobes_list \
-         stats vmstat vmallocinfo modules kallsyms_probed insmod_err trace; do
+         stats vmstat vmallocinfo vmallocinfo_start modules modules_loaded sections dmesg_arch kallsyms_probed insmod_err trace; do
   [ -f /tmp/$f.txt ] && dump $f /tmp/$f.txt
 done
 echo "@@DONE@@"
