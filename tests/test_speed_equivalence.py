@@ -12,12 +12,25 @@ Two kinds of test:
   deliberate model change moves them, recompute them (replay
   ``stress_trace(5000, 0)`` / ``stress_trace(3000, 7)`` with
   ``machine={"itlb_cpu": "off"}``) and say why in the commit.
+* **Per-design pins** (``tests/fixtures/speed_pins.json``): final, peak
+  and time-weighted mean of every design (and of variants that take other
+  allocation paths: the aged placement, two NUMA nodes, v5.17 BPF, the
+  jitalloc fallback, the 6.15 ROX cache, the staged loader) on the same
+  stress traces, computed with the engine of main at 454a264 BEFORE the
+  issue-16 speed work (event loop, sampler, lock model, page allocator,
+  side allocations, iTLB checkpoints).  Compared exactly (floats as
+  stored): a change in the last bit of a time-weighted mean fails.  Again
+  not model expectations; a deliberate model change recomputes them with
+  the same cases (the ``cases`` of the file) and says why in the commit.
 * **Equivalence of each optimised piece** with the straightforward version
   it replaced, on random inputs: the bytes-based first-fit search of
   ``bpf_prog_pack`` vs the numpy run-length search; the incremental page-table
   aggregates vs a full recount after every event of every design.
 """
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +75,32 @@ PINS = {
         "api_calls": (7104, 7104),
     },
 }
+
+
+PINS_FILE = Path(__file__).parent / "fixtures" / "speed_pins.json"
+DESIGN_PINS = json.loads(PINS_FILE.read_text())["cases"]
+
+
+def _case_id(c: dict) -> str:
+    extra = ",".join(f"{k}={v}" for k, v in {**c["params"], **c["machine"]}.items())
+    return f"{c['design']}-{c['events']}/{c['trace_seed']}-s{c['seed']}-{c['itlb_cpu']}" + (
+        f"-{extra}" if extra else "")
+
+
+@pytest.fixture(scope="module")
+def pin_traces():
+    return {}
+
+
+@pytest.mark.parametrize("case", DESIGN_PINS, ids=_case_id)
+def test_every_design_matches_pre_optimisation_pins(pin_traces, case):
+    key = (case["events"], case["trace_seed"])
+    tr = pin_traces.get(key) or pin_traces.setdefault(key, stress_trace(*key))
+    r = run(tr, case["design"], seed=case["seed"], params=case["params"] or None,
+            machine={"itlb_cpu": case["itlb_cpu"], **case["machine"]}, progress=False)
+    stats = r.stats
+    got = {m: list(stats[m]) for m in case["stats"]}
+    assert got == case["stats"]
 
 
 @pytest.fixture(scope="module")
