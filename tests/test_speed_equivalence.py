@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 
 from execbench import registry
+from execbench.errors import OutOfMemory
 from execbench.kernel import Kernel, KernelConfig
 from execbench.replay import run
 from execbench.stress import stress_trace
@@ -219,3 +220,67 @@ def test_lock_index_equals_full_scans(monkeypatch, design):
     assert np.array_equal(fast.samples, slow.samples)
     if design != "legacy":
         assert fast.counters["lock_wait_ns"] > 0 or fast.counters.get("lock_acquires_text_mutex", 0) > 0
+
+
+def _zone_state(z) -> tuple:
+    """Everything a Zone's future depends on, except the deque version
+    counters: the live entries of every free list in list order."""
+    lists = tuple(tuple(pfn for pfn, v in dq if z.free_ver[pfn] == v)
+                  for per_mt in z.areas for dq in per_mt)
+    pcps = tuple((cpu, p.count, p.free_factor, tuple(map(tuple, p.lists.values())))
+                 for cpu, p in sorted(z.pcp.items()))
+    return (lists, pcps, z.free_order.tobytes(), z.isfree.tobytes(), z.movable.tobytes(),
+            z.cache.tobytes(), bytes(z.block_mt), z.nr_free, z.boost, tuple(sorted(z.stats.items())))
+
+
+def _or_oom(f):
+    try:
+        return f()
+    except OutOfMemory:
+        return "ENOMEM"
+
+
+@pytest.mark.parametrize("placement", ["fresh-boot", "aged"])
+def test_block_at_a_time_refill_equals_page_at_a_time(monkeypatch, placement):
+    """Zone._rmqueue_bulk (whole buddy blocks per step) against
+    rmqueue_bulk_reference (one _rmqueue per block, as rmqueue_bulk() loops)
+    on random allocations and frees of every order: same frames in the same
+    order, same free lists, pcp lists and counters after every step."""
+    from execbench.kernel import pagealloc
+    from execbench.kernel.physmem import PhysMem
+
+    def machine():
+        return PhysMem(np.random.default_rng(5), 2 * 1024 ** 3, placement, cpus=2)
+
+    fast, ref = machine(), machine()
+    monkeypatch.setattr(ref.zone, "_rmqueue_bulk",
+                        lambda order, mt, count: pagealloc.rmqueue_bulk_reference(ref.zone, order, mt, count))
+    rng = np.random.default_rng(11)
+    live: list[tuple] = []
+    for step in range(1500):
+        r = rng.random()
+        cpu = int(rng.integers(2))
+        if live and (r < 0.4 or len(live) > 120):
+            kind, v, o, c0 = live.pop(int(rng.integers(len(live))))
+            for pm in (fast, ref):
+                if kind == "frames":
+                    pm.free_frames(v, cpu=cpu)
+                else:
+                    pm.free_block(v, o, cpu)
+        elif r < 0.8:
+            n = int(rng.choice([1, 2, 5, 63, 64, 200, 1500]))
+            mov = bool(rng.random() < 0.3)
+            a, b = (_or_oom(lambda pm=pm: pm.alloc_frames(n, cpu, movable=mov).tolist())
+                    for pm in (fast, ref))
+            assert a == b, step
+            if a != "ENOMEM":
+                live.append(("frames", np.array(a, dtype=np.int64), 0, cpu))
+        else:
+            o = int(rng.choice([1, 2, 3, 4, 9]))
+            a, b = (_or_oom(lambda pm=pm: pm.alloc_block(o, cpu)) for pm in (fast, ref))
+            assert a == b, step
+            if a != "ENOMEM":
+                live.append(("block", a, o, cpu))
+        if step % 25 == 0:
+            assert _zone_state(fast.zone) == _zone_state(ref.zone), step
+    assert _zone_state(fast.zone) == _zone_state(ref.zone)
