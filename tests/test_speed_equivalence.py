@@ -284,3 +284,43 @@ def test_block_at_a_time_refill_equals_page_at_a_time(monkeypatch, placement):
         if step % 25 == 0:
             assert _zone_state(fast.zone) == _zone_state(ref.zone), step
     assert _zone_state(fast.zone) == _zone_state(ref.zone)
+
+
+def _random_text_kernel(rng) -> Kernel:
+    """Live text of every user, some of it PMD-mapped, in random sizes."""
+    k = Kernel(KernelConfig(seed=int(rng.integers(100)), itlb_cpu="off"))
+    for j in range(int(rng.integers(1, 40))):
+        k.user = str(rng.choice(["module", "bpf", "ftrace", "kprobe"]))
+        k.obj = f"o{j % 13}"
+        size = int(rng.choice([64, 300, 4096, 9000, 70000, 2 << 20, 5 << 20]))
+        a = k.vmalloc(size, x=True, huge=bool(rng.random() < 0.3))
+        k.text_claim(a + int(rng.integers(0, 64)), max(1, size - 64 - int(rng.integers(0, 64))))
+    return k
+
+
+@pytest.mark.skipif(not __import__("execbench.metrics.itlb_fast", fromlist=["x"]).available(),
+                    reason="numba not installed")
+@pytest.mark.parametrize("cpu", ["skylake-sp", "icelake", "zen2", "zen4"])
+def test_compiled_itlb_checkpoint_equals_the_numpy_path(cpu):
+    """ItlbProbe.measure (one numba function per checkpoint) against
+    measure_reference (FetchStream.draw windows, union1d, simulate_owners):
+    the same values and the same warm-up length, on random layouts and
+    stream parameters (no warm-up, odd visit lengths, early and late
+    convergence, the window cap)."""
+    from execbench.metrics import itlb
+
+    rng = np.random.default_rng(sum(map(ord, cpu)))
+    for case in range(12):
+        k = _random_text_kernel(rng)
+        p = itlb.ItlbParams(
+            fetches=int(rng.choice([1, 7, 1000, 9001])), warmup=int(rng.choice([0, 5, 1024, 16384])),
+            warmup_windows=int(rng.choice([1, 3, 32])), visit_blocks=int(rng.choice([1, 3, 8])),
+            steady_cover=float(rng.choice([0.1, 2.0, 50.0])), steady_new_keys=float(rng.choice([0.0, 0.01, 0.5])),
+            user_share=float(rng.choice([0.0, 0.5])), vmlinux_share=float(rng.choice([0.0, 0.5, 1.0])))
+        probe = itlb.ItlbProbe(k, 4, cpu, p)
+        assert probe.fast
+        for i in (0, 3):
+            fast = probe.measure(i)
+            warm = probe.warm_fetches
+            assert probe.measure_reference(i) == fast, (case, i)
+            assert probe.warm_fetches == warm, (case, i)
