@@ -12,6 +12,16 @@ Two kinds of test:
   deliberate model change moves them, recompute them (replay
   ``stress_trace(5000, 0)`` / ``stress_trace(3000, 7)`` with
   ``machine={"itlb_cpu": "off"}``) and say why in the commit.
+* **Per-design pins** (``tests/fixtures/speed_pins.json``): final, peak
+  and time-weighted mean of every design (and of variants that take other
+  allocation paths: the aged placement, two NUMA nodes, v5.17 BPF, the
+  jitalloc fallback, the 6.15 ROX cache, the staged loader) on the same
+  stress traces, computed with the engine of main at 454a264 BEFORE the
+  issue-16 speed work (event loop, sampler, lock model, page allocator,
+  side allocations, iTLB checkpoints).  Compared exactly (floats as
+  stored): a change in the last bit of a time-weighted mean fails.  Again
+  not model expectations; a deliberate model change recomputes them with
+  the same cases (the ``cases`` of the file) and says why in the commit.
 * **Equivalence of each optimised piece** with the straightforward version
   it replaced, on random inputs: the bytes-based first-fit search of
   ``bpf_prog_pack`` vs the numpy run-length search; the incremental page-table
@@ -19,10 +29,14 @@ Two kinds of test:
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from execbench import registry
+from execbench.errors import OutOfMemory
 from execbench.kernel import Kernel, KernelConfig
 from execbench.replay import run
 from execbench.stress import stress_trace
@@ -62,6 +76,32 @@ PINS = {
         "api_calls": (7104, 7104),
     },
 }
+
+
+PINS_FILE = Path(__file__).parent / "fixtures" / "speed_pins.json"
+DESIGN_PINS = json.loads(PINS_FILE.read_text())["cases"]
+
+
+def _case_id(c: dict) -> str:
+    extra = ",".join(f"{k}={v}" for k, v in {**c["params"], **c["machine"]}.items())
+    return f"{c['design']}-{c['events']}/{c['trace_seed']}-s{c['seed']}-{c['itlb_cpu']}" + (
+        f"-{extra}" if extra else "")
+
+
+@pytest.fixture(scope="module")
+def pin_traces():
+    return {}
+
+
+@pytest.mark.parametrize("case", DESIGN_PINS, ids=_case_id)
+def test_every_design_matches_pre_optimisation_pins(pin_traces, case):
+    key = (case["events"], case["trace_seed"])
+    tr = pin_traces.get(key) or pin_traces.setdefault(key, stress_trace(*key))
+    r = run(tr, case["design"], seed=case["seed"], params=case["params"] or None,
+            machine={"itlb_cpu": case["itlb_cpu"], **case["machine"]}, progress=False)
+    stats = r.stats
+    got = {m: list(stats[m]) for m in case["stats"]}
+    assert got == case["stats"]
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +220,107 @@ def test_lock_index_equals_full_scans(monkeypatch, design):
     assert np.array_equal(fast.samples, slow.samples)
     if design != "legacy":
         assert fast.counters["lock_wait_ns"] > 0 or fast.counters.get("lock_acquires_text_mutex", 0) > 0
+
+
+def _zone_state(z) -> tuple:
+    """Everything a Zone's future depends on, except the deque version
+    counters: the live entries of every free list in list order."""
+    lists = tuple(tuple(pfn for pfn, v in dq if z.free_ver[pfn] == v)
+                  for per_mt in z.areas for dq in per_mt)
+    pcps = tuple((cpu, p.count, p.free_factor, tuple(map(tuple, p.lists.values())))
+                 for cpu, p in sorted(z.pcp.items()))
+    return (lists, pcps, z.free_order.tobytes(), z.isfree.tobytes(), z.movable.tobytes(),
+            z.cache.tobytes(), bytes(z.block_mt), z.nr_free, z.boost, tuple(sorted(z.stats.items())))
+
+
+def _or_oom(f):
+    try:
+        return f()
+    except OutOfMemory:
+        return "ENOMEM"
+
+
+@pytest.mark.parametrize("placement", ["fresh-boot", "aged"])
+def test_block_at_a_time_refill_equals_page_at_a_time(monkeypatch, placement):
+    """Zone._rmqueue_bulk (whole buddy blocks per step) against
+    rmqueue_bulk_reference (one _rmqueue per block, as rmqueue_bulk() loops)
+    on random allocations and frees of every order: same frames in the same
+    order, same free lists, pcp lists and counters after every step."""
+    from execbench.kernel import pagealloc
+    from execbench.kernel.physmem import PhysMem
+
+    def machine():
+        return PhysMem(np.random.default_rng(5), 2 * 1024 ** 3, placement, cpus=2)
+
+    fast, ref = machine(), machine()
+    monkeypatch.setattr(ref.zone, "_rmqueue_bulk",
+                        lambda order, mt, count: pagealloc.rmqueue_bulk_reference(ref.zone, order, mt, count))
+    rng = np.random.default_rng(11)
+    live: list[tuple] = []
+    for step in range(1500):
+        r = rng.random()
+        cpu = int(rng.integers(2))
+        if live and (r < 0.4 or len(live) > 120):
+            kind, v, o, c0 = live.pop(int(rng.integers(len(live))))
+            for pm in (fast, ref):
+                if kind == "frames":
+                    pm.free_frames(v, cpu=cpu)
+                else:
+                    pm.free_block(v, o, cpu)
+        elif r < 0.8:
+            n = int(rng.choice([1, 2, 5, 63, 64, 200, 1500]))
+            mov = bool(rng.random() < 0.3)
+            a, b = (_or_oom(lambda pm=pm: pm.alloc_frames(n, cpu, movable=mov).tolist())
+                    for pm in (fast, ref))
+            assert a == b, step
+            if a != "ENOMEM":
+                live.append(("frames", np.array(a, dtype=np.int64), 0, cpu))
+        else:
+            o = int(rng.choice([1, 2, 3, 4, 9]))
+            a, b = (_or_oom(lambda pm=pm: pm.alloc_block(o, cpu)) for pm in (fast, ref))
+            assert a == b, step
+            if a != "ENOMEM":
+                live.append(("block", a, o, cpu))
+        if step % 25 == 0:
+            assert _zone_state(fast.zone) == _zone_state(ref.zone), step
+    assert _zone_state(fast.zone) == _zone_state(ref.zone)
+
+
+def _random_text_kernel(rng) -> Kernel:
+    """Live text of every user, some of it PMD-mapped, in random sizes."""
+    k = Kernel(KernelConfig(seed=int(rng.integers(100)), itlb_cpu="off"))
+    for j in range(int(rng.integers(1, 40))):
+        k.user = str(rng.choice(["module", "bpf", "ftrace", "kprobe"]))
+        k.obj = f"o{j % 13}"
+        size = int(rng.choice([64, 300, 4096, 9000, 70000, 2 << 20, 5 << 20]))
+        a = k.vmalloc(size, x=True, huge=bool(rng.random() < 0.3))
+        k.text_claim(a + int(rng.integers(0, 64)), max(1, size - 64 - int(rng.integers(0, 64))))
+    return k
+
+
+@pytest.mark.skipif(not __import__("execbench.metrics.itlb_fast", fromlist=["x"]).available(),
+                    reason="numba not installed")
+@pytest.mark.parametrize("cpu", ["skylake-sp", "icelake", "zen2", "zen4"])
+def test_compiled_itlb_checkpoint_equals_the_numpy_path(cpu):
+    """ItlbProbe.measure (one numba function per checkpoint) against
+    measure_reference (FetchStream.draw windows, union1d, simulate_owners):
+    the same values and the same warm-up length, on random layouts and
+    stream parameters (no warm-up, odd visit lengths, early and late
+    convergence, the window cap)."""
+    from execbench.metrics import itlb
+
+    rng = np.random.default_rng(sum(map(ord, cpu)))
+    for case in range(12):
+        k = _random_text_kernel(rng)
+        p = itlb.ItlbParams(
+            fetches=int(rng.choice([1, 7, 1000, 9001])), warmup=int(rng.choice([0, 5, 1024, 16384])),
+            warmup_windows=int(rng.choice([1, 3, 32])), visit_blocks=int(rng.choice([1, 3, 8])),
+            steady_cover=float(rng.choice([0.1, 2.0, 50.0])), steady_new_keys=float(rng.choice([0.0, 0.01, 0.5])),
+            user_share=float(rng.choice([0.0, 0.5])), vmlinux_share=float(rng.choice([0.0, 0.5, 1.0])))
+        probe = itlb.ItlbProbe(k, 4, cpu, p)
+        assert probe.fast
+        for i in (0, 3):
+            fast = probe.measure(i)
+            warm = probe.warm_fetches
+            assert probe.measure_reference(i) == fast, (case, i)
+            assert probe.warm_fetches == warm, (case, i)

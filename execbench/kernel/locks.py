@@ -85,19 +85,26 @@ KNOWN_LOCKS: dict[str, str] = {
 
 
 class LockModel:
-    """Per-CPU shadow timeline, named mutexes and page-write intervals."""
+    """Per-CPU shadow timeline, named mutexes and page-write intervals.
+
+    Bookkeeping that runs around every event is kept cheap without
+    changing a result: holds are kept per (lock, CPU) sorted by end
+    (``_hidx``), the smallest end of any hold and of any write is kept so
+    that pruning is one comparison when nothing has expired, and the plain
+    list of holds (``holds``) is rebuilt from the index only when asked
+    for.  tests/test_speed_equivalence.py runs whole replays with the index
+    switched off (the straightforward scans) and compares."""
 
     def __init__(self, kernel: "Kernel"):
         self.k = kernel
         self.cpu_free: dict[int, float] = {}
-        self._holds: dict[str, list[tuple[float, float, int]]] = {}    # lock -> [(start, end, cpu)]
-        # holds released during the current event, appended to _holds when it
-        # ends (or when someone reads .holds).  They all belong to the current
-        # event's CPU, which acquire/release skip anyway, so leaving them out
-        # of the scans changes nothing -- but a module load that pokes text
-        # thousands of times no longer rescans its own holds on every release.
-        self._pending: dict[str, list[tuple[float, float, int]]] = {}
-        # Index of the same holds per (lock, cpu): starts, ends, release seq.
+        # The scans' list: lock -> [(start, end, cpu)] in release order; kept
+        # only once the index is off (_hidx_ok False), else built on demand
+        # (holds).  Holds released during the current event belong to its
+        # CPU, which acquire/release skip, so appending them at once changes
+        # no scan.
+        self._holds: dict[str, list[tuple[float, float, int]]] = {}
+        # Index of the holds per (lock, cpu): starts, ends, release seq.
         # One CPU's holds of one lock never overlap and come in time order,
         # so "which holds of CPU c cover/overlap [a, b)" is a bisect instead
         # of a scan of every hold (the scans made lock-heavy module loads
@@ -107,6 +114,7 @@ class LockModel:
         # out of order, the index is dropped and the scans are used.
         self._hidx: dict[str, dict[int, tuple[list[float], list[float], list[int]]]] = {}
         self._hidx_ok = True
+        self._hmin = float("inf")        # <= the smallest end of any indexed hold
         self._seq = 0
         self.open: dict[str, list] = {}                                  # lock -> [cpu, start, depth]
         self.wait_by_lock: dict[str, float] = {}
@@ -118,8 +126,10 @@ class LockModel:
         # is 65,536 pages, and only writes of *another* CPU can race, so a
         # write is checked against the other CPUs' recent intervals only.
         self._writes: dict[int, list[tuple[int, int, float, float, frozenset]]] = {}
+        self._wmin = float("inf")        # <= the smallest end of any recorded write
         self.races = 0
         self._update_depth = 0
+        self._hold_cms: dict[str, _Hold] = {}
         # the current event
         self._t = 0.0
         self._g0 = 0.0
@@ -130,32 +140,39 @@ class LockModel:
     @property
     def holds(self) -> dict[str, list[tuple[float, float, int]]]:
         """lock -> recorded holds ``(start, end, cpu)``, in release order."""
-        self._flush_pending()
-        return self._holds
+        if not self._hidx_ok:
+            return self._holds
+        out: dict[str, list[tuple[float, float, int]]] = {}
+        for name, per_cpu in self._hidx.items():
+            hs = [(q, (s, e, c)) for c, (starts, ends, seqs) in per_cpu.items()
+                  for s, e, q in zip(starts, ends, seqs)]
+            hs.sort()
+            out[name] = [h for _, h in hs]
+        return out
 
-    def _flush_pending(self) -> None:
-        if self._pending:
-            for name, hs in self._pending.items():
-                self._holds.setdefault(name, []).extend(hs)
-            self._pending.clear()
+    def _index_off(self) -> None:
+        """Switch to the scans: the list of holds from the index, in release order."""
+        self._holds = self.holds
+        self._hidx_ok = False
+        self._hidx = {}
 
     # -- event boundaries (called by Kernel.advance_to) -------------------------------
     def end_event(self) -> None:
         """Close the current event: its CPU is busy until its local end."""
-        cpu = self._ensure_started()
-        self.cpu_free[cpu] = self.local()
-        self._flush_pending()
+        cpu = self._cpu if self._cpu is not None else self._ensure_started()
+        self.cpu_free[cpu] = self._start + (self.k.now - self._g0) + self._waited
 
     def begin_event(self, t_ns: float) -> None:
         """A new event with timestamp ``t_ns`` begins at the current global time.
 
         Its CPU is read lazily (the replay sets ``Kernel.cpu`` after
         advancing the clock)."""
-        self._t = float(t_ns)
+        t = self._t = float(t_ns)
         self._g0 = self.k.now
         self._cpu = None
         self._waited = 0.0
-        self._prune(self._t)
+        if t > self._hmin or t > self._wmin:
+            self._prune(t)
 
     def _ensure_started(self) -> int:
         if self._cpu is None:
@@ -165,55 +182,74 @@ class LockModel:
 
     def local(self) -> float:
         """Local (per-CPU) time of the current event now."""
-        self._ensure_started()
+        if self._cpu is None:
+            self._ensure_started()
         return self._start + (self.k.now - self._g0) + self._waited
 
     def _prune(self, t: float) -> None:
-        for name, hs in self.holds.items():
-            kept = [h for h in hs if h[1] >= t]
-            if len(kept) != len(hs):
-                self.holds[name] = kept
-        for per_cpu in self._hidx.values():
-            for starts, ends, seqs in per_cpu.values():
-                k = bisect_left(ends, t)            # ends are sorted: drop e < t
-                if k:
-                    del starts[:k], ends[:k], seqs[:k]
-        for cpu, ws in self._writes.items():
-            if any(w[3] < t for w in ws):
-                self._writes[cpu] = [w for w in ws if w[3] >= t]
+        """Drop holds and writes that ended before ``t``."""
+        if t > self._hmin:
+            if self._hidx_ok:
+                lo = float("inf")
+                for per_cpu in self._hidx.values():
+                    for starts, ends, seqs in per_cpu.values():
+                        k = bisect_left(ends, t)            # ends are sorted: drop e < t
+                        if k:
+                            del starts[:k], ends[:k], seqs[:k]
+                        if ends and ends[0] < lo:
+                            lo = ends[0]
+                self._hmin = lo
+            else:
+                for name, hs in self._holds.items():
+                    kept = [h for h in hs if h[1] >= t]
+                    if len(kept) != len(hs):
+                        self._holds[name] = kept
+        if t > self._wmin:
+            lo = float("inf")
+            for cpu, ws in self._writes.items():
+                if any(w[3] < t for w in ws):
+                    ws = self._writes[cpu] = [w for w in ws if w[3] >= t]
+                for w in ws:
+                    if w[3] < lo:
+                        lo = w[3]
+            self._wmin = lo
 
     # -- mutexes ---------------------------------------------------------------------
     def acquire(self, name: str) -> None:
-        cpu = self._ensure_started()
+        cpu = self._cpu if self._cpu is not None else self._ensure_started()
         o = self.open.get(name)
         if o is not None and o[0] == cpu:
             o[2] += 1
             return
-        t0 = t = self.local()
-        moved = True
+        t0 = t = self._start + (self.k.now - self._g0) + self._waited
         if self._hidx_ok:
-            per_cpu = self._hidx.get(name, {})
-            while moved:
-                moved = False
-                for c, (starts, ends, _) in per_cpu.items():
-                    if c != cpu:
-                        i = bisect_right(ends, t)   # the only candidate: first hold ending after t
-                        if i < len(ends) and starts[i] <= t:
-                            t, moved = ends[i], True
+            per_cpu = self._hidx.get(name)
+            if per_cpu and (len(per_cpu) > 1 or cpu not in per_cpu):
+                moved = True
+                while moved:
+                    moved = False
+                    for c, (starts, ends, _) in per_cpu.items():
+                        if c != cpu:
+                            i = bisect_right(ends, t)   # the only candidate: first hold ending after t
+                            if i < len(ends) and starts[i] <= t:
+                                t, moved = ends[i], True
         else:
+            moved = True
             while moved:
                 moved = False
                 for s, e, c in self._holds.get(name, ()):
                     if c != cpu and s <= t < e:
                         t, moved = e, True
-        wait = t - t0
-        self.acquires[name] = self.acquires.get(name, 0) + 1
-        if wait > 0:
+        acq = self.acquires
+        acq[name] = acq.get(name, 0) + 1
+        if t > t0:
+            wait = t - t0
             self._waited += wait
             self.wait_total += wait
             self.wait_by_lock[name] = self.wait_by_lock.get(name, 0.0) + wait
             self.contended[name] = self.contended.get(name, 0) + 1
-        self.wait_by_lock.setdefault(name, 0.0)
+        elif name not in self.wait_by_lock:
+            self.wait_by_lock[name] = 0.0
         self.open[name] = [cpu, t, 1]
 
     def release(self, name: str) -> None:
@@ -221,44 +257,63 @@ class LockModel:
         if o is None:
             raise RuntimeError(f"release of {name}, which is not held")
         o[2] -= 1
-        if o[2] == 0:
-            del self.open[name]
-            cpu, start, end = o[0], o[1], self.local()
-            # mutual exclusion: time this hold shared with another CPU's
-            # recorded hold must have been waited for (see module doc)
-            if self._hidx_ok:
+        if o[2]:
+            return
+        del self.open[name]
+        cpu, start = o[0], o[1]
+        end = self._start + (self.k.now - self._g0) + self._waited
+        # mutual exclusion: time this hold shared with another CPU's
+        # recorded hold must have been waited for (see module doc)
+        overlap = 0.0
+        if self._hidx_ok:
+            per_cpu = self._hidx.get(name)
+            if per_cpu is None:
+                per_cpu = self._hidx[name] = {}
+            elif len(per_cpu) > 1 or cpu not in per_cpu:
                 terms = []
-                for c, (starts, ends, seqs) in self._hidx.get(name, {}).items():
+                for c, (starts, ends, seqs) in per_cpu.items():
                     if c != cpu:
                         j = bisect_right(ends, start)
                         while j < len(ends) and starts[j] < end:
                             terms.append((seqs[j], max(0.0, min(end, ends[j]) - max(start, starts[j]))))
                             j += 1
-                terms.sort()
-                overlap = sum(v for _, v in terms)
+                if terms:
+                    terms.sort()
+                    overlap = sum(v for _, v in terms)
+        else:
+            overlap = sum(max(0.0, min(end, e) - max(start, s))
+                          for s, e, c in self._holds.get(name, ()) if c != cpu)
+        if overlap > 0:
+            self._waited += overlap
+            self.wait_total += overlap
+            self.wait_by_lock[name] = self.wait_by_lock.get(name, 0.0) + overlap
+            self.contended[name] = self.contended.get(name, 0) + 1
+            end += overlap
+        if self._hidx_ok:
+            idx = per_cpu.get(cpu)
+            if idx is None:
+                idx = per_cpu[cpu] = ([], [], [])
+            starts, ends, seqs = idx
+            if ends and start < ends[-1]:
+                self._index_off()                   # out of order: fall back to the scans
             else:
-                overlap = sum(max(0.0, min(end, e) - max(start, s))
-                              for s, e, c in self._holds.get(name, ()) if c != cpu)
-            if overlap > 0:
-                self._waited += overlap
-                self.wait_total += overlap
-                self.wait_by_lock[name] = self.wait_by_lock.get(name, 0.0) + overlap
-                self.contended[name] = self.contended.get(name, 0) + 1
-                end += overlap
-            self._pending.setdefault(name, []).append((start, end, cpu))
-            if self._hidx_ok:
-                starts, ends, seqs = self._hidx.setdefault(name, {}).setdefault(cpu, ([], [], []))
-                if ends and start < ends[-1]:
-                    self._hidx_ok = False       # out of order: fall back to the scans
-                else:
-                    starts.append(start)
-                    ends.append(end)
-                    seqs.append(self._seq)
-                    self._seq += 1
+                starts.append(start)
+                ends.append(end)
+                seqs.append(self._seq)
+                self._seq += 1
+                if end < self._hmin:
+                    self._hmin = end
+                return
+        self._holds.setdefault(name, []).append((start, end, cpu))
+        if end < self._hmin:
+            self._hmin = end
 
     def hold(self, name: str) -> "_Hold":
         """``mutex_lock(&name)`` ... ``mutex_unlock(&name)`` as a ``with`` block."""
-        return _Hold(self, name)
+        h = self._hold_cms.get(name)
+        if h is None:
+            h = self._hold_cms[name] = _Hold(self, name)
+        return h
 
     # -- page writes -------------------------------------------------------------------
     def record_write(self, addr: int, nbytes: int, start: float, end: float) -> None:
@@ -268,48 +323,34 @@ class LockModel:
         unless the two held a common lock."""
         if nbytes <= 0:
             return
-        cpu = self._ensure_started()
-        held = frozenset(n for n, o in self.open.items() if o[0] == cpu)
+        cpu = self._cpu if self._cpu is not None else self._ensure_started()
+        held = frozenset(n for n, o in self.open.items() if o[0] == cpu) if self.open else _NONE
         p0, p1 = addr >> PAGE_SHIFT, (addr + nbytes - 1) >> PAGE_SHIFT
-        hit: list[tuple[int, int]] = []
-        for c, ws in self._writes.items():
-            if c == cpu:
-                continue
-            for q0, q1, s, e, locks in ws:
-                if q0 <= p1 and p0 <= q1 and s < end and start < e and not (held & locks):
-                    hit.append((max(p0, q0), min(p1, q1)))
-        if hit:
-            hit.sort()
-            lo, hi = hit[0]
-            for a, b in hit[1:]:               # pages of the union of the overlaps
-                if a > hi + 1:
-                    self.races += hi - lo + 1
-                    lo, hi = a, b
-                elif b > hi:
-                    hi = b
-            self.races += hi - lo + 1
-        self._writes.setdefault(cpu, []).append((p0, p1, start, end, held))
-
-    def _range_races(self, p0: int, p1: int, spans: list[tuple[int, int]], conflicts) -> int:
-        """Pages of ``[p0, p1]`` with a conflicting record: the union of the
-        conflicting range records' spans and the pages whose own records
-        conflict."""
-        spans = sorted(spans)
-        merged: list[list[int]] = []
-        for a, b in spans:
-            if merged and a <= merged[-1][1] + 1:
-                merged[-1][1] = max(merged[-1][1], b)
-            else:
-                merged.append([a, b])
-        n = sum(b - a + 1 for a, b in merged)
-        pages = (range(p0, p1 + 1) if p1 - p0 + 1 < len(self.page_writes)
-                 else [p for p in self.page_writes if p0 <= p <= p1])
-        for p in pages:
-            ws = self.page_writes.get(p)
-            if ws and any(conflicts(*w) for w in ws) \
-                    and not any(a <= p <= b for a, b in merged):
-                n += 1
-        return n
+        writes = self._writes
+        if len(writes) > 1 or cpu not in writes:
+            hit: list[tuple[int, int]] = []
+            for c, ws in writes.items():
+                if c == cpu:
+                    continue
+                for q0, q1, s, e, locks in ws:
+                    if q0 <= p1 and p0 <= q1 and s < end and start < e and not (held & locks):
+                        hit.append((max(p0, q0), min(p1, q1)))
+            if hit:
+                hit.sort()
+                lo, hi = hit[0]
+                for a, b in hit[1:]:               # pages of the union of the overlaps
+                    if a > hi + 1:
+                        self.races += hi - lo + 1
+                        lo, hi = a, b
+                    elif b > hi:
+                        hi = b
+                self.races += hi - lo + 1
+        ws = writes.get(cpu)
+        if ws is None:
+            ws = writes[cpu] = []
+        ws.append((p0, p1, start, end, held))
+        if end < self._wmin:
+            self._wmin = end
 
     def forget_pages(self, addr: int, npages: int) -> None:
         """The pages were unmapped (``vfree``): a later mapping of the same
@@ -348,6 +389,9 @@ class LockModel:
             out[f"lock_acquires_{name}"] = self.acquires.get(name, 0)
             out[f"lock_contended_{name}"] = self.contended.get(name, 0)
         return out
+
+
+_NONE: frozenset = frozenset()
 
 
 # Plain context-manager classes: these wrap every text_poke and memcpy, and a

@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -81,7 +81,7 @@ from ..itlb_cpus import SIZE_2M, SIZE_4K, CpuItlb, get
 from ..kernel.layout import MODULES_VADDR
 from ..kernel.pagetable import HUGE
 from ..units import MiB, PMD_SHIFT
-from . import tlbsim
+from . import itlb_fast, tlbsim
 
 if TYPE_CHECKING:
     from ..kernel import Kernel
@@ -288,6 +288,13 @@ class ItlbProbe:
         # cache), so that it is set-up time, not time inside the replay loop
         one = np.zeros(1, dtype=np.int64)
         tlbsim.simulate(self.cpu, one, one)
+        #: the compiled checkpoint (itlb_fast); None: the Python reference path
+        self.fast = itlb_fast.available()
+        if self.fast:
+            self._table = np.empty(itlb_fast.table_size(params, self.cpu), dtype=np.int64)
+            tiny = replace(params, fetches=8, warmup=8, warmup_windows=1)
+            itlb_fast.checkpoint(FetchStream(kernel, tiny), tiny, self.cpu, np.random.default_rng(0),
+                                 len(OWNERS), np.empty(64, dtype=np.int64))
 
     def due(self, i: int) -> bool:
         return i % self.every == 0 or i == self.last
@@ -297,12 +304,26 @@ class ItlbProbe:
         then L1 misses per owner and second-level misses per owner
         (:data:`OWNERS` order), each per million *total* counted fetches, so
         the per-owner values sum to the totals.  Counted after a steady-state
-        warm-up (module doc)."""
+        warm-up (module doc).  With numba the whole checkpoint runs compiled
+        (:mod:`.itlb_fast`, the same numbers); :meth:`measure_reference` is
+        the Python path."""
+        if not self.fast:
+            return self.measure_reference(i)
+        rng = np.random.default_rng([self.seed, zlib.crc32(b"itlb"), i])
+        stream = FetchStream(self.k, self.p, self.seed)
+        m1, m2, warm = itlb_fast.checkpoint(stream, self.p, self.cpu, rng, len(OWNERS), self._table)
+        return self._values(m1, m2, warm, self.p.fetches)
+
+    def measure_reference(self, i: int) -> tuple[float, ...]:
+        """:meth:`measure` through :meth:`steady_stream` and
+        :func:`.tlbsim.simulate_owners` (numpy draws, ``union1d``)."""
         rng = np.random.default_rng([self.seed, zlib.crc32(b"itlb"), i])
         stream = FetchStream(self.k, self.p, self.seed)
         keys, arr, owner, warm = self.steady_stream(stream, rng)
         m1, m2 = tlbsim.simulate_owners(self.cpu, keys, arr, owner, len(OWNERS), warm)
-        counted = keys.size - warm
+        return self._values(m1, m2, warm, keys.size - warm)
+
+    def _values(self, m1: np.ndarray, m2: np.ndarray, warm: int, counted: int) -> tuple[float, ...]:
         self.runs += 1
         self.warm_fetches = warm
         scale = 1e6 / counted
