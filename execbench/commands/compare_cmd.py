@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import registry
-from ..metrics import METRICS
+from ..metrics.catalog import specs_present
 from ..metrics.floor import DISTANCE_METRICS, FLOOR_NAME, with_floor
 from ..report import table
 from ..report.headline import ALIASES
@@ -15,8 +15,10 @@ from ..results import RESULTS_DIR, to_csv_bytes, write_files
 from ..sweep import sweep
 from ..workload_ref import resolve
 from .checks import writable
+from ..arch_trace import for_arch
 from .common import (add_designs_option, add_jobs_option, add_machine_options, add_param_option,
-                     add_seeds_option, designs_from, emit_json, machine_from, params_from)
+                     add_seeds_option, arch_of, designs_for_arch, designs_from, emit_json, machine_from,
+                     params_from)
 
 EXAMPLES = """examples:
   execbench compare                                  # all designs, default workload
@@ -48,11 +50,12 @@ def table_rows(df: pd.DataFrame, designs: list[str]) -> list[list]:
     """metric rows x design columns: gauges by mean and peak, counters by final."""
     g = df.groupby(["design", "metric"])[["final", "peak", "mean"]].mean()
     rows = []
-    for m in METRICS:
+    for m in specs_present(df.metric.unique()):
         stats = ("mean", "peak") if m.kind == "gauge" else ("final",)
         for st in stats:
             label = m.name if st == "final" else f"{m.name} ({st})"
-            rows.append([label] + [float(g.loc[(d, m.name), st]) for d in designs])
+            rows.append([label] + [float(g.loc[(d, m.name), st]) if (d, m.name) in g.index else float("nan")
+                                   for d in designs])
     return rows
 
 
@@ -75,7 +78,7 @@ def table_sections(df: pd.DataFrame, designs: list[str], distance: bool = False
     cols = designs + [FLOOR_NAME] if distance else designs
     raw = {r[0]: r[1:] for r in table_rows(df, cols)}
     counters, gauges = [], []
-    for m in METRICS:
+    for m in specs_present(df.metric.unique()):
         if distance and m.name not in DISTANCE_METRICS:
             continue
         unit, div = table.scaled(m.unit)
@@ -105,12 +108,13 @@ def print_tables(sub: pd.DataFrame, designs: list[str]) -> None:
 
 
 def main(args) -> int:
-    designs = designs_from(args) or registry.names()
+    designs = designs_for_arch(args, designs_from(args))
     machine, costs = machine_from(args)
     params = params_from(args, designs)
     out = args.out or RESULTS_DIR / "compare.csv"
     writable(out, "the comparison")
-    traces = [resolve(w) for w in (args.workload or [None])]
+    arch = arch_of(args)
+    traces = [for_arch(resolve(w), arch) for w in (args.workload or [None])]
     df, results = sweep(traces, designs, list(range(args.seeds)), params=params,
                         costs=costs, machine=machine, jobs=args.jobs, scheduler=args.scheduler)
     # the floor: design-free lower bounds, one column beside the designs

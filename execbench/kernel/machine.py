@@ -151,6 +151,7 @@ class Kernel:
         self._hi_page = layout.hi_page if not layout.linear else self.page_of
         self._cpa, self._tlb, self._patch = arch.cpa, arch.tlb, arch.patch
         self._patch_lock = arch.patch_lock
+        self._api_names = arch.api_names
         if self.config.numa_nodes < 1:
             raise ExecbenchError(f"numa_nodes={self.config.numa_nodes}: a machine has at least one node")
         self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement,
@@ -289,7 +290,11 @@ class Kernel:
 
     # -- interface accounting ---------------------------------------------------------
     def api(self, entry: str) -> None:
-        """Record one call into a design's exported API by the current user."""
+        """Record one call into a design's exported API by the current user
+        (under the architecture's name for it: ``text_poke_copy`` is
+        ``aarch64_insn_copy`` on arm64)."""
+        if self._api_names:
+            entry = self._api_names.get(entry, entry)
         self.counters["api_calls"] += 1
         self.entry_points.add((self.user, entry))
 
@@ -579,6 +584,8 @@ class Kernel:
 
     def api_repeat(self, entry: str, count: int) -> None:
         """Record ``count`` calls of one API entry point (:mod:`.text_poke_batch`)."""
+        if self._api_names:
+            entry = self._api_names.get(entry, entry)
         text_poke_batch.api_repeat(self, entry, count)
 
     # -- architecture hooks of the module loader ----------------------------------------------
