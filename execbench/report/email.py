@@ -20,7 +20,7 @@ import math
 import textwrap
 from typing import Sequence
 
-from .data import Headline
+from .data import Headline, arch_phrase
 from .headline import Row, Table, fmt_ratio, fmt_value, ratio
 
 WIDTH = 72
@@ -196,7 +196,8 @@ def render_full(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = N
     out += ["Machine and parameters", "----------------------"]
     m = h.machine
     mem = m.get("mem_bytes")
-    out += wrap(f"memory {mem / 2**30:g} GiB, frame placement {m.get('placement')}, "
+    out += wrap(f"architecture {arch_phrase(m)}" + (f" ({m['module_sizes']})" if m.get("module_sizes") else "")
+                + f", memory {mem / 2**30:g} GiB, frame placement {m.get('placement')}, "
                 f"KASLR {'on' if m.get('kaslr') else 'off'}, NUMA nodes "
                 f"{m.get('numa_nodes', 1)}; seeds {seeds}." if mem else
                 f"seeds {seeds}.")

@@ -27,7 +27,7 @@ from typing import Sequence
 
 from . import attribution
 from .conclusions import paragraphs
-from .data import Headline
+from .data import Headline, arch_phrase
 from .email import WIDTH, ascii_only, render_grid, wrap
 from .headline import FLOOR_DESIGN, QUESTIONS, Row, Table, alias, fmt_sig, present_rows
 from .summary import Cell, cells
@@ -153,6 +153,9 @@ def designs_legend(h: Headline, compact: bool = False) -> list[str]:
              for d in h.designs if d.name != FLOOR_DESIGN]
     out = wrap("Designs (kernel whose rules each follows): " + ", ".join(items) + "; floor = "
                "the design-free lower bound for the same live text.", indent="  ", first="  ")
+    notes = [f"{alias(d.name)} {d.arch_note}" for d in h.designs if getattr(d, "arch_note", "")]
+    if notes:
+        out += wrap(f"On {arch_phrase(h.machine)}: " + "; ".join(notes) + ".", indent="  ", first="  ")
     out += wrap(attribution.loader_strategies(h, baseline_of(h), compact), indent="  ", first="  ")
     faults = attribution.faults_as_posted(h)
     if faults:
@@ -268,7 +271,7 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
              "misses per 10^6 fetches; backing in KiB; counters are totals over the trace; "
              "W+X in page*ms of virtual time. Primitive costs (assumed): --full."
              if not compact else "Units and primitive costs (assumed): --full.")
-    out += wrap(f"Machine: {mach}{itlb}. {units}",
+    out += wrap(f"Machine: {arch_phrase(m)}, {mach}{itlb}. {units}",
                 indent="  ", first="  ")
     if detail:
         out += synthetic_lines(h)
