@@ -304,3 +304,63 @@ def test_kasan_vmalloc_shadow_and_the_61_quirk():
     from execbench.models.common.arm64 import module_alloc_arm64
     module_alloc_arm64(k, PAGE)
     assert k.counters["module_fallback_allocs"] == 1
+
+
+# -- the command line and the benchmarks ------------------------------------------------------
+
+def test_compare_arch_arm64_runs_every_design_that_exists(tmp_path, capsys):
+    import pandas as pd
+
+    from execbench import registry
+    from execbench.cli import main
+    out = tmp_path / "c.csv"
+    assert main(["compare", "--arch", "arm64", "-w", "boot-cloud", "--seeds", "1",
+                 "--itlb-cpu", "off", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert set(df.design) == set(registry.names_for("arm64")) | {"floor"}
+    assert {"plt_entries", "module_fallback_allocs", "tlbi_pages"} <= set(df.metric)
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Simulated arm64" in text and "TLBI bcast" in text
+    assert "not on arm64: module_alloc_type_pmd" in text and "execmem_rox (" in text
+
+
+def test_a_design_that_does_not_exist_is_a_one_line_error(capsys):
+    from execbench.cli import main
+    assert main(["run", "-d", "execmem_rox", "--arch", "arm64"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "execmem_rox does not exist on arm64" in err
+    assert main(["compare", "-d", "legacy", "--kasan", "generic"]) == 2
+    assert "add --arch arm64" in capsys.readouterr().err
+
+
+def test_list_shows_the_architectures(capsys):
+    import json
+
+    from execbench.cli import main
+    assert main(["list", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    arches = {a["name"]: a for a in got["architectures"]}
+    assert set(arches) == {"x86_64", "arm64"}
+    assert "execmem_rox" not in arches["arm64"]["designs"]
+    by = {d["name"]: d["arches"] for d in got["designs"]}
+    assert by["module_alloc_type"]["arm64"].startswith("yes: our reading")
+    assert by["execmem_rox"]["arm64"].startswith("no: ")
+
+
+def test_arm64_benchmarks_return_finite_numbers(monkeypatch):
+    import math
+    import sys
+    from pathlib import Path
+    from execbench.workloads import catalog
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import bench_arm64
+    w = min(catalog.shipped(), key=lambda x: (x.events, x.name))
+    monkeypatch.setenv("EXECBENCH_BENCH_MAX_EVENTS", str(w.events))
+    monkeypatch.setenv("EXECBENCH_BENCH_DESIGNS", "legacy,execmem")
+    m = bench_arm64.Arm64Metrics()
+    cache = m.setup_cache()
+    for n in (x for x in dir(m) if x.startswith("track_")):
+        fn = getattr(m, n)
+        assert fn.unit
+        for d in ("legacy", "execmem"):
+            assert math.isfinite(fn(cache, d, w.name)), (n, d)
