@@ -62,7 +62,9 @@ def for_arch(trace: Trace, arch: str) -> Trace:
     """``trace`` with ``arch``'s module sizes (module doc); ``trace`` itself
     when it already carries them (every x86-64 replay of an x86-64 trace)."""
     if trace_arch(trace) == arch:
-        return trace
+        if arch == "x86_64" or "arch_modinfo" in trace.__dict__:
+            return trace
+        return _with_modinfo(trace, arch)
     hit = _CACHE.get((id(trace), arch))
     if hit is not None and hit[0] is trace:
         return hit[1]
@@ -91,6 +93,27 @@ def _retarget(archsizes, trace: Trace, arch: str) -> Trace:
     return new
 
 
+def _with_modinfo(trace: Trace, arch: str) -> Trace:
+    """A trace recorded on ``arch`` (its sizes are that architecture's
+    already): attach the per-module PLT candidates of its series' module
+    table, by module name (none when the table is not available)."""
+    new = Trace(df=trace.df, path=trace.path, name=trace.name, provenance=trace.provenance)
+    new.__dict__["arch"] = arch
+    new.__dict__["arch_sizes"] = "recorded"
+    info: dict = {}
+    try:
+        from .workloads import archsizes
+    except ImportError:
+        pass
+    else:
+        table = archsizes.module_table(arch, trace_series(trace))
+        cols = [c for c in table.columns if c.startswith("plt_")]
+        names = set(trace.df.loc[trace.df["user"] == "module", "obj"])
+        info = {str(m): {c: int(row[c]) for c in cols} for m, row in table.loc[table.index.isin(names)].iterrows()}
+    new.__dict__["arch_modinfo"] = info
+    return new
+
+
 def _stub_same_sizes(trace: Trace, arch: str) -> Trace:
     """STUB until workloads/archsizes.py is merged: the trace's own sizes,
     no PLT candidates (every module load counts in ``plt_info_missing``),
@@ -105,6 +128,8 @@ def _stub_same_sizes(trace: Trace, arch: str) -> Trace:
 def sizes_note(trace: Trace) -> str:
     """What module sizes a trace carries, for results meta and reports."""
     src = trace.__dict__.get("arch_sizes")
+    if src == "recorded":
+        return "module sizes as recorded on this architecture"
     if src == "stub":
         return "x86-64 module sizes (arm64 module tables not available: stub)"
     if src:

@@ -364,3 +364,49 @@ def test_arm64_benchmarks_return_finite_numbers(monkeypatch):
         assert fn.unit
         for d in ("legacy", "execmem"):
             assert math.isfinite(fn(cache, d, w.name)), (n, d)
+
+
+def test_module_sizes_change_with_the_architecture_in_one_place():
+    from execbench.arch_trace import for_arch, sizes_note, trace_arch
+    from execbench.workload_ref import resolve
+    x86 = resolve("boot-cloud")
+    assert for_arch(x86, "x86_64") is x86                 # x86 replays take the trace as it is
+    a = for_arch(x86, "arm64")
+    assert trace_arch(a) == "arm64" and a.name == x86.name and sizes_note(a)
+    assert for_arch(a, "arm64") is a                       # idempotent: the replay calls it again
+    loads = lambda t: t.df[(t.df.user == "module") & (t.df.op == "load")].set_index("obj")
+    if a.__dict__["arch_sizes"] == "stub":
+        # workloads/archsizes.py not merged yet: the stub keeps the x86 sizes and says so
+        assert a.df is x86.df and a.arch_modinfo == {} and "stub" in sizes_note(a)
+    else:
+        # the arm64 table of the same series: same module names, other sizes, PLT columns
+        both = loads(a).index.intersection(loads(x86).index)
+        assert len(both) and (loads(a).loc[both, "text"] != loads(x86).loc[both, "text"]).any()
+        assert all("plt_core" in a.arch_modinfo[m] for m in both)
+
+
+def test_a_trace_recorded_on_arm64_keeps_its_sizes(tb):
+    from execbench.arch_trace import for_arch, sizes_note
+    tb.module("m", text=5000, data=100)
+    t = tb.trace()
+    t.provenance = {"workload": {"arch": "arm64", "module_table": "6.1.0-56-arm64.modules.csv"}}
+    a = for_arch(t, "arm64")
+    assert a.df is t.df and isinstance(a.arch_modinfo, dict)
+    assert sizes_note(a) == "module sizes as recorded on this architecture"
+
+
+def test_bbml2_splits_only_from_v6_18():
+    from execbench.errors import ExecbenchError
+    with pytest.raises(ExecbenchError, match="from v6.18"):
+        arm64((6, 12), linear_map="bbml2")
+    # v6.18 with BBML2_NOABORT: the linear map starts with block leaves and an alias
+    # change splits the leaves over the changed page (split_kernel_leaf_mapping()):
+    # the 2 MiB leaf over the page, and the 1 GiB leaf above it unless already split
+    k = arm64((6, 18), linear_map="bbml2")
+    a = k.vmalloc(PAGE)
+    before = k.phys.splits_2m
+    k.set_memory_ro(a, 1)
+    assert k.phys.splits_2m == before + 1
+    k0 = arm64((6, 12))                       # rodata=full, page-mapped: nothing to split
+    k0.set_memory_ro(k0.vmalloc(PAGE), 1)
+    assert k0.phys.splits_2m == k0.phys.splits_1g == 0

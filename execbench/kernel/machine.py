@@ -104,6 +104,10 @@ def _check_arch_options(cfg: KernelConfig, arch) -> None:
         raise ExecbenchError(f"kasan={cfg.kasan!r}: one of off, generic, sw_tags, hw_tags")
     if cfg.linear_map not in ("ptes", "bbml2"):
         raise ExecbenchError(f"linear_map={cfg.linear_map!r}: one of ptes, bbml2")
+    if cfg.linear_map == "bbml2" and tuple(cfg.version) < (6, 18):
+        # a166563e7ec3 "arm64: mm: support large block mapping when rodata=full" (v6.18)
+        raise ExecbenchError(f"linear_map=bbml2: block mappings with rodata=full exist from v6.18; "
+                             f"this kernel is {cfg.version[0]}.{cfg.version[1]}")
     if "kasan" not in arch.options:
         changed = [f"{n}={getattr(cfg, n)!r}" for n, d in (("module_region_full", True), ("kasan", "off"),
                                                            ("linear_map", "ptes"), ("tlbi_range", False))
