@@ -410,3 +410,17 @@ def test_bbml2_splits_only_from_v6_18():
     k0 = arm64((6, 12))                       # rodata=full, page-mapped: nothing to split
     k0.set_memory_ro(k0.vmalloc(PAGE), 1)
     assert k0.phys.splits_2m == k0.phys.splits_1g == 0
+
+
+@pytest.mark.parametrize("design,writes", [("legacy", 10), ("execmem", 20)])
+def test_ftrace_sites_are_written_through_the_fixmap_at_load(tb, design, writes):
+    # arch/arm64/kernel/ftrace.c ftrace_init_nop() (called by ftrace_module_init() for
+    # each __patchable_function_entries site at load): ftrace_modify_code() ->
+    # aarch64_insn_patch_text_nosync(), one fixmap write per site even into RW module
+    # memory (patching.c patch_map(): vmalloc_to_page()).  With
+    # DYNAMIC_FTRACE_WITH_CALL_OPS (v6.3+; the execmem model is v6.10) it first writes
+    # the 8-byte ops literal (ftrace_rec_set_nop_ops() -> aarch64_insn_write_literal_u64()):
+    # one more write per site.  10 sites: 10 writes on 6.1, 20 on 6.10.
+    tb.module("m", text=8000, data=100, mcount_locs=10)
+    c = run(as_arm64(tb.trace()), design, machine={"arch": "arm64", "itlb_cpu": "off"}).counters
+    assert c["text_pokes_ftrace_init"] == writes and c["fixmap_pokes"] == writes

@@ -124,14 +124,16 @@ def text_poke_sync(k: "Kernel") -> None:
 
 
 def text_poke_repeat(k: "Kernel", addr: int, span: int, nbytes: int, count: int) -> None:
-    """``count`` instruction writes of ``nbytes`` each inside ``[addr, +span)``."""
+    """``count`` writes of ``nbytes`` each inside ``[addr, +span)``, one fixmap
+    round each: an instruction (``aarch64_insn_patch_text_nosync()``), or an
+    8-byte literal or table entry (``aarch64_insn_write_literal_u64()``)."""
     if count <= 0 or nbytes <= 0:
         return
     if nbytes > PAGE or nbytes > span:
         raise KernelBug(f"text_poke_repeat: {nbytes}-byte writes into a {span}-byte range")
     _check_mapped(k, addr, span)
     with k.locks.hold("patch_lock"), k.locks.page_update(addr, span):
-        _fixmap_writes(k, count * _insns(nbytes), count * nbytes)
+        _fixmap_writes(k, count, count * nbytes)
 
 
 def text_poke_sync_repeat(k: "Kernel", count: int) -> None:
