@@ -110,6 +110,9 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     machine = dict(machine or {})
     # the architecture's module sizes (execbench/arch_trace.py; x86-64: the trace as it is)
     trace = for_arch(trace, machine.get("arch", "x86_64"))
+    if "itlb_cpu" not in machine and machine.get("arch", "x86_64") != "x86_64":
+        from .kernel.arch import get_arch
+        machine["itlb_cpu"] = get_arch(machine["arch"]).itlb_cpu   # the architecture's CPU preset
     if "cpus" not in machine and len(trace):
         # one per-CPU page list per CPU the trace runs on
         machine["cpus"] = max(2, int(trace.df["cpu"].astype(int).max()) + 1)
