@@ -161,7 +161,7 @@ def render_full(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = N
     plus_floor = " + the floor" if ndes < len(h.designs) else ""
     out = wrap(f"execbench {h.version} (code commit {h.commit}): executable-memory "
                f"allocator designs replayed on recorded workloads on one simulated "
-               f"x86-64 kernel; {ndes} design(s){plus_floor} x {len(h.workloads)} "
+               f"{arch_phrase(h.machine)} kernel; {ndes} design(s){plus_floor} x {len(h.workloads)} "
                f"workload(s) x {len(h.seeds)} seed(s) ({seeds}).")
     out.append("")
     out += wrap("Every number is the mean over the seeds. Lower is better on every row. "

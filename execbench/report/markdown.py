@@ -20,7 +20,7 @@ def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) 
     out = [f"# execbench {h.version} results (code commit `{h.commit}`)", "",
            f"{sum(d.name != 'floor' for d in h.designs)} design(s) x {len(h.workloads)} "
            f"workload(s) x seeds {seeds}, "
-           "one simulated x86-64 kernel. Every number is the mean over the seeds; lower is "
+           f"one simulated {arch_phrase(h.machine)} kernel. Every number is the mean over the seeds; lower is "
            "better everywhere; the ratio to the baseline is in parentheses; *floor* is the "
            "design-free lower bound for the same live text.", "", "## Designs", ""]
     out.append(_row(["design", "kernel", "what it models", "params", "source"]))

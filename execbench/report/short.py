@@ -237,7 +237,7 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
     seeds = ", ".join(map(str, h.seeds))
     out = wrap(f"execbench {h.version} (code commit {h.commit}): {ndes} allocator designs"
                f"{' + the floor' if has_floor else ''} x {_n(len(h.workloads), 'workload')} x "
-               f"{_n(len(h.seeds), 'seed')} ({seeds}) on one simulated x86-64 kernel. Lower is "
+               f"{_n(len(h.seeds), 'seed')} ({seeds}) on one simulated {arch_phrase(h.machine)} kernel. Lower is "
                "better on every metric here.")
     out += ["", "Conclusions:"]
     for _, s in paragraphs(h, base):
