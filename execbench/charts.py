@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .replay import RunResult
-from .report.data import Headline
+from .report.data import Headline, arch_phrase
 from .report.headline import Table, Row
 from .trace import atomic_write_bytes
 
@@ -236,7 +236,7 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
              else f"seed {h.seeds[0]}")
     first = f"seed {h.seeds[0]}"
     sub = tl[tl.workload == workload] if len(tl) else tl
-    foot = f"execbench {h.version} ({h.commit}), simulated x86-64"
+    foot = f"execbench {h.version} ({h.commit}), simulated {arch_phrase(h.machine)}"
     written: list[Path] = []
 
     # 1. iTLB entries over virtual time, one panel per design

@@ -40,6 +40,9 @@ class Design:
         if unknown:
             raise DesignError(f"design {self.name!r} has no parameter(s) {sorted(unknown)}; "
                               f"known: {sorted(self.defaults)}")
+        why = self.arch_support(kernel.arch.name)
+        if why:
+            raise DesignError(f"{self.name} does not exist on {kernel.arch.name}: {why}")
         self.kernel = kernel
         self.params: dict[str, Any] = {**self.defaults, **params}
 
@@ -48,6 +51,20 @@ class Design:
         """What the run's loader strategy is relative to the design as
         posted or shipped: '' (as posted/shipped), or a short label such as
         "what-if" or "extrapolation" that reports print beside it."""
+        return ""
+
+    @classmethod
+    def arch_support(cls, arch: str) -> str | None:
+        """None when the design exists on ``arch``; otherwise one line saying
+        why it does not (``execbench list`` and ``compare --arch`` show it;
+        building the design there raises :class:`DesignError` with it)."""
+        return None
+
+    @classmethod
+    def arch_note(cls, arch: str, params: dict[str, Any] | None = None) -> str:
+        """What the design is on ``arch`` relative to code that exists: ''
+        (as merged or posted for that architecture), or a short label such as
+        "our reading" or "extrapolation" that reports print beside it."""
         return ""
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Instruction-TLB geometry of real x86-64 CPUs, for :mod:`execbench.metrics.itlb`.
+"""Instruction-TLB geometry of real x86-64 and arm64 CPUs, for :mod:`execbench.metrics.itlb`.
 
 Each preset is a two-level instruction-translation hierarchy:
 
@@ -38,6 +38,14 @@ quoted by a third party, [U] = not verified from a primary source here):
   other 1024-entry 8-way array of that dump holds 4K and 1G only; kernel
   text never uses 1 GiB leaves, so only its 4 KiB half would matter and it is
   left out -- a simplification that can only overstate 4 KiB STLB misses).
+
+* ``neoverse-n1`` [P] (the arm64 default): Arm Cortex-A76 Core Technical
+  Reference Manual, section A5.2 "TLB organization": instruction L1 TLB 48
+  entries fully associative, caching 4 KiB, 16 KiB, 64 KiB, 2 MiB and 32 MiB
+  translations; L2 TLB 1280 entries 5-way, shared by instructions and data
+  (modelled as the instruction side's second level, like the x86 STLBs).
+  The Neoverse N1 core is the Cortex-A76 with infrastructure additions and
+  the same MMU arrangement (WikiChip, "Neoverse N1").
 
 Simplifications common to every preset (and why): set index = low bits of
 the page number (Intel's STLB hashes higher bits, and Zen's L2 TLBs are
@@ -118,6 +126,11 @@ CPUS: dict[str, CpuItlb] = {
         (TlbArray("itlb_l1", 64, 64, _BOTH),),
         TlbArray("l2_itlb", 512, 8, _BOTH),
         "AMD SOG Family 19h Models 10h+ pub. 57647 [U]"),
+    "neoverse-n1": CpuItlb(
+        "neoverse-n1", "Arm Neoverse N1 (Cortex-A76 MMU; Graviton2, Ampere Altra)",
+        (TlbArray("itlb_l1", 48, 48, _BOTH),),
+        TlbArray("l2_tlb", 1280, 5, _BOTH),
+        "Arm Cortex-A76 Core TRM section A5.2 [P]"),
 }
 
 DEFAULT_CPU = "skylake-sp"

@@ -26,6 +26,11 @@ def names() -> list[str]:
     return list(DESIGNS)
 
 
+def names_for(arch: str) -> list[str]:
+    """The designs that exist on ``arch`` (``Design.arch_support``)."""
+    return [n for n in DESIGNS if get(n).arch_support(arch) is None]
+
+
 def get(name: str):
     """The design class registered as ``name``."""
     try:

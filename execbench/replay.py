@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import registry
+from .arch_trace import for_arch
 from .errors import ExecbenchError, KernelBug, OutOfMemory, printable
 from .kernel import Costs, Kernel, KernelConfig
 from .kernel.sidealloc import SideAllocs, SideParams
@@ -49,7 +50,7 @@ class RunResult:
     @property
     def stats(self) -> dict[str, tuple[float, float, float]]:
         """metric -> (final, peak, time-weighted mean)."""
-        return summarise(self.samples, self.t_ns)
+        return summarise(self.samples, self.t_ns, self.metrics)
 
     @property
     def final(self) -> dict[str, float]:
@@ -107,6 +108,11 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     """
     cls = registry.get(design)
     machine = dict(machine or {})
+    # the architecture's module sizes (execbench/arch_trace.py; x86-64: the trace as it is)
+    trace = for_arch(trace, machine.get("arch", "x86_64"))
+    if "itlb_cpu" not in machine and machine.get("arch", "x86_64") != "x86_64":
+        from .kernel.arch import get_arch
+        machine["itlb_cpu"] = get_arch(machine["arch"]).itlb_cpu   # the architecture's CPU preset
     if "cpus" not in machine and len(trace):
         # one per-CPU page list per CPU the trace runs on
         machine["cpus"] = max(2, int(trace.df["cpu"].astype(int).max()) + 1)
@@ -114,6 +120,7 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     config = KernelConfig(seed=seed, version=tuple(cls.kernel_for({**cls.defaults, **(params or {})})),
                           costs=costs or Costs(), **machine)
     kernel = Kernel(config)
+    kernel.module_arch_info = trace.__dict__.get("arch_modinfo", {})
     side = SideAllocs(kernel, SideParams.from_provenance(trace.provenance)
                       if config.side_allocs else SideParams(enabled=False))
     d = cls(kernel, **(params or {}))
@@ -177,4 +184,5 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     return RunResult(design=design, workload=trace.name, seed=seed, params=dict(d.params),
                      config=config, samples=sampler.samples, t_ns=sampler.t,
                      counters=kernel.snapshot_counters(), entry_points=eps, wall_s=wall,
-                     api_per_op={k: (v[0], v[1]) for k, v in sorted(api_per_op.items())})
+                     api_per_op={k: (v[0], v[1]) for k, v in sorted(api_per_op.items())},
+                     metrics=list(sampler.names))

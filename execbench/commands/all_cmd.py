@@ -39,7 +39,7 @@ EXAMPLES = """examples:
 def register(sub) -> None:
     p = sub.add_parser("all", help="regenerate results/: CSV, charts, reports",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", metavar="DIR", help="default results/")
+    p.add_argument("--out", metavar="DIR", help="default results/ (results/arm64/ with --arch arm64)")
     add_run_options(p, with_from=False)
     p.set_defaults(func=main)
 
@@ -73,7 +73,9 @@ def write_all(h, tl, out: Path) -> list[Path]:
 
 
 def main(args) -> int:
-    out = Path(args.out) if args.out else RESULTS_DIR
+    # another architecture's headline run goes beside x86-64's, never over it
+    arch = getattr(args, "arch", None) or "x86_64"
+    out = Path(args.out) if args.out else (RESULTS_DIR if arch == "x86_64" else RESULTS_DIR / arch)
     writable_dir(out, "the results")
     writable_dir(out / "charts", "the charts")
     t0 = time.perf_counter()

@@ -49,6 +49,9 @@ def designs_from(args) -> list[str] | None:
 
 def add_machine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("simulated machine")
+    g.add_argument("--arch", choices=("x86_64", "arm64"), default="x86_64",
+                   help="the simulated architecture (default x86_64; arm64: Debian's arm64 "
+                        "configuration, docs/arm64.md; designs that do not exist there are skipped)")
     g.add_argument("--mem-gib", type=mem_gib_arg, default=16, metavar="GIB",
                    help="machine memory in GiB, 2..256 (default 16)")
     g.add_argument("--numa-nodes", type=numa_nodes_arg, default=1, metavar="N",
@@ -63,22 +66,53 @@ def add_machine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cost", action="append", metavar="NAME=NS",
                    help="override a primitive cost in ns, finite and >= 0 "
                         "(repeatable; see execbench list --costs)")
-    g.add_argument("--itlb-cpu", default="skylake-sp", metavar="CPU",
-                   help="CPU preset for itlb_miss_per_mfetch (skylake-sp, icelake, zen2, zen3, zen4) "
-                        "or 'off' to skip the dynamic iTLB metric (default skylake-sp)")
+    g.add_argument("--itlb-cpu", default=None, metavar="CPU",
+                   help="CPU preset for itlb_miss_per_mfetch (skylake-sp, icelake, zen2, zen3, zen4, "
+                        "neoverse-n1) or 'off' to skip the dynamic iTLB metric (default skylake-sp; "
+                        "neoverse-n1 with --arch arm64)")
     g.add_argument("--itlb", action="append", metavar="NAME=VALUE",
                    help="iTLB fetch-stream parameter, e.g. module_zipf=1.2 or checkpoints=32 "
                         "(repeatable; see execbench/metrics/itlb.py ItlbParams)")
+    a = p.add_argument_group("arm64 machine options (with --arch arm64)")
+    a.add_argument("--no-module-region-full", dest="module_region_full", action="store_false",
+                   default=True, help="CONFIG_RANDOMIZE_MODULE_REGION_FULL=n (Debian and the "
+                                      "Kconfig default have =y: modules anywhere in a 2 GiB window)")
+    a.add_argument("--kasan", choices=("off", "generic", "sw_tags", "hw_tags"), default="off",
+                   help="CONFIG_KASAN mode (default off, as Debian); arm64 selects KASAN_VMALLOC")
+    a.add_argument("--linear-map", choices=("ptes", "bbml2"), default="ptes",
+                   help="rodata=full linear map: page-mapped from boot (ptes, default) or block "
+                        "mappings split on demand (bbml2: v6.18+ on a BBML2_NOABORT CPU)")
+    a.add_argument("--tlbi-range", action="store_true",
+                   help="the CPU has FEAT_TLBIRANGE (changes the v6.13+ flush_tlb_kernel_range rule)")
 
 
 def add_jobs_option(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--jobs", "-j", type=jobs_arg, default=0, metavar="N", help=help)
 
 
+#: (option, KernelConfig field, default) of the arm64-only machine options
+ARM64_OPTIONS = (("--no-module-region-full", "module_region_full", True), ("--kasan", "kasan", "off"),
+                 ("--linear-map", "linear_map", "ptes"), ("--tlbi-range", "tlbi_range", False))
+
+
+def arch_of(args) -> str:
+    return getattr(args, "arch", None) or "x86_64"
+
+
 def machine_from(args) -> tuple[dict, Costs]:
+    from ..kernel.arch import get_arch
+    arch = get_arch(arch_of(args))
     machine = {"mem_bytes": args.mem_gib * GiB, "placement": args.placement,
                "kaslr": not args.no_kaslr, "numa_nodes": getattr(args, "numa_nodes", 1)}
-    cpu = getattr(args, "itlb_cpu", "skylake-sp")
+    for opt, name, default in ARM64_OPTIONS:
+        v = getattr(args, name, default)
+        if v != default and arch.name != "arm64":
+            raise UsageError(f"{opt}: an arm64 machine option; add --arch arm64")
+        if arch.name == "arm64":
+            machine[name] = v
+    if arch.name != "x86_64":
+        machine["arch"] = arch.name
+    cpu = getattr(args, "itlb_cpu", None) or arch.itlb_cpu
     if cpu != "off":
         from ..itlb_cpus import get as get_cpu
         try:
@@ -100,10 +134,24 @@ def machine_from(args) -> tuple[dict, Costs]:
     machine["itlb_cpu"] = cpu
     machine["itlb_params"] = tuple(pairs)
     try:
-        costs = Costs.parse(args.cost)
+        costs = arch.costs.parse(args.cost)
     except ValueError as e:
         raise UsageError(printable(e, 180)) from None
     return machine, costs
+
+
+def designs_for_arch(args, chosen: list[str] | None) -> list[str]:
+    """The designs a command runs on ``--arch``: the chosen ones, each of
+    which must exist there (a UsageError saying why not), or every
+    registered design that exists there."""
+    arch = arch_of(args)
+    if chosen:
+        for d in chosen:
+            why = registry.get(d).arch_support(arch)
+            if why:
+                raise UsageError(f"{d} does not exist on {arch}: {why}")
+        return chosen
+    return registry.names_for(arch)
 
 
 PARAM_HELP = ("set a design parameter: NAME=VALUE for every design run here that has "
@@ -120,20 +168,20 @@ def design_class(name: str):
     return registry.get(name)
 
 
-def check_params(design: str, params: dict) -> None:
+def check_params(design: str, params: dict, arch: str = "x86_64") -> None:
     """Build the design once on a small machine, so that a parameter value
     its constructor refuses (``execmem_rox --param version=9.9``) is an
     error now, not after other replays have run."""
     from ..kernel import Kernel, KernelConfig
     cls = registry.get(design)
     try:
-        cls(Kernel(KernelConfig(version=cls.kernel_version, mem_bytes=2 * GiB, itlb_cpu="off")),
-            **params)
+        cls(Kernel(KernelConfig(version=cls.kernel_version, mem_bytes=2 * GiB, itlb_cpu="off",
+                                arch=arch)), **params)
     except (DesignError, ValueError) as e:
         raise UsageError(f"--param for {design}: {printable(e, 150)}") from None
 
 
-def parse_param_items(items: list[str] | None, designs: list[str]) -> dict[str, dict]:
+def parse_param_items(items: list[str] | None, designs: list[str], arch: str = "x86_64") -> dict[str, dict]:
     """``--param`` values -> {design: {name: typed value}} for ``designs``.
 
     ``DESIGN:NAME=VALUE`` sets it for that design (which must be among
@@ -161,12 +209,13 @@ def parse_param_items(items: list[str] | None, designs: list[str]) -> dict[str, 
         for d in targets:
             out.setdefault(d, {}).update(registry.get(d).parse_params([body]))
     for design, params in out.items():
-        check_params(design, params)
+        check_params(design, params, arch)
     return out
 
 
 def params_from(args, designs: list[str] | None = None) -> dict[str, dict]:
-    return parse_param_items(args.param, designs or args.designs or registry.names())
+    return parse_param_items(args.param, designs or args.designs or registry.names_for(arch_of(args)),
+                             arch_of(args))
 
 
 def emit_json(obj) -> None:

@@ -2,21 +2,24 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 
 from .. import registry
-from ..metrics import METRICS
+from ..metrics.catalog import specs_present
 from ..metrics.floor import DISTANCE_METRICS, FLOOR_NAME, with_floor
 from ..report import table
-from ..report.headline import ALIASES
+from ..report.headline import ALIASES, ARCH_UNITS
 from ..results import RESULTS_DIR, to_csv_bytes, write_files
 from ..sweep import sweep
 from ..workload_ref import resolve
 from .checks import writable
+from ..arch_trace import for_arch, sizes_note
 from .common import (add_designs_option, add_jobs_option, add_machine_options, add_param_option,
-                     add_seeds_option, designs_from, emit_json, machine_from, params_from)
+                     add_seeds_option, arch_of, designs_for_arch, designs_from, emit_json, machine_from,
+                     params_from)
 
 EXAMPLES = """examples:
   execbench compare                                  # all designs, default workload
@@ -48,11 +51,12 @@ def table_rows(df: pd.DataFrame, designs: list[str]) -> list[list]:
     """metric rows x design columns: gauges by mean and peak, counters by final."""
     g = df.groupby(["design", "metric"])[["final", "peak", "mean"]].mean()
     rows = []
-    for m in METRICS:
+    for m in specs_present(df.metric.unique()):
         stats = ("mean", "peak") if m.kind == "gauge" else ("final",)
         for st in stats:
             label = m.name if st == "final" else f"{m.name} ({st})"
-            rows.append([label] + [float(g.loc[(d, m.name), st]) for d in designs])
+            rows.append([label] + [float(g.loc[(d, m.name), st]) if (d, m.name) in g.index else float("nan")
+                                   for d in designs])
     return rows
 
 
@@ -64,7 +68,7 @@ def distance_rows(df: pd.DataFrame, designs: list[str]) -> list[list]:
     return [[r[0]] + [v - r[-1] for v in r[1:-1]] for r in keep]
 
 
-def table_sections(df: pd.DataFrame, designs: list[str], distance: bool = False
+def table_sections(df: pd.DataFrame, designs: list[str], distance: bool = False, arch: str = "x86_64"
                    ) -> list[tuple[str, list[tuple[list[str], list[float]]]]]:
     """(title, rows) for the terminal: counters (their total) apart from
     gauges (time-weighted mean and peak) -- a time-weighted mean of a counter
@@ -75,10 +79,10 @@ def table_sections(df: pd.DataFrame, designs: list[str], distance: bool = False
     cols = designs + [FLOOR_NAME] if distance else designs
     raw = {r[0]: r[1:] for r in table_rows(df, cols)}
     counters, gauges = [], []
-    for m in METRICS:
+    for m in specs_present(df.metric.unique()):
         if distance and m.name not in DISTANCE_METRICS:
             continue
-        unit, div = table.scaled(m.unit)
+        unit, div = table.scaled(ARCH_UNITS.get(arch, {}).get(m.name, m.unit))
         for st in (("mean", "peak") if m.kind == "gauge" else ("final",)):
             label = m.name if st == "final" else f"{m.name} ({st})"
             vals = raw[label]
@@ -91,13 +95,13 @@ def table_sections(df: pd.DataFrame, designs: list[str], distance: bool = False
             ("gauges (time-weighted mean and peak over the trace)", gauges)]
 
 
-def print_tables(sub: pd.DataFrame, designs: list[str]) -> None:
+def print_tables(sub: pd.DataFrame, designs: list[str], arch: str = "x86_64") -> None:
     w = table.width()
-    for title, rows in table_sections(sub, designs + [FLOOR_NAME]):
+    for title, rows in table_sections(sub, designs + [FLOOR_NAME], arch=arch):
         print(title + ":")
         print(table.fit(["metric", "unit"], designs + [FLOOR_NAME], rows, w, ALIASES))
         print()
-    for title, rows in table_sections(sub, designs, distance=True):
+    for title, rows in table_sections(sub, designs, distance=True, arch=arch):
         if rows:
             print(f"distance to the floor (design - floor), {title.split(' (')[0]}:")
             print(table.fit(["metric", "unit"], designs, rows, w, ALIASES))
@@ -105,12 +109,13 @@ def print_tables(sub: pd.DataFrame, designs: list[str]) -> None:
 
 
 def main(args) -> int:
-    designs = designs_from(args) or registry.names()
+    designs = designs_for_arch(args, designs_from(args))
     machine, costs = machine_from(args)
     params = params_from(args, designs)
     out = args.out or RESULTS_DIR / "compare.csv"
     writable(out, "the comparison")
-    traces = [resolve(w) for w in (args.workload or [None])]
+    arch = arch_of(args)
+    traces = [for_arch(resolve(w), arch) for w in (args.workload or [None])]
     df, results = sweep(traces, designs, list(range(args.seeds)), params=params,
                         costs=costs, machine=machine, jobs=args.jobs, scheduler=args.scheduler)
     # the floor: design-free lower bounds, one column beside the designs
@@ -123,13 +128,19 @@ def main(args) -> int:
     for tr in traces:
         sub = df[df.workload == tr.name]
         desc = tr.provenance.get("workload", {}).get("description", "")
-        import textwrap
         seeds = f"Mean over seeds 0..{args.seeds - 1}" if args.seeds > 1 else "Seed 0"
-        head = (f"workload {tr.name}: {len(tr)} events{' -- ' + desc if desc else ''}. "
+        on = "" if arch == "x86_64" else f" Simulated {arch}; {sizes_note(tr)}."
+        head = (f"workload {tr.name}: {len(tr)} events{' -- ' + desc if desc else ''}.{on} "
                 f"{seeds}; lower is better except largest_free_extent and DirectMap1G/2M.")
         print("\n".join(textwrap.wrap(head, table.width(), break_on_hyphens=False)))
         print()
-        print_tables(sub, designs)
+        print_tables(sub, designs, arch)
+    if arch != "x86_64":
+        gone = [f"{d} ({registry.get(d).arch_support(arch)})" for d in registry.names()
+                if registry.get(d).arch_support(arch)]
+        if gone:
+            print(textwrap.fill(f"not on {arch}: " + "; ".join(gone), table.width()))
+            print()
     rate = sum(r.events for r in results) / max(sum(r.wall_s for r in results), 1e-9)
     print(f"replayed {sum(r.events for r in results):,} events at {rate:,.0f} events/s; wrote {out}")
     return 0

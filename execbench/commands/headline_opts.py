@@ -10,8 +10,10 @@ from .. import registry
 from ..report.data import RESULTS_CSV, Headline, collect, load
 from ..results import RESULTS_DIR
 from ..workload_ref import resolve
+from ..arch_trace import for_arch
 from .common import (DEFAULT_SEEDS, add_designs_option, add_jobs_option, add_machine_options,
-                     add_param_option, add_seeds_option, designs_from, machine_from, params_from)
+                     add_param_option, add_seeds_option, arch_of, designs_for_arch, designs_from,
+                     machine_from, params_from)
 
 
 def add_run_options(p: argparse.ArgumentParser, with_from: bool = True) -> None:
@@ -57,10 +59,10 @@ def _result_args(argv: list[str]) -> list[str]:
 
 def run_headline(args, argv0: str, on_result=None, keep: bool = True):
     """Replay what the options ask for; returns (Headline, results)."""
-    designs = designs_from(args) or registry.names()
+    designs = designs_for_arch(args, designs_from(args))
     machine, costs = machine_from(args)
     params = params_from(args, designs)
-    traces = [resolve(w) for w in (args.workload or all_workload_names())]
+    traces = [for_arch(resolve(w), arch_of(args)) for w in (args.workload or all_workload_names())]
     cmd = " ".join(["execbench", argv0] + [shlex.quote(a) for a in _result_args(sys.argv[2:])]) \
         if len(sys.argv) > 1 and sys.argv[1] == argv0 else f"execbench {argv0}"
     return collect(traces, designs, list(range(args.seeds)), params=params,
@@ -79,7 +81,7 @@ def headline_from(args, argv0: str) -> tuple[Headline, list]:
     params_from(args, designs_from(args))
     if getattr(args, "from_dir", None):
         return load(args.from_dir).subset(args.workload, args.designs), []
-    untouched = (args.designs is None and args.seeds == DEFAULT_SEEDS
+    untouched = (args.designs is None and args.seeds == DEFAULT_SEEDS and arch_of(args) == "x86_64"
                  and not args.param and not args.cost and args.mem_gib == 16
                  and getattr(args, "numa_nodes", 1) == 1
                  and args.placement in ("fresh-boot", "contiguous") and not args.no_kaslr)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import registry
-from ..kernel import Costs
+from ..kernel.arch import ARCH_NAMES, get_arch
 from ..metrics import METRICS
 from ..report.table import render
 from .common import emit_json
@@ -11,6 +11,7 @@ EXAMPLES = """examples:
   execbench list                 # designs and shipped workloads
   execbench list --metrics       # what every metric means
   execbench list --costs --json  # the default primitive costs, as JSON
+  execbench list --costs --arch arm64
 """
 
 
@@ -20,7 +21,18 @@ def register(sub) -> None:
     p.add_argument("--metrics", action="store_true", help="list metrics")
     p.add_argument("--costs", action="store_true", help="list primitive costs (ns)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--arch", choices=ARCH_NAMES, default=None,
+                   help="with --costs: that architecture's defaults (default x86_64)")
     p.set_defaults(func=main)
+
+
+def _arch_status(cls, arch: str) -> str:
+    """'yes', 'yes: <label>' or 'no: <why>' for one design on one architecture."""
+    why = cls.arch_support(arch)
+    if why:
+        return f"no: {why}"
+    note = cls.arch_note(arch, cls.defaults)
+    return f"yes: {note}" if note else "yes"
 
 
 def _designs() -> list[dict]:
@@ -28,7 +40,18 @@ def _designs() -> list[dict]:
     for name in registry.names():
         cls = registry.get(name)
         out.append({"name": name, "title": cls.title, "kernel": ".".join(map(str, cls.kernel_for(cls.defaults))),
-                    "params": {k: v for k, v in cls.defaults.items()}, "source": cls.source})
+                    "params": {k: v for k, v in cls.defaults.items()}, "source": cls.source,
+                    "arches": {a: _arch_status(cls, a) for a in ARCH_NAMES}})
+    return out
+
+
+def _arches() -> list[dict]:
+    out = []
+    for name in ARCH_NAMES:
+        a = get_arch(name)
+        out.append({"name": name, "title": a.title, "itlb_cpu": a.itlb_cpu,
+                    "leaves": [n for n, _ in a.leaves], "options": list(a.options),
+                    "designs": registry.names_for(name)})
     return out
 
 
@@ -49,19 +72,27 @@ def main(args) -> int:
                          [[r["metric"], r["family"], r["kind"], r["unit"], r["meaning"]] for r in rows]))
         return 0
     if args.costs:
-        costs = Costs().as_dict()
+        costs = get_arch(getattr(args, "arch", None) or "x86_64").costs().as_dict()
         if args.json:
             emit_json(costs)
         else:
             print(render(["cost", "ns"], [[k, v] for k, v in costs.items()]))
         return 0
-    designs, workloads = _designs(), _workloads()
+    designs, workloads, arches = _designs(), _workloads(), _arches()
     if args.json:
-        emit_json({"designs": designs, "workloads": workloads})
+        emit_json({"designs": designs, "workloads": workloads, "architectures": arches})
         return 0
     print("Designs")
     print(render(["design", "kernel", "what it models"],
                  [[d["name"], d["kernel"], d["title"]] for d in designs]))
+    print()
+    print("Architectures (--arch; docs/arm64.md)")
+    print(render(["arch", "machine", "iTLB CPU", "leaves"],
+                 [[a["name"], a["title"], a["itlb_cpu"], " ".join(a["leaves"])] for a in arches]))
+    print()
+    print("Designs by architecture")
+    print(render(["design"] + list(ARCH_NAMES),
+                 [[d["name"]] + [d["arches"][a] for a in ARCH_NAMES] for d in designs]))
     print()
     print("Workloads")
     print(render(["workload", "events", "provenance"],

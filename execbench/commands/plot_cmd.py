@@ -25,7 +25,7 @@ TIMELINE_CSV = "timeline.csv.gz"
 def register(sub) -> None:
     p = sub.add_parser("plot", help="charts (PNG + SVG) per workload",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out-dir", metavar="DIR", help="default results/charts")
+    p.add_argument("--out-dir", metavar="DIR", help="default results/charts (results/arm64/charts with --arch arm64)")
     add_run_options(p)
     p.set_defaults(func=main)
 
@@ -33,7 +33,9 @@ def register(sub) -> None:
 def main(args) -> int:
     from .report_cmd import require_results
     require_results(args, "plot")
-    out = Path(args.out_dir) if args.out_dir else RESULTS_DIR / "charts"
+    arch = getattr(args, "arch", None) or "x86_64"
+    out = Path(args.out_dir) if args.out_dir else (
+        RESULTS_DIR / "charts" if arch == "x86_64" else RESULTS_DIR / arch / "charts")
     writable_dir(out, "the charts")
     h, results = headline_from(args, "plot")
     if args.from_dir:

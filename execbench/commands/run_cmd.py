@@ -11,7 +11,9 @@ from ..report import table
 from ..results import RESULTS_DIR, to_csv_bytes, write_files
 from ..workload_ref import resolve
 from .checks import seed_arg, writable
-from .common import add_machine_options, add_param_option, emit_json, machine_from, parse_param_items
+from ..arch_trace import for_arch
+from .common import (add_machine_options, add_param_option, arch_of, designs_for_arch, emit_json,
+                     machine_from, parse_param_items)
 
 EXAMPLES = """examples:
   execbench run --design legacy                       # default workload, seed 0
@@ -57,10 +59,10 @@ def print_stats(stats: dict[str, tuple[float, float, float]]) -> None:
 
 
 def main(args) -> int:
-    registry.get(args.design)
-    params = parse_param_items(args.param, [args.design]).get(args.design, {})
+    designs_for_arch(args, [args.design])
+    params = parse_param_items(args.param, [args.design], arch_of(args)).get(args.design, {})
     machine, costs = machine_from(args)
-    trace = resolve(args.workload)
+    trace = for_arch(resolve(args.workload), arch_of(args))
     out = Path(args.out) if args.out else RESULTS_DIR / f"run-{trace.name}-{args.design}-s{args.seed}.csv"
     writable(out, "the summary")
     if args.timeline:

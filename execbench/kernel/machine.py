@@ -1,4 +1,4 @@
-"""The simulated x86-64 kernel every design runs on.
+"""The simulated kernel every design runs on (x86-64, or arm64 with ``arch="arm64"``).
 
 :class:`Kernel` ties together the module range (:mod:`.layout`), vmap
 placement (:mod:`.vmap`), page tables (:mod:`.pagetable`), frames and the
@@ -9,7 +9,11 @@ offers to executable-memory users -- ``vmalloc``/``vfree`` with
 :class:`~.costs.Costs` and bumping :attr:`Kernel.counters`.
 
 Designs call these primitives; metrics read the state and counters; nothing
-here knows which design is running.
+here knows which design is running.  What differs between architectures --
+the windows of address space, ``set_memory_*``, TLB flushes, text patching --
+comes from the :class:`~.arch.Arch` of ``KernelConfig.arch``
+(:mod:`execbench.kernel.arch`); on x86-64 those are the modules imported
+below, unchanged.
 """
 from __future__ import annotations
 
@@ -23,8 +27,9 @@ import numpy as np
 from ..errors import ExecbenchError, KernelBug, OutOfMemory
 from ..units import GiB, PAGE_SIZE, PAGES_PER_PMD, PMD_SIZE, pages
 from . import cpa, text_poke, text_poke_batch, tlb
+from .arch import get_arch
 from .costs import Costs
-from .layout import MODULES_END, MODULES_PAGES, MODULES_VADDR, module_load_offset
+from .layout import MODULES_VADDR
 from .locks import LockModel
 from .pagetable import WX_CAUSES, PageTable
 from .physmem import PhysMem
@@ -78,13 +83,45 @@ class KernelConfig:
     # execbench/itlb_cpus.py or "off"; fetch-stream parameters as (name, value)
     itlb_cpu: str = "skylake-sp"
     itlb_params: tuple = ()
+    # the architecture (execbench/kernel/arch/): "x86_64" or "arm64"; the
+    # fields after it are arm64 machine options (docs/arm64.md), refused on x86-64
+    arch: str = "x86_64"
+    # CONFIG_RANDOMIZE_MODULE_REGION_FULL (arch/arm64/Kconfig: default y; Debian: y)
+    module_region_full: bool = True
+    # CONFIG_KASAN mode: off | generic | sw_tags | hw_tags (arm64 selects KASAN_VMALLOC)
+    kasan: str = "off"
+    # the linear map: "ptes" (rodata=full, page-granular from boot) or "bbml2"
+    # (block mappings split on demand, v6.18+ on a BBML2_NOABORT CPU)
+    linear_map: str = "ptes"
+    # FEAT_TLBIRANGE on the CPU (range TLBIs; changes the v6.13+ flush rule)
+    tlbi_range: bool = False
+
+
+def _check_arch_options(cfg: KernelConfig, arch) -> None:
+    """The arm64 machine options mean nothing on x86-64: refuse them there
+    rather than ignore them, and check their values."""
+    if cfg.kasan not in ("off", "generic", "sw_tags", "hw_tags"):
+        raise ExecbenchError(f"kasan={cfg.kasan!r}: one of off, generic, sw_tags, hw_tags")
+    if cfg.linear_map not in ("ptes", "bbml2"):
+        raise ExecbenchError(f"linear_map={cfg.linear_map!r}: one of ptes, bbml2")
+    if cfg.linear_map == "bbml2" and tuple(cfg.version) < (6, 18):
+        # a166563e7ec3 "arm64: mm: support large block mapping when rodata=full" (v6.18)
+        raise ExecbenchError(f"linear_map=bbml2: block mappings with rodata=full exist from v6.18; "
+                             f"this kernel is {cfg.version[0]}.{cfg.version[1]}")
+    if "kasan" not in arch.options:
+        changed = [f"{n}={getattr(cfg, n)!r}" for n, d in (("module_region_full", True), ("kasan", "off"),
+                                                           ("linear_map", "ptes"), ("tlbi_range", False))
+                   if getattr(cfg, n) != d]
+        if changed:
+            raise ExecbenchError(f"{', '.join(changed)}: an arm64 machine option; this machine is "
+                                 f"{arch.name} (--arch arm64)")
 
 
 @dataclass
 class Area:
     """One vmap area (``struct vm_struct``) in page units."""
 
-    start: int            # first page (relative to MODULES_VADDR)
+    start: int            # first page (index into the machine's per-page arrays)
     npages: int           # mapped pages (size / PAGE_SIZE)
     guard: int            # guard pages after it (1, or 0 for VM_NO_GUARD)
     huge: bool
@@ -97,20 +134,37 @@ class Kernel:
 
     def __init__(self, config: KernelConfig | None = None):
         self.config = config or KernelConfig()
-        self.costs = self.config.costs
         self.version = self.config.version
         seed = self.config.seed
-        self.offset = module_load_offset(self.rng_for("kaslr"), self.config.kaslr)
-        self.lo_page = self.offset // PAGE_SIZE
+        self.arch = arch = get_arch(self.config.arch)
+        costs = self.config.costs
+        if type(costs) is not arch.costs:
+            # the architecture's defaults, with whatever the caller changed
+            base = type(costs)()
+            costs = arch.costs(**{n: v for n, v in costs.as_dict().items()
+                                  if v != getattr(base, n) and hasattr(arch.costs, n)})
+        self.costs = costs
+        _check_arch_options(self.config, arch)
+        self.layout = layout = arch.layout(self)
+        self.offset = layout.offset
+        self.lo_page = layout.lo_page
+        if not layout.linear:
+            # several windows (arm64): page index by window lookup
+            self.page_of = layout.page_of
+            self.addr_of = layout.addr_of
+        self._hi_page = layout.hi_page if not layout.linear else self.page_of
+        self._cpa, self._tlb, self._patch = arch.cpa, arch.tlb, arch.patch
+        self._patch_lock = arch.patch_lock
+        self._api_names = arch.api_names
         if self.config.numa_nodes < 1:
             raise ExecbenchError(f"numa_nodes={self.config.numa_nodes}: a machine has at least one node")
         self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement,
                             cpus=self.config.cpus)
-        self.vmap = VmapSpace(MODULES_PAGES)
-        self.pt = PageTable(MODULES_PAGES)
+        self.vmap = VmapSpace(layout.n_pages)
+        self.pt = PageTable(layout.n_pages)
         self.areas: dict[int, Area] = {}
         self._starts: list[int] = []
-        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS + arch.counters, 0)
         # lazily freed vmap areas not yet purged (vmap_lazy_nr and the span
         # of the purge list, in pages of the range; see vm_unmap_aliases)
         self.lazy_nr = 0
@@ -132,6 +186,18 @@ class Kernel:
         self.text_regions: dict[int, tuple[int, str, str]] = {}
         self._seed = seed
         self.locks = LockModel(self)      # shadow per-CPU timeline (see locks.py)
+        # per-module data only an architecture needs (arm64: PLT candidates by
+        # module name, from the architecture's module table; set by the replay)
+        self.module_arch_info: dict = {}
+        # kernel functions a design uses on a release older than the one that
+        # added them, as a labelled extrapolation (arm64: "aarch64_insn_copy")
+        self.backports: set[str] = set()
+        # KASAN_VMALLOC shadow bytes per vmalloc'ed page (arm64 selects
+        # KASAN_VMALLOC with KASAN: mm/kasan/shadow.c kasan_populate_vmalloc())
+        self._kasan_shadow = {"off": 0, "generic": PAGE_SIZE // 8, "sw_tags": PAGE_SIZE // 16,
+                              "hw_tags": 0}[self.config.kasan]
+        if not layout.linear:
+            layout.boot(self)             # what the kernel holds before the trace (arm64: the image)
 
     # -- identity helpers --------------------------------------------------------
     def rng_for(self, purpose: str) -> np.random.Generator:
@@ -148,8 +214,9 @@ class Kernel:
 
     @property
     def vstart(self) -> int:
-        """``MODULES_VADDR + get_module_load_offset()``."""
-        return MODULES_VADDR + self.offset
+        """x86-64: ``MODULES_VADDR + get_module_load_offset()``; arm64: the
+        start of the module window (:mod:`.arch.arm64`)."""
+        return self.layout.vstart
 
     # -- clock ---------------------------------------------------------------------
     def tick(self, ns: float) -> None:
@@ -227,7 +294,11 @@ class Kernel:
 
     # -- interface accounting ---------------------------------------------------------
     def api(self, entry: str) -> None:
-        """Record one call into a design's exported API by the current user."""
+        """Record one call into a design's exported API by the current user
+        (under the architecture's name for it: ``text_poke_copy`` is
+        ``aarch64_insn_copy`` on arm64)."""
+        if self._api_names:
+            entry = self._api_names.get(entry, entry)
         self.counters["api_calls"] += 1
         self.entry_points.add((self.user, entry))
 
@@ -271,8 +342,12 @@ class Kernel:
         """
         if size <= 0:
             raise KernelBug(f"vmalloc({size})")
-        lo = self.page_of(self.vstart if start is None else start)
-        hi = self.page_of(MODULES_END if end is None else end)
+        if start is None or end is None:
+            d_start, d_end = self.layout.default_range()
+            start = d_start if start is None else start
+            end = d_end if end is None else end
+        lo = self.page_of(start)
+        hi = self._hi_page(end)
         use_huge = huge and size >= PMD_SIZE
         p, npages, need, frames = -1, pages(size), 0, None
         if use_huge:
@@ -305,6 +380,8 @@ class Kernel:
         c["vmalloc_calls"] += 1
         c["vmalloc_bytes"] += npages * PAGE_SIZE
         c["vmalloc_huge"] += int(use_huge)
+        if self._kasan_shadow:
+            c["kasan_shadow_bytes"] += self._kasan_shadow * npages
         self.note_wx()
         self.tick(self.costs.vmalloc_call + self.costs.vmalloc_page * npages)
         return self.addr_of(p)
@@ -359,13 +436,15 @@ class Kernel:
         self._lazy_add(p, area.npages + area.guard)
         if area.reset_perms:
             frames = self.pt.pfn[p:p + area.npages].copy()
-            cpa.direct_map_touch(self, frames, whole_2m=False)
+            self._cpa.direct_map_touch(self, frames, whole_2m=False)
             self.phys.alias_ro[frames] = False
             self._purge_lazy("vfree", full=True)
             c["vfree_reset_perms"] += 1
         elif self.lazy_nr > LAZY_MAX_PAGES:
             self._purge_lazy("lazy")          # schedule_work(&drain_vmap_work)
         frames = self.pt.unmap(p, area.npages)
+        if self._kasan_shadow:
+            c["kasan_shadow_bytes"] -= self._kasan_shadow * area.npages
         self.locks.forget_pages(addr, area.npages)
         self.phys.free_frames(frames, huge=area.huge, cpu=self.cpu)
         self.vmap.remove(p)
@@ -391,9 +470,10 @@ class Kernel:
         if self.lazy_nr == 0:
             return False
         span = self.lazy_hi - self.lazy_lo
+        t = self._tlb
         if full:      # the direct map is terabytes below the module range
-            span = max(span, tlb.TLB_SINGLE_PAGE_FLUSH_CEILING + 1)
-        tlb.flush_tlb_kernel_range(self, span, cause)
+            span = max(span, t.TLB_SINGLE_PAGE_FLUSH_CEILING + 1)
+        t.flush_tlb_kernel_range(self, span, cause)
         self.counters["vmap_lazy_purges"] += 1
         self.lazy_nr = 0
         return True
@@ -432,53 +512,56 @@ class Kernel:
     def text_claim(self, addr: int, nbytes: int) -> None:
         """Executable text the kernel now knows of (module text, a JITed
         program, a trampoline, an insn slot) occupies ``[addr, +nbytes)``."""
-        self.pt.add_text(addr - MODULES_VADDR, nbytes, +1)
+        self.pt.add_text(self.layout.byte_off(addr), nbytes, +1)
         if nbytes > 0:
             self.text_regions[addr] = (nbytes, self.user, self.obj)
 
     def text_release(self, addr: int, nbytes: int) -> None:
-        self.pt.add_text(addr - MODULES_VADDR, nbytes, -1)
+        self.pt.add_text(self.layout.byte_off(addr), nbytes, -1)
         if nbytes > 0:
             self.text_regions.pop(addr, None)
 
     # -- primitives implemented in sibling modules -----------------------------------------
+    # set_memory_*: the architecture's rules (x86 cpa.py, arm64 arch/arm64_cpa.py)
     def set_memory_ro(self, addr: int, npages: int) -> None:
-        cpa.set_memory(self, "ro", addr, npages)
+        self._cpa.set_memory(self, "ro", addr, npages)
 
     def set_memory_rw(self, addr: int, npages: int) -> None:
-        cpa.set_memory(self, "rw", addr, npages)
+        self._cpa.set_memory(self, "rw", addr, npages)
 
     def set_memory_x(self, addr: int, npages: int) -> None:
-        cpa.set_memory(self, "x", addr, npages)
+        self._cpa.set_memory(self, "x", addr, npages)
 
     def set_memory_nx(self, addr: int, npages: int) -> None:
-        cpa.set_memory(self, "nx", addr, npages)
+        self._cpa.set_memory(self, "nx", addr, npages)
 
     def set_memory_rox(self, addr: int, npages: int, collapse: bool = False) -> None:
-        cpa.set_memory(self, "rox", addr, npages, collapse=collapse)
+        self._cpa.set_memory(self, "rox", addr, npages, collapse=collapse)
 
-    # text_poke*: serialised by text_mutex (text_poke_copy/set take it;
+    # text_poke*: serialised by text_mutex on x86 (text_poke_copy/set take it;
     # text_poke and text_poke_bp callers hold it: lockdep_assert_held in
-    # arch/x86/kernel/alternative.c); each poke is a write to its pages.
+    # arch/x86/kernel/alternative.c), by the patch_lock raw spinlock on arm64
+    # (arch/arm64/kernel/patching.c); each poke is a write to its pages.  On
+    # arm64 the same calls are the aarch64_insn_* writes (arch/arm64_patch.py).
     def text_poke(self, addr: int, nbytes: int) -> None:
-        with self.locks.hold("text_mutex"), self.locks.page_update(addr, nbytes):
-            text_poke.text_poke(self, addr, nbytes)
+        with self.locks.hold(self._patch_lock), self.locks.page_update(addr, nbytes):
+            self._patch.text_poke(self, addr, nbytes)
 
     def text_poke_copy(self, addr: int, nbytes: int) -> None:
-        with self.locks.hold("text_mutex"), self.locks.page_update(addr, nbytes):
-            text_poke.text_poke_copy(self, addr, nbytes)
+        with self.locks.hold(self._patch_lock), self.locks.page_update(addr, nbytes):
+            self._patch.text_poke_copy(self, addr, nbytes)
 
     def text_poke_set(self, addr: int, nbytes: int) -> None:
-        with self.locks.hold("text_mutex"), self.locks.page_update(addr, nbytes):
-            text_poke.text_poke_set(self, addr, nbytes)
+        with self.locks.hold(self._patch_lock), self.locks.page_update(addr, nbytes):
+            self._patch.text_poke_set(self, addr, nbytes)
 
     def text_poke_sync(self) -> None:
-        with self.locks.hold("text_mutex"):
-            text_poke.text_poke_sync(self)
+        with self.locks.hold(self._patch_lock):
+            self._patch.text_poke_sync(self)
 
     def text_poke_bp(self, addr: int, nbytes: int) -> None:
-        with self.locks.hold("text_mutex"), self.locks.page_update(addr, nbytes):
-            text_poke.text_poke_bp(self, addr, nbytes)
+        with self.locks.hold(self._patch_lock), self.locks.page_update(addr, nbytes):
+            self._patch.text_poke_bp(self, addr, nbytes)
 
     # -- ROX-cache primitives (execbench/kernel/direct_map.py, v6.13) ------------------------
     def set_direct_map_valid(self, addr: int, npages: int, valid: bool) -> None:
@@ -497,15 +580,37 @@ class Kernel:
     def text_poke_repeat(self, addr: int, span: int, nbytes: int, count: int) -> None:
         """``count`` separate ``nbytes``-byte text pokes inside ``[addr, +span)``
         (:mod:`.text_poke_batch`)."""
-        text_poke_batch.text_poke_repeat(self, addr, span, nbytes, count)
+        self._patch.text_poke_repeat(self, addr, span, nbytes, count)
 
     def text_poke_sync_repeat(self, count: int) -> None:
         """``count`` ``text_poke_sync()`` calls in a row (:mod:`.text_poke_batch`)."""
-        text_poke_batch.text_poke_sync_repeat(self, count)
+        self._patch.text_poke_sync_repeat(self, count)
 
     def api_repeat(self, entry: str, count: int) -> None:
         """Record ``count`` calls of one API entry point (:mod:`.text_poke_batch`)."""
+        if self._api_names:
+            entry = self._api_names.get(entry, entry)
         text_poke_batch.api_repeat(self, entry, count)
+
+    # -- architecture hooks of the module loader ----------------------------------------------
+    def module_relocate(self, name: str, text: tuple[int, int] | None,
+                        init_text: tuple[int, int] | None) -> None:
+        """``apply_relocate_add()`` has placed the module's branches: on arm64
+        each ``R_AARCH64_CALL26``/``JUMP26`` whose target is out of +-128 MiB
+        takes a PLT entry (:mod:`.arch.arm64_plt`); x86-64 modules need none
+        (32-bit PC-relative relocations reach the whole +-2 GiB module range
+        and kernel image), so this does nothing there.  ``text``/``init_text``
+        are ``(address, bytes)`` of the module's text areas, or None."""
+        if self.arch.name == "arm64":
+            from .arch import arm64_plt
+            arm64_plt.module_relocate(self, name, text, init_text)
+
+    def kasan_reset_tag(self) -> None:
+        """``kasan_reset_tag()`` on a pointer to executable memory: an
+        identity without SW_TAGS/HW_TAGS KASAN; with them, a call the
+        allocator must make (``kasan_reset_tag_calls``)."""
+        if self.config.kasan in ("sw_tags", "hw_tags"):
+            self.counters["kasan_reset_tag_calls"] += 1
 
     # -- state summaries ----------------------------------------------------------------------
     def snapshot_counters(self) -> dict[str, int]:

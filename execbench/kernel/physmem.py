@@ -104,6 +104,15 @@ class PhysMem:
         self.leaves_2m = PAGES_PER_PUD // PAGES_PER_PMD - 1
         self.leaves_1g = self.n_1g - 1
 
+    def map_all_ptes(self) -> None:
+        """The arm64 linear map with rodata=full: page-mapped from boot
+        (arch/arm64/mm/mmu.c ``map_mem()`` passes ``NO_BLOCK_MAPPINGS |
+        NO_CONT_MAPPINGS`` when ``can_set_direct_map()``), so every frame is
+        a permanent 4 KiB entry and nothing ever splits (execbench/kernel/arch/)."""
+        self.split_1g[:] = True
+        self.split_2m[:] = True
+        self.leaves_4k, self.leaves_2m, self.leaves_1g = self.n_frames, 0, 0
+
     # -- boot state --------------------------------------------------------------------
     def _free_range(self, start: int, end: int) -> None:
         """``__free_pages_memory()``: the largest naturally aligned blocks, ascending, at the tail."""

@@ -107,7 +107,27 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("stlb_miss_per_mfetch_userspace", "itlb", "gauge", "misses/Mfetch", "second-level TLB misses on fetches of userspace text, per million TOTAL fetches (sum to stlb_miss_per_mfetch) (user text: user_share, user_text_mib in ItlbParams)"),
 )
 
+#: metrics only some architectures have: sampled after the common ones on a
+#: machine of that architecture (``Arch.metrics``), absent from other runs
+ARCH_METRICS: dict[str, tuple[MetricSpec, ...]] = {
+    "arm64": (
+        MetricSpec("module_fallback_allocs", "arm64", "counter", "allocs", "module allocations that did not fit the first window and landed in the fallback window (arm64 module_alloc(): 2 GiB window; execmem fallback_start/end; module_alloc_type vmp[1])"),
+        MetricSpec("plt_entries", "arm64", "counter", "entries", "PLT entries written at module load: R_AARCH64_CALL26/JUMP26 branches out of +-128 MiB of their target (module_emit_plt_entry()), by distance (execbench/kernel/arch/arm64_plt.py)"),
+        MetricSpec("tlbi_pages", "arm64", "counter", "pages", "pages invalidated by per-page broadcast TLBIs (flush_tlb_kernel_range() loops; no IPIs on arm64)"),
+        MetricSpec("fixmap_pokes", "arm64", "counter", "writes", "text writes through the FIX_TEXT_POKE0 fixmap slot (patch_map/patch_unmap): each one also a one-page broadcast TLBI"),
+        MetricSpec("icache_sync_ipis", "arm64", "counter", "IPIs", "kick_all_cpus_sync() IPIs of flush_icache_range() (aarch64_insn_copy/set, bpf_flush_icache)"),
+        MetricSpec("linear_alias_pages", "arm64", "counter", "pages", "linear-map alias pages set_memory_ro/rw changed (rodata=full: every page of the area, one flush each)"),
+        MetricSpec("kasan_shadow_bytes", "arm64", "gauge", "bytes", "KASAN_VMALLOC shadow of the live vmalloc areas (1/8 generic, 1/16 sw_tags, 0 hw_tags; 0 without --kasan)"),
+    ),
+}
+
 _BY_NAME = {m.name: m for m in METRICS}
+_BY_NAME.update({m.name: m for specs in ARCH_METRICS.values() for m in specs})
+
+
+def metrics_for(arch: str) -> tuple[MetricSpec, ...]:
+    """Every metric a run on ``arch`` has, in sample order."""
+    return METRICS + ARCH_METRICS.get(arch, ())
 
 
 def by_name(name: str) -> MetricSpec:
@@ -115,3 +135,11 @@ def by_name(name: str) -> MetricSpec:
         return _BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown metric {name!r}; known: {', '.join(_BY_NAME)}") from None
+
+
+def specs_present(names) -> tuple[MetricSpec, ...]:
+    """The catalogue's specs (common, then per architecture) of the metric
+    names in ``names``, in catalogue order: what a results table has."""
+    have = set(names)
+    extra = tuple(m for specs in ARCH_METRICS.values() for m in specs)
+    return tuple(m for m in METRICS + extra if m.name in have)

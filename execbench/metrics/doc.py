@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .catalog import METRICS, MetricSpec
+from .catalog import ARCH_METRICS, METRICS, MetricSpec
 from .floor import ZERO, floor_row
 
 #: the order of the families in the document, then any new family
@@ -121,6 +121,15 @@ def render() -> str:
         for m in ms:
             out.append(f"| `{m.name}` | {m.kind} | {_cell(m.unit)} | {_stat(m)} | {m.better} | "
                        f"{_cell(_floor(m))} | {_cell(m.doc)} |")
+        out.append("")
+    for arch, specs in ARCH_METRICS.items():
+        out += [f"## Only on {arch} (`--arch {arch}`)", "",
+                "Sampled after the common metrics on a machine of that architecture, "
+                "absent from other runs; no floor is stated for them "
+                "(docs/arm64.md says what each follows). On arm64 `tlb_shootdowns` counts "
+                "broadcast TLBI sequences (no IPIs) and `sync_core_ipis` the "
+                "`kick_all_cpus_sync()` of `flush_icache_range()`.", ""]
+        out += [f"- `{m.name}` ({m.kind}, {m.unit}): {m.doc}" for m in specs]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

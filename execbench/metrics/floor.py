@@ -6,7 +6,10 @@ whatever design replays the trace, and it needs no simulated kernel:
 
 * iTLB: live text of ``T`` bytes needs at least ``ceil(T / 2 MiB)`` leaf
   entries -- every byte mapped by 2 MiB leaves, packed without gaps
-  (x86-64 has no larger leaf for kernel text in the module range).  So
+  (x86-64 has no larger leaf for kernel text in the module range; on arm64
+  no executable-memory user maps vmalloc text with a larger one either --
+  vmalloc's huge mappings are PMDs, and from v6.16 64 KiB contiguous PTEs,
+  arch/arm64/include/asm/vmalloc.h -- so the bound is the same).  So
   ``text_pmds_2m = itlb_entries = itlb_entries_ideal = ceil(T / 2 MiB)`` and
   ``text_ptes_4k = 0``.
 * Backing: under W^X an executable page holds no writable or
@@ -110,4 +113,11 @@ def with_floor(df: pd.DataFrame, traces: list[Trace], seeds: list[int]) -> pd.Da
     one-line hook a report needs to show every design's distance to the floor
     (``execbench compare`` uses it; :mod:`execbench.report.headline` treats a
     design named ``floor`` as the floor)."""
-    return pd.concat([df] + [floor_summary(tr, seeds) for tr in traces], ignore_index=True)
+    frames = [floor_summary(tr, seeds) for tr in traces]
+    # metrics only some architectures have (catalog.ARCH_METRICS): no floor stated, NaN
+    extra = sorted(set(df.metric.unique()) - {m.name for m in METRICS}) if len(df) else []
+    if extra:
+        frames.append(pd.DataFrame([{"workload": tr.name, "design": FLOOR_NAME, "seed": s, "metric": m,
+                                     "final": math.nan, "peak": math.nan, "mean": math.nan}
+                                    for tr in traces for s in seeds for m in extra]))
+    return pd.concat([df] + frames, ignore_index=True)

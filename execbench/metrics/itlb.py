@@ -78,7 +78,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..itlb_cpus import SIZE_2M, SIZE_4K, CpuItlb, get
-from ..kernel.layout import MODULES_VADDR
 from ..kernel.pagetable import HUGE
 from ..units import MiB, PMD_SHIFT
 from . import itlb_fast, tlbsim
@@ -86,6 +85,7 @@ from . import itlb_fast, tlbsim
 if TYPE_CHECKING:
     from ..kernel import Kernel
 
+# x86-64's key base and vmlinux text (the layout of execbench/kernel/arch/x86_64.py)
 START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000   # __START_KERNEL_map, arch/x86/include/asm/page_64_types.h
 VMLINUX_TEXT = 0xFFFF_FFFF_8100_0000       # __START_KERNEL (default CONFIG_PHYSICAL_START, no KASLR)
 #: user text, as an offset in the same key space as the kernel offsets above
@@ -201,12 +201,18 @@ class FetchStream:
         reg_addr: list[int] = []
         reg_len: list[int] = []
         obj_len: list[int] = []
+        # addresses as offsets from the architecture's key base (x86-64:
+        # __START_KERNEL_map; arm64: the lowest modelled window, arch/arm64.py)
+        lay = k.layout
+        key_base = lay.itlb_base
         for key in order:
             regs = sorted(objs[key], key=lambda r: (-r[0], r[1]))
             obj_len.append(sum(r[0] for r in regs))
             for nbytes, addr in regs:
-                reg_addr.append(addr - START_KERNEL_MAP)
+                reg_addr.append(addr - key_base)
                 reg_len.append(nbytes)
+        self.vm_base = lay.vmlinux_text - key_base
+        self.user_base = lay.user_text
         self.vm_len = int(p.vmlinux_text_mib * MiB)
         self.user_len = int(p.user_text_mib * MiB)
         prob = np.array([kern * (1.0 - mod_share), p.user_share] + weights, dtype=np.float64)
@@ -240,15 +246,15 @@ class FetchStream:
         else:
             base = np.zeros(visits, np.int64)
             last = base
-        vm_base = VMLINUX_TEXT - START_KERNEL_MAP
-        base = np.where(is_vm, vm_base + off, np.where(is_user, USER_TEXT + off, base))
-        last = np.where(is_vm, vm_base + self.vm_len - 1, np.where(is_user, USER_TEXT + self.user_len - 1, last))
+        vm_base, user_base = self.vm_base, self.user_base
+        base = np.where(is_vm, vm_base + off, np.where(is_user, user_base + off, base))
+        last = np.where(is_vm, vm_base + self.vm_len - 1, np.where(is_user, user_base + self.user_len - 1, last))
         steps = np.arange(p.visit_blocks, dtype=np.int64) * FETCH_BLOCK
         addr = np.minimum(base[:, None] + steps[None, :], last[:, None]).ravel()[:n]
         # -- translate through the page tables as they stand --------------------------------
         in_range = np.repeat(pick >= 2, p.visit_blocks)[:n]
         huge = np.repeat(is_vm, p.visit_blocks)[:n]     # vmlinux: 2 MiB leaves; user text: 4 KiB
-        page = (addr[in_range] - (MODULES_VADDR - START_KERNEL_MAP)) >> 12
+        page = self.k.layout.itlb_pages(addr[in_range])
         huge[in_range] = (self.k.pt.flags[page] & HUGE) != 0
         owner = np.repeat(self.pick_owner[pick], p.visit_blocks)[:n]
         return addr, huge, owner

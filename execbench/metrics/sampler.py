@@ -26,7 +26,10 @@ class Sampler:
     def __init__(self, kernel: Kernel, n_events: int):
         self.k = kernel
         self.demand = Demand()
-        self.samples = np.zeros((n_events, len(NAMES)), dtype=np.float64)
+        # metrics only this machine's architecture has (catalog.ARCH_METRICS), after the common ones
+        self.extra = tuple(kernel.arch.metrics)
+        self.names = NAMES + list(self.extra)
+        self.samples = np.zeros((n_events, len(self.names)), dtype=np.float64)
         self.t = np.zeros(n_events, dtype=np.float64)
         self._eps = (-1, 0)     # (len(k.entry_points), distinct entry names): the set only grows
         cfg = kernel.config
@@ -87,24 +90,28 @@ class Sampler:
         # itlb_miss_per_mfetch, stlb_miss_per_mfetch: checkpoints only, held in between
         # then the per-owner itlb_/stlb_miss_per_mfetch_<user> (itlb.OWNERS order)
         row.extend(self.itlb.sample(i) if self.itlb is not None else _ITLB_ZERO)
+        if self.extra:
+            row.extend(c[key] for key in self.extra)
         self.samples[i] = row
         self.t[i] = k.now
 
 
-def summarise(samples: np.ndarray, t: np.ndarray) -> dict[str, tuple[float, float, float]]:
+def summarise(samples: np.ndarray, t: np.ndarray, names: list[str] | None = None
+              ) -> dict[str, tuple[float, float, float]]:
     """metric -> (final, peak, time-weighted mean).
 
     The value after event *i* holds until event *i+1*, so it is weighted by
     ``t[i+1] - t[i]`` of the virtual clock; the last sample has no weight.
     If the whole trace takes no time, the plain mean is used.
     """
+    names = NAMES if names is None else names
     n = samples.shape[0]
     out: dict[str, tuple[float, float, float]] = {}
     if n == 0:
-        return {name: (0.0, 0.0, 0.0) for name in NAMES}
+        return {name: (0.0, 0.0, 0.0) for name in names}
     w = np.diff(t) if n > 1 else np.zeros(0)
     total = float(w.sum())
-    for j, name in enumerate(NAMES):
+    for j, name in enumerate(names):
         col = samples[:, j]
         mean = float((col[:-1] * w).sum() / total) if total > 0 else float(col.mean())
         out[name] = (float(col[-1]), float(col.max()), mean)

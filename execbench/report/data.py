@@ -35,6 +35,7 @@ from ..kernel import Costs
 from ..replay import RunResult
 from ..results import to_csv_bytes
 from ..sweep import sweep
+from ..arch_trace import sizes_note
 from ..trace import Trace
 
 try:        # the floor's lower bounds (execbench/metrics/floor.py)
@@ -89,6 +90,9 @@ class DesignMeta:
     kernel: str
     source: str
     params: dict[str, Any]
+    #: what the design is on the run's architecture when not as merged/posted there
+    #: (``Design.arch_note``: "our reading", "extrapolation ..."), else ""
+    arch_note: str = ""
 
 
 @dataclass
@@ -173,7 +177,7 @@ def _workload_meta(tr: Trace) -> WorkloadMeta:
                                            if "synthetic_columns" in wl else None))
 
 
-def _design_meta(name: str, params: dict[str, Any]) -> DesignMeta:
+def _design_meta(name: str, params: dict[str, Any], arch: str = "x86_64") -> DesignMeta:
     cls = registry.get(name)
     kernel = tuple(cls.kernel_for({**cls.defaults, **(params or {})}))
     label = ".".join(map(str, kernel))
@@ -181,7 +185,26 @@ def _design_meta(name: str, params: dict[str, Any]) -> DesignMeta:
     if unshipped:
         label += f", {unshipped}"
     return DesignMeta(name=name, title=cls.title, kernel=label,
-                      source=cls.source, params=_jsonable(params))
+                      source=cls.source, params=_jsonable(params),
+                      arch_note=cls.arch_note(arch, {**cls.defaults, **(params or {})}))
+
+
+def arch_phrase(machine: dict) -> str:
+    """Which architecture a run shows, for report headers and chart footers:
+    'x86-64', or 'arm64' with its non-default machine options."""
+    arch = machine.get("arch", "x86_64")
+    if arch != "arm64":
+        return "x86-64"
+    opts = []
+    if machine.get("module_region_full") is False:
+        opts.append("RANDOMIZE_MODULE_REGION_FULL=n")
+    if machine.get("kasan", "off") != "off":
+        opts.append(f"KASAN {machine['kasan']}")
+    if machine.get("linear_map", "ptes") != "ptes":
+        opts.append(f"linear map {machine['linear_map']}")
+    if machine.get("tlbi_range"):
+        opts.append("FEAT_TLBIRANGE")
+    return "arm64" + (f" ({', '.join(opts)})" if opts else "")
 
 
 def collect(traces: Iterable[Trace], designs: list[str], seeds: list[int],
@@ -202,7 +225,9 @@ def collect(traces: Iterable[Trace], designs: list[str], seeds: list[int],
     the output does not depend on it.  ``with_floor_rows`` adds the
     design-free floor (:mod:`execbench.metrics.floor`) as a design ``floor``."""
     traces = list(traces)
-    costs = costs or Costs()
+    if costs is None:
+        from ..kernel.arch import get_arch
+        costs = get_arch((machine or {}).get("arch", "x86_64")).costs()
     # one sweep() per progress step: per (workload, design) when serial; per
     # workload when ``jobs`` asks sweep() for worker processes, so that each
     # step has (designs x seeds) replays to spread over them
@@ -241,10 +266,18 @@ def collect(traces: Iterable[Trace], designs: list[str], seeds: list[int],
     eff = eff_params
     cfg = configs[0] if configs else None
     mach = {"mem_bytes": cfg.mem_bytes, "placement": cfg.placement, "kaslr": cfg.kaslr,
-            "numa_nodes": cfg.numa_nodes, "itlb_cpu": getattr(cfg, "itlb_cpu", None)} if cfg else {}
+            "numa_nodes": cfg.numa_nodes, "itlb_cpu": getattr(cfg, "itlb_cpu", None),
+            "arch": getattr(cfg, "arch", "x86_64")} if cfg else {}
+    if cfg is not None and cfg.arch == "arm64":
+        mach.update(module_region_full=cfg.module_region_full, kasan=cfg.kasan,
+                    linear_map=cfg.linear_map, tlbi_range=cfg.tlbi_range)
+        notes = sorted({sizes_note(t) for t in traces} - {""})
+        if notes:
+            mach["module_sizes"] = "; ".join(notes)
     mach = {k: v for k, v in mach.items() if v is not None}
     h = Headline(df=df[TIDY_COLUMNS].reset_index(drop=True),
-                 designs=[_design_meta(d, eff.get(d, {})) for d in designs] + floor_meta,
+                 designs=[_design_meta(d, eff.get(d, {}), mach.get("arch", "x86_64")) for d in designs]
+                 + floor_meta,
                  workloads=[_workload_meta(t) for t in traces], seeds=list(seeds),
                  machine=mach, costs=costs.as_dict(), commit=source_commit(), command=command)
     return h, results

@@ -20,7 +20,7 @@ import math
 import textwrap
 from typing import Sequence
 
-from .data import Headline
+from .data import Headline, arch_phrase
 from .headline import Row, Table, fmt_ratio, fmt_value, ratio
 
 WIDTH = 72
@@ -161,7 +161,7 @@ def render_full(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = N
     plus_floor = " + the floor" if ndes < len(h.designs) else ""
     out = wrap(f"execbench {h.version} (code commit {h.commit}): executable-memory "
                f"allocator designs replayed on recorded workloads on one simulated "
-               f"x86-64 kernel; {ndes} design(s){plus_floor} x {len(h.workloads)} "
+               f"{arch_phrase(h.machine)} kernel; {ndes} design(s){plus_floor} x {len(h.workloads)} "
                f"workload(s) x {len(h.seeds)} seed(s) ({seeds}).")
     out.append("")
     out += wrap("Every number is the mean over the seeds. Lower is better on every row. "
@@ -196,7 +196,8 @@ def render_full(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = N
     out += ["Machine and parameters", "----------------------"]
     m = h.machine
     mem = m.get("mem_bytes")
-    out += wrap(f"memory {mem / 2**30:g} GiB, frame placement {m.get('placement')}, "
+    out += wrap(f"architecture {arch_phrase(m)}" + (f" ({m['module_sizes']})" if m.get("module_sizes") else "")
+                + f", memory {mem / 2**30:g} GiB, frame placement {m.get('placement')}, "
                 f"KASLR {'on' if m.get('kaslr') else 'off'}, NUMA nodes "
                 f"{m.get('numa_nodes', 1)}; seeds {seeds}." if mem else
                 f"seeds {seeds}.")

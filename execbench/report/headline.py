@@ -20,7 +20,7 @@ the csv format always carries the unscaled numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -124,7 +124,15 @@ def present_rows(h: "Headline", rows=None) -> list[Row]:
     run has -- reports tolerate metrics missing from a results set."""
     have = set(h.df.metric.unique())
     rows = rows if rows is not None else [r for _, rs in QUESTIONS for r in rs]
-    return [r for r in rows if r.metric in have]
+    rows = [r for r in rows if r.metric in have]
+    units = ARCH_UNITS.get(getattr(h, "machine", {}).get("arch", "x86_64"), {})
+    return [replace(r, unit=units[r.metric]) if r.metric in units else r for r in rows]
+
+
+#: units that mean something else on another architecture: arm64 invalidates
+#: kernel TLB entries with broadcast TLBI instructions, not IPIs
+#: (execbench/kernel/arch/arm64_tlb.py), so its shootdowns are not "IPIs"
+ARCH_UNITS: dict[str, dict[str, str]] = {"arm64": {"tlb_shootdowns": "TLBI bcast"}}
 
 
 def headline_rows() -> list[Row]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .data import Headline
+from .data import Headline, arch_phrase
 from .email import ascii_only
 from .headline import Table, fmt_ratio, fmt_value
 
@@ -20,7 +20,7 @@ def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) 
     out = [f"# execbench {h.version} results (code commit `{h.commit}`)", "",
            f"{sum(d.name != 'floor' for d in h.designs)} design(s) x {len(h.workloads)} "
            f"workload(s) x seeds {seeds}, "
-           "one simulated x86-64 kernel. Every number is the mean over the seeds; lower is "
+           f"one simulated {arch_phrase(h.machine)} kernel. Every number is the mean over the seeds; lower is "
            "better everywhere; the ratio to the baseline is in parentheses; *floor* is the "
            "design-free lower bound for the same live text.", "", "## Designs", ""]
     out.append(_row(["design", "kernel", "what it models", "params", "source"]))
@@ -50,7 +50,7 @@ def render(h: Headline, charts: Sequence[str] = (), csv_ref: str | None = None) 
             out.append(_row([f"*{fl}*"] + cells))
     m = h.machine
     out += ["", "## Machine and parameters", "",
-            f"Memory {m.get('mem_bytes', 0) / 2**30:g} GiB, frame placement "
+            f"Architecture {arch_phrase(m)}. Memory {m.get('mem_bytes', 0) / 2**30:g} GiB, frame placement "
             f"{m.get('placement')}, KASLR {'on' if m.get('kaslr') else 'off'}, NUMA nodes "
             f"{m.get('numa_nodes', 1)}; seeds {seeds}. "
             "Primitive costs (ns): " + ", ".join(f"{k}={fmt_value(v)}" for k, v in sorted(h.costs.items()))

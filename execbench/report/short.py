@@ -27,7 +27,7 @@ from typing import Sequence
 
 from . import attribution
 from .conclusions import paragraphs
-from .data import Headline
+from .data import Headline, arch_phrase
 from .email import WIDTH, ascii_only, render_grid, wrap
 from .headline import FLOOR_DESIGN, QUESTIONS, Row, Table, alias, fmt_sig, present_rows
 from .summary import Cell, cells
@@ -178,6 +178,9 @@ def designs_legend(h: Headline, compact: bool = False, indent: str = "  ") -> li
                                                      if e.name == base), {}) or {})
              for d in h.designs if d.name != FLOOR_DESIGN):
         text += f" ~: loads unlike {base}, its text_poke and W+X carry that."
+    notes = [f"{alias(d.name)} {d.arch_note}" for d in h.designs if getattr(d, "arch_note", "")]
+    if notes:
+        text += f" On {arch_phrase(h.machine)}: " + "; ".join(notes) + "."
     faults = attribution.faults_as_posted(h)
     return wrap(text + (" " + faults if faults else ""), indent=indent, first=indent)
 
@@ -290,7 +293,7 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
     seeds = ", ".join(map(str, h.seeds))
     out = wrap(f"execbench {h.version} ({h.commit}): {ndes} designs"
                f"{' + the floor' if has_floor else ''} x {_n(len(h.workloads), 'workload')} x "
-               f"{_n(len(h.seeds), 'seed')} ({seeds}), one simulated x86-64 kernel; lower is "
+               f"{_n(len(h.seeds), 'seed')} ({seeds}), one simulated {arch_phrase(h.machine)} kernel; lower is "
                "better on every metric.")
     out += [""] + designs_legend(h, compact, indent="")
     out += ["", "Conclusions:"]
@@ -324,7 +327,7 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
              "misses per 10^6 fetches; backing in KiB; counters are totals over the trace; "
              "W+X in page*ms of virtual time. Primitive costs (assumed): --full."
              if not compact else "Units and primitive costs (assumed): --full.")
-    out += wrap(f"Machine: {mach}{itlb}. {units}",
+    out += wrap(f"Machine: {arch_phrase(m)}, {mach}{itlb}. {units}",
                 indent="  ", first="  ")
     if detail:
         out += synthetic_lines(h)

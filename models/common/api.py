@@ -57,3 +57,9 @@ class KernelApi:
     def text_poke_bp(self, addr: int, nbytes: int) -> None:
         self.k.api("text_poke_bp")
         self.k.text_poke_bp(addr, nbytes)
+
+    def text_poke_sync(self) -> None:
+        """x86 ``text_poke_sync()``; arm64 ``flush_icache_range()``'s
+        ``kick_all_cpus_sync()`` (e.g. ``bpf_flush_icache()``)."""
+        self.k.api("text_poke_sync")
+        self.k.text_poke_sync()

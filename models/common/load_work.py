@@ -88,6 +88,38 @@ ORC_ENTRY_BYTES = 6        # struct orc_entry (arch/x86/include/asm/orc_types.h,
 MCOUNT_LOC_BYTES = 8       # unsigned long __mcount_loc entry
 MCOUNT_INSN_SIZE = 5       # arch/x86/include/asm/ftrace.h: the call __fentry__ / 5-byte NOP
 
+@dataclass(frozen=True)
+class ItemSizes:
+    """Bytes one loader item writes, per architecture."""
+
+    reloc: int = RELOC_BYTES
+    alt_site: int = ALT_SITE_BYTES
+    mcount_loc: int = MCOUNT_LOC_BYTES
+    #: the ftrace call-site conversion at load: one write per site of each size
+    ftrace_init: tuple[int, ...] = (MCOUNT_INSN_SIZE,)
+
+
+X86_ITEMS = ItemSizes()
+#: arm64 (arch/arm64/kernel/module.c, alternative.c, ftrace.c; 6.1, 6.12): a
+#: relocation patches one 4-byte instruction field (``reloc_insn_imm()``) or a
+#: 4-byte PREL32; an alternatives site is one 4-byte instruction
+#: (``__apply_alternatives()``); ``ftrace_init_nop()`` writes ``mov x9, x30``
+#: (4 bytes) per ``__patchable_function_entries`` site with
+#: ``aarch64_insn_patch_text_nosync()``, and with
+#: ``DYNAMIC_FTRACE_WITH_CALL_OPS`` (baaf553d3bc3, v6.3; Debian 6.12 and 7.2
+#: enable it) first the 8-byte ops literal before the function
+#: (``ftrace_rec_set_nop_ops()`` -> ``aarch64_insn_write_literal_u64()``).
+ARM64_ITEMS = ItemSizes(reloc=4, alt_site=4, mcount_loc=8, ftrace_init=(4,))
+ARM64_ITEMS_CALL_OPS = ItemSizes(reloc=4, alt_site=4, mcount_loc=8, ftrace_init=(8, 4))
+
+
+def item_sizes(k) -> ItemSizes:
+    """The item sizes of the kernel ``k`` models (its architecture and release)."""
+    if k.arch.name != "arm64":
+        return X86_ITEMS
+    return ARM64_ITEMS_CALL_OPS if k.version >= (6, 3) else ARM64_ITEMS
+
+
 RELOC_TARGETS = ("text", "rodata", "init_text", "init_rodata")
 ALT_TARGETS = ("text", "init_text", "rodata", "init_rodata")
 SORT_TARGETS = ("rodata", "init_rodata", "text", "init_text")
@@ -139,7 +171,7 @@ def _first(present: set[str], prefs: tuple[str, ...]) -> str | None:
     return next((t for t in prefs if t in present), None)
 
 
-def load_items(ev: Event, present: set[str]) -> tuple[list[Batch], int]:
+def load_items(ev: Event, present: set[str], sizes: ItemSizes = X86_ITEMS) -> tuple[list[Batch], int]:
     """The write batches of one module load (in ``load_module()`` order) and
     the number of relocation sections (``apply_relocate_add()`` calls).
 
@@ -154,15 +186,15 @@ def load_items(ev: Event, present: set[str]) -> tuple[list[Batch], int]:
                           "text or rodata")
     for t, (n, _) in reloc_shares(relocs, nsec, targets).items():
         if n:
-            out.append(Batch("reloc", t, RELOC_BYTES, n))
+            out.append(Batch("reloc", t, sizes.reloc, n))
     if ev.alt_sites:
         t = _first(present, ALT_TARGETS)
         if t is None:
             raise DesignError(f"module {ev.obj}: {ev.alt_sites} alternatives sites but no text")
-        out.append(Batch("alternatives", t, ALT_SITE_BYTES, ev.alt_sites))
+        out.append(Batch("alternatives", t, sizes.alt_site, ev.alt_sites))
     ro = _first(present, SORT_TARGETS)
     for n, source, per_swap in ((ev.orc_entries, "orc_sort", ((ORC_IP_BYTES, 2), (ORC_ENTRY_BYTES, 2))),
-                                (ev.mcount_locs, "mcount_sort", ((MCOUNT_LOC_BYTES, 2),))):
+                                (ev.mcount_locs, "mcount_sort", ((sizes.mcount_loc, 2),))):
         swaps = heapsort_swaps(n or 0)
         if not swaps:
             continue
@@ -174,18 +206,46 @@ def load_items(ev: Event, present: set[str]) -> tuple[list[Batch], int]:
         t = _first(present, FENTRY_TARGETS)
         if t is None:
             raise DesignError(f"module {ev.obj}: {ev.mcount_locs} __fentry__ sites but no text")
-        out.append(Batch("ftrace_init", t, MCOUNT_INSN_SIZE, ev.mcount_locs))
+        for nbytes in sizes.ftrace_init:
+            out.append(Batch("ftrace_init", t, nbytes, ev.mcount_locs))
     return out, nsec
 
 
-def item_bytes(ev: Event) -> int:
+def item_bytes(ev: Event, sizes: ItemSizes = X86_ITEMS, ftrace: bool = True) -> int:
     """Bytes the items of :func:`load_items` write, wherever they land: what
     a loader that makes them as plain stores (``rw``, ``temp_rw``) spends
-    on them (time only), without needing to know where they go."""
-    return (RELOC_BYTES * (ev.relocs or 0) + ALT_SITE_BYTES * (ev.alt_sites or 0)
+    on them (time only), without needing to know where they go.
+    ``ftrace=False`` leaves out the ftrace call-site conversion (arm64
+    writes it through the fixmap: :func:`arm64_rw_items`)."""
+    return (sizes.reloc * (ev.relocs or 0) + sizes.alt_site * (ev.alt_sites or 0)
             + 2 * (ORC_IP_BYTES + ORC_ENTRY_BYTES) * heapsort_swaps(ev.orc_entries or 0)
-            + 2 * MCOUNT_LOC_BYTES * heapsort_swaps(ev.mcount_locs or 0)
-            + MCOUNT_INSN_SIZE * (ev.mcount_locs or 0))
+            + 2 * sizes.mcount_loc * heapsort_swaps(ev.mcount_locs or 0)
+            + (sum(sizes.ftrace_init) * (ev.mcount_locs or 0) if ftrace else 0))
+
+
+def rw_items(k, ev: Event, text: tuple[int, int] | None, init_text: tuple[int, int] | None) -> None:
+    """The item writes of a loader whose module memory is still RW when it
+    makes them (strategy ``rw``: v6.1 ``module_alloc()``, v6.10 ``execmem``).
+
+    x86-64: all plain stores (``text_poke_early()`` for the ``__fentry__``
+    NOPs), time only.  arm64: relocations, alternatives and the mcount sort
+    are plain stores too, but ``ftrace_init_nop()`` patches each site with
+    ``aarch64_insn_patch_text_nosync()`` (and the CALL_OPS literal with
+    ``aarch64_insn_write_literal_u64()``), which go through the fixmap even
+    into RW module memory (arch/arm64/kernel/patching.c ``patch_map()``:
+    ``vmalloc_to_page()`` with STRICT_MODULE_RWX) -- fixmap writes counted
+    as ``text_pokes_ftrace_init``, the same in every rw-loader design."""
+    sizes = item_sizes(k)
+    if k.arch.name != "arm64" or not ev.mcount_locs:
+        k.memcpy_elsewhere(item_bytes(ev, sizes))
+        return
+    k.memcpy_elsewhere(item_bytes(ev, sizes, ftrace=False))
+    area = text or init_text
+    if area is None:
+        raise DesignError(f"module {ev.obj}: {ev.mcount_locs} ftrace sites but no text")
+    with k.poke_source("ftrace_init"):
+        for nbytes in sizes.ftrace_init:
+            k.text_poke_repeat(area[0], max(area[1], nbytes), nbytes, ev.mcount_locs)
 
 
 def sort_swaps(ev: Event) -> int:

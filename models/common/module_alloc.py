@@ -38,3 +38,14 @@ class ModuleAllocApi(KernelApi):
             self.k.free_null("module_memfree")
             return
         self.k.vfree(addr)
+
+
+class ModuleAllocApiArm64(ModuleAllocApi):
+    """arm64 ``module_alloc()`` (arch/arm64/kernel/module.c, v6.1 - v6.4):
+    the direct window, then the 2 GiB fallback window, then
+    ``kasan_reset_tag()`` (:func:`models.common.arm64.module_alloc_arm64`)."""
+
+    def module_alloc(self, size: int, caller: str = "") -> int:
+        from .arm64 import module_alloc_arm64
+        self.k.api("module_alloc")
+        return module_alloc_arm64(self.k, size, caller)

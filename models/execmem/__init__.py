@@ -17,6 +17,16 @@ Sources (v6.10; docs/kernel-semantics.md §1, §6-§9):
 * kprobes: ``alloc_insn_page()`` on ``execmem_alloc(EXECMEM_KPROBES)`` +
   ``set_memory_rox`` -- :mod:`.kprobes`.
 
+On arm64 (``--arch arm64``): arm64's ``execmem_info`` (:func:`.api.
+arm64_execmem_info_610`: the direct window with the 2 GiB PLT window as
+fallback, or the PLT window alone; KPROBES ROX and BPF in the vmalloc area),
+the same loader with ``set_memory_rox`` = ``set_memory_ro`` +
+``set_memory_x`` (arm64 has no native one) and PLT entries by distance, BPF
+on ``bpf_prog_pack`` written with ``aarch64_insn_copy()`` (both from v6.9),
+kprobe pages ``execmem_alloc(EXECMEM_KPROBES)`` + ``set_memory_rox`` with
+8-byte slots and no optprobes, and no ftrace trampolines
+(models/common/arm64.py).
+
 On x86 this is behaviourally v6.1's ``module_alloc()`` plus the v6.4
 per-type module layout and the v6.2 CPA rules: every allocation is 4 KiB
 mapped RW+NX memory and each caller flips permissions itself.  What it
@@ -52,6 +62,22 @@ class Execmem(Design):
         api = ExecmemApi(kernel)
         check_loader(self.name, self.params["loader"], ("rw",))
         self.module = ModuleLoader610(kernel, api)
+        if kernel.arch.name == "arm64":
+            from execbench.units import PAGE_SIZE
+            from ..common.arm64 import Arm64Kprobes, NoFtraceTrampolines, PackedBpfArm64
+            from .api import ExecmemType
+
+            def kprobe_page() -> int:                  # arm64 alloc_insn_page() (6.12)
+                page = api.execmem_alloc(ExecmemType.KPROBES, PAGE_SIZE, caller="alloc_insn_page")
+                api.set_memory_rox(page, 1)
+                return page
+
+            self.bpf = PackedBpfArm64(
+                kernel, api, lambda size: api.execmem_alloc(ExecmemType.BPF, size, caller="bpf_prog_pack_alloc"),
+                api.execmem_free, numa_nodes=kernel.config.numa_nodes)
+            self.ftrace = NoFtraceTrampolines(kernel)
+            self.kprobe = Arm64Kprobes(kernel, api, kprobe_page, api.execmem_free)
+            return
         self.bpf = Bpf610(kernel, api)
         self.ftrace = Ftrace610(kernel, api)
         self.kprobe = Kprobes610(kernel, api)

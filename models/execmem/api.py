@@ -82,6 +82,40 @@ def x86_execmem_info_610(k: Kernel) -> ExecmemInfo:
     return ExecmemInfo({t: default for t in ExecmemType})
 
 
+def arm64_execmem_info_610(k: Kernel) -> ExecmemInfo:
+    """arm64 ``execmem_arch_setup()`` (arch/arm64/mm/init.c; read in 6.12,
+    introduced by 223b5e57d0d5 and e2effa2235d9 in v6.10) then
+    ``execmem_init_missing()`` (mm/execmem.c):
+
+    * ``EXECMEM_DEFAULT`` (= MODULE_TEXT): ``[module_direct_base, +128 MiB)``
+      with the 2 GiB PLT window as fallback when the direct window exists,
+      else the PLT window alone (Debian's RANDOMIZE_MODULE_REGION_FULL with
+      KASLR); ``PAGE_KERNEL``; alignment 1 (a byte alignment: page-aligned
+      areas anyway);
+    * ``EXECMEM_KPROBES``: ``[VMALLOC_START, VMALLOC_END)``, ``PAGE_KERNEL_ROX``;
+    * ``EXECMEM_BPF``: ``[VMALLOC_START, VMALLOC_END)``, ``PAGE_KERNEL``;
+    * ``EXECMEM_FTRACE`` and ``EXECMEM_MODULE_DATA`` copied from DEFAULT
+      (MODULE_DATA with ``PAGE_KERNEL``, the same here).
+
+    Neither range has ``EXECMEM_KASAN_SHADOW`` (arm64 selects KASAN_VMALLOC)
+    nor ``EXECMEM_ROX_CACHE`` (no ARCH_HAS_EXECMEM_ROX on arm64)."""
+    lay = k.layout
+    direct, plt = lay.direct_window, lay.plt_window
+    if direct is not None:
+        default = ExecmemRange(start=direct[0], end=direct[1],
+                               fallback_start=plt[0] if plt else 0, fallback_end=plt[1] if plt else 0)
+    else:
+        default = ExecmemRange(start=plt[0], end=plt[1])
+    vm0, vm1 = lay.default_range()
+    return ExecmemInfo({
+        ExecmemType.MODULE_TEXT: default,
+        ExecmemType.KPROBES: ExecmemRange(start=vm0, end=vm1, w=False, x=True),
+        ExecmemType.FTRACE: default,
+        ExecmemType.BPF: ExecmemRange(start=vm0, end=vm1),
+        ExecmemType.MODULE_DATA: default,
+    })
+
+
 class ExecmemApi(KernelApi):
     """``execmem_alloc()`` / ``execmem_free()`` plus the primitives every
     v6.10 caller still uses itself (``set_memory_*``, ``text_poke*``)."""
@@ -92,7 +126,10 @@ class ExecmemApi(KernelApi):
 
     def __init__(self, kernel: Kernel, info: ExecmemInfo | None = None):
         super().__init__(kernel)
-        self.info = info or x86_execmem_info_610(kernel)
+        self.arm64 = kernel.arch.name == "arm64"
+        if info is None:
+            info = arm64_execmem_info_610(kernel) if self.arm64 else x86_execmem_info_610(kernel)
+        self.info = info
 
     def set_memory_rox(self, addr: int, npages: int) -> None:
         self.k.api("set_memory_rox")
@@ -106,12 +143,22 @@ class ExecmemApi(KernelApi):
         except DesignError:
             if not r.fallback_start:
                 raise
-            return self.k.vmalloc(size, align=r.alignment, start=r.fallback_start,
-                                  end=r.fallback_end, w=r.w, x=r.x, reset_perms=True,
-                                  caller=caller)
+            p = self.k.vmalloc(size, align=r.alignment, start=r.fallback_start,
+                               end=r.fallback_end, w=r.w, x=r.x, reset_perms=True,
+                               caller=caller)
+            if self.arm64:
+                self.k.counters["module_fallback_allocs"] += 1
+            return p
 
     def execmem_alloc(self, type_: ExecmemType, size: int, caller: str = "") -> int:
         self.k.api("execmem_alloc")
+        if self.arm64:
+            r = self.info.ranges[type_]
+            if page_align(size) > max(r.end - r.start, r.fallback_end - r.fallback_start):
+                raise DesignError(f"execmem_alloc({type_.name}, {size}) is larger than the range")
+            p = self._vmalloc(r, size, caller or type_.name)
+            self.k.kasan_reset_tag()                 # __execmem_alloc(): kasan_reset_tag(p)
+            return p
         if page_align(size) > MODULES_LEN:
             raise DesignError(f"execmem_alloc({type_.name}, {size}) is larger than the range")
         return self._vmalloc(self.info.ranges[type_], size, caller or type_.name)

@@ -55,7 +55,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
 
-from ..common.load_work import item_bytes
+from ..common.load_work import rw_items
 from ..common.module_layout import INIT_TYPES, MOD_MEM_TYPES, TEXT_TYPES, type_sizes
 from .api import ExecmemApi, ExecmemType
 
@@ -102,8 +102,14 @@ class ModuleLoader610:
 
     def _write_items(self, m: Mod, ev: Event) -> None:
         """Relocations, alternatives, sorts, ``__fentry__`` NOPs: plain
-        stores in v6.10 (time only, the same bytes every design writes)."""
-        self.k.memcpy_elsewhere(item_bytes(ev))
+        stores in v6.10 (time only, the same bytes every design writes;
+        arm64's ftrace sites go through the fixmap, load_work.rw_items),
+        then the arm64 PLT entries by distance (``Kernel.module_relocate``)."""
+        text, init = m.mem.get("text"), m.mem.get("init_text")
+        text_area = (text.base, text.used) if text else None
+        init_area = (init.base, init.used) if init else None
+        rw_items(self.k, ev, text_area, init_area)
+        self.k.module_relocate(ev.obj, text_area, init_area)
 
     def _publish(self, m: Mod) -> None:
         """After ``module_finalize()``: nothing in v6.10 (written in place)."""

@@ -102,6 +102,13 @@ class ExecmemRox(Design):
               "20250709134933.3848895-1-rppt@kernel.org (v6.17); Debian 7.2.13 (v7.2)")
     kernel_version = (7, 2)
     defaults = {"version": (7, 2), "loader": ""}      # "": the version's own (default_loader)
+
+    @classmethod
+    def arch_support(cls, arch: str) -> str | None:
+        if arch == "arm64":
+            return ("no ARCH_HAS_EXECMEM_ROX: only arch/x86/Kconfig selects it (v6.13 through 7.2), "
+                    "and arm64's execmem ranges carry no EXECMEM_ROX_CACHE")
+        return None
     #: versions that no released x86 kernel ran (shown beside the version in reports)
     UNSHIPPED = {(6, 13): "rc only, never shipped on x86 (a9bbe3413331)"}
 

@@ -28,6 +28,16 @@ Sources, point by point (docs/kernel-semantics.md §9):
 * Kernel version: the series sits on v6.4-rc (v6.2+ CPA rules,
   ``set_memory_rox`` exists).
 
+On arm64 (``--arch arm64``) -- an **extrapolation** (Kent posted no arm64
+code): slabs over arm64's v6.4 ``module_alloc()`` (direct window + 2 GiB
+fallback); ``jit_update`` = ``aarch64_insn_copy()`` with ``text_poke=True``
+(arm64 has it from v6.9: used at this v6.4 base as a backport, counted in
+``arm64_backported_calls``), or Kent's unprotect/memcpy/protect fallback with
+``text_poke=False`` -- on arm64 ``set_memory_rox`` is ``set_memory_ro`` +
+``set_memory_x`` and the new code needs a ``flush_icache_range()`` IPI; the
+arm64 callers around it (no ftrace trampolines, 8-byte kprobe slots, no
+optprobes, no dispatcher) as in models/common/arm64.py.
+
 Simplified (and why): the sketch's leak of an empty slab's vmalloc area is
 modelled as ``vfree`` (its evident intent); ``len < 16`` uses the 16-byte
 class (the sketch computes ``ilog2(0)``); no huge pages, NUMA or per-type
@@ -36,6 +46,7 @@ ranges -- the sketch has none.
 from __future__ import annotations
 
 from execbench.design import Design
+from execbench.errors import DesignError
 from execbench.kernel import Kernel
 
 from .api import JitAllocApi
@@ -61,9 +72,20 @@ class JitAlloc(Design):
     def loader_note(cls, params=None) -> str:
         return "extrapolation (module text on jitalloc is the project's reading)"
 
+    @classmethod
+    def arch_note(cls, arch: str, params=None) -> str:
+        if arch == "arm64":
+            tp = (params or {}).get("text_poke", cls.defaults["text_poke"])
+            return ("extrapolation (aarch64_insn_copy, v6.9, as jit_update at v6.4)" if tp
+                    else "extrapolation (Kent's unprotect/memcpy/protect fallback)")
+        return ""
+
     def __init__(self, kernel: Kernel, **params):
         super().__init__(kernel, **params)
         p = self.params
+        if kernel.arch.name == "arm64":
+            self._init_arm64(kernel, p)
+            return
         self.allocator = JitAllocator(kernel, text_poke=p["text_poke"], fallback_lock=p["fallback_lock"],
                                       fallback_unprotect=p["fallback_unprotect"])
         api = JitAllocApi(kernel, self.allocator)
@@ -71,3 +93,20 @@ class JitAlloc(Design):
         self.bpf = BpfJit(kernel, api, use_pack=p["bpf_prog_pack"])
         self.ftrace = FtraceJit(kernel, api, text_poke=p["text_poke"])
         self.kprobe = (KprobesJitCached(kernel, api) if p["kprobe_cache"] else KprobesJit(kernel, api))
+
+    def _init_arm64(self, kernel: Kernel, p: dict) -> None:
+        from ..common.arm64 import NoFtraceTrampolines
+        from .bpf import BpfJitArm64
+        from .kprobes import KprobesJitArm64
+        if p["text_poke"]:
+            kernel.backports.add("aarch64_insn_copy")
+        self.allocator = JitAllocator(kernel, text_poke=p["text_poke"], fallback_lock=p["fallback_lock"],
+                                      fallback_unprotect=p["fallback_unprotect"])
+        api = JitAllocApi(kernel, self.allocator)
+        self.module = ModuleLoaderJit(kernel, api, text_poke=p["text_poke"], loader=p["loader"])
+        self.bpf = BpfJitArm64(kernel, api, use_pack=p["bpf_prog_pack"])
+        self.ftrace = NoFtraceTrampolines(kernel)
+        if p["kprobe_cache"]:
+            raise DesignError("jitalloc: kprobe_cache=true on arm64 is not modelled (the cache's "
+                              "x86 slot strides); the default keeps one jit_alloc per slot")
+        self.kprobe = KprobesJitArm64(kernel, api)

@@ -34,6 +34,14 @@ class JitAllocApi(ModuleAllocApi):
         super().__init__(kernel)
         self.jit = alloc
 
+    def module_alloc(self, size: int, caller: str = "") -> int:
+        """v6.4 ``module_alloc()`` of the machine's architecture."""
+        if self.k.arch.name == "arm64":
+            from ..common.arm64 import module_alloc_arm64
+            self.k.api("module_alloc")
+            return module_alloc_arm64(self.k, size, caller)
+        return super().module_alloc(size, caller)
+
     # -- mm/jitalloc.c ---------------------------------------------------------------
     def jit_alloc(self, length: int, buf: bool = False) -> int:
         """``jit_alloc(buf, len)``: ``buf=False`` is ``jit_alloc(NULL, len)``

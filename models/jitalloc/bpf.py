@@ -118,3 +118,27 @@ class BpfJit(TrampolineTable, Dispatchers):
 
     def _dispatcher_copy(self, dst: int, n: int) -> None:
         self.api.jit_update(dst, n)
+
+
+class BpfJitArm64(BpfJit):
+    """BPF under jitalloc on arm64: as :class:`BpfJit`, plus what the arm64
+    JIT does around its copies -- ``bpf_flush_icache()`` after a program or
+    trampoline is written (arch/arm64/net/bpf_jit_comp.c) -- and the
+    dispatcher, which arm64 cannot build (``arch_prepare_bpf_dispatcher()``
+    is the -ENOTSUPP stub): its image is allocated and never written
+    (models/common/arm64.py ``Arm64Dispatcher``)."""
+
+    def prog_load(self, ev: Event) -> None:
+        super().prog_load(ev)
+        self.api.text_poke_sync()
+
+    def _tramp_image(self, size: int) -> int:
+        im = super()._tramp_image(size)
+        self.api.text_poke_sync()
+        return im
+
+    def dispatcher_update(self, ev: Event) -> None:
+        if ev.obj not in self.dispatchers:
+            with self.k.poke_source("dispatcher"):
+                self.dispatchers[ev.obj] = list(self._dispatcher_new())
+        self.k.count("bpf_dispatcher_unsupported")

@@ -77,3 +77,18 @@ class KprobesJit:
         if oslot is not None:
             self.k.text_release(oslot, on)
             self.api.jit_free(oslot)
+
+
+class KprobesJitArm64(KprobesJit):
+    """arm64: an 8-byte slot (the instruction + ``BRK64_OPCODE_KPROBES_SS``,
+    arch/arm64/kernel/probes/kprobes.c ``arch_prepare_ss_slot()``) is
+    ``jit_alloc(NULL, 8)`` (the 16-byte class) written with one
+    ``jit_update``; arm64 has no optprobes, so ``optimize`` does nothing."""
+
+    def register(self, ev: Event) -> None:
+        from ..common.arm64 import ARM64_KPROBE_SLOT
+        self.probes[ev.obj] = [self._slot(ARM64_KPROBE_SLOT, ARM64_KPROBE_SLOT), ARM64_KPROBE_SLOT,
+                               None, 0]
+
+    def optimize(self, ev: Event) -> None:
+        self.k.count("kprobe_optimize_unsupported")

@@ -66,7 +66,7 @@ from execbench.units import PAGE_SHIFT, page_align
 
 from execbench.errors import DesignError
 
-from ..common.load_work import check_loader, load_items
+from ..common.load_work import check_loader, item_sizes, load_items
 from ..common.module_layout import INIT_TYPES, MOD_MEM_TYPES, TEXT_TYPES, type_sizes
 from .api import JitAllocApi
 
@@ -143,7 +143,7 @@ class ModuleLoaderJit:
                     a.jit_update(m.base[t], m.size[t])
             else:
                 k.memcpy_elsewhere(m.size[t])
-        items, _ = load_items(ev, set(m.base))
+        items, _ = load_items(ev, set(m.base), item_sizes(k))
         for b in items:                                   # relocations, sites, sorts
             if inplace and b.mtype in TEXT_TYPES:
                 span = m.size[b.mtype]
@@ -157,6 +157,8 @@ class ModuleLoaderJit:
                     with k.poke_source("fill"):
                         a.jit_update(m.base[t], m.obj[t])
                 k.text_claim(m.base[t], m.size[t])
+        k.module_relocate(ev.obj, (m.base["text"], m.size["text"]) if "text" in m.base else None,
+                          (m.base["init_text"], m.size["init_text"]) if "init_text" in m.base else None)
         self.mods[ev.obj] = m
         with k.lock("module_mutex"):                       # complete_formation()
             self._set(a.set_memory_ro, m, "rodata")

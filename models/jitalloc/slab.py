@@ -119,7 +119,12 @@ class JitAllocator:
 
     # -- jit_alloc ----------------------------------------------------------------
     def _module_alloc(self, size: int) -> int:
-        """x86 ``module_alloc()`` (v6.4): RW+NX in the module range."""
+        """x86 ``module_alloc()`` (v6.4): RW+NX in the module range; arm64's
+        (v6.4 = 6.1: direct window, then the 2 GiB fallback,
+        models/common/arm64.py)."""
+        if self.k.arch.name == "arm64":
+            from ..common.arm64 import module_alloc_arm64
+            return module_alloc_arm64(self.k, size, caller="jit_alloc")
         return self.k.vmalloc(size, align=PAGE_SIZE, w=True, x=False, caller="jit_alloc")
 
     def _slab_alloc(self, cache: JitCache) -> JitSlab:
@@ -215,6 +220,11 @@ class JitAllocator:
                 k.set_memory_rw(lo, n)
             k.memcpy(dst, length)
             k.set_memory_rox(lo, n)
+            if k.arch.name == "arm64":
+                # new instructions through the vmalloc mapping need
+                # flush_icache_range() before they run: one kick_all_cpus_sync()
+                # IPI (the fallback's arm64 form; the sketch names no arch)
+                k.text_poke_sync()
             dt = k.now - t0
         k.count("jit_fallback_updates")
         k.count("jit_fallback_window_ns", int(round(dt)))
@@ -228,6 +238,9 @@ class JitAllocator:
         if not self.text_poke:
             raise KernelBug("jit_update_repeat without text_poke")
         self.k.text_poke_repeat(dst, span, nbytes, count)
+        if self.k.arch.name == "arm64":
+            # each jit_update() is one aarch64_insn_copy(): its own flush_icache_range() IPI
+            self.k.text_poke_sync_repeat(count)
 
     def _neighbours(self, dst: int, lo: int, n: int) -> int:
         """Allocated objects on pages ``[lo, lo + n pages)`` other than the one holding ``dst``."""

@@ -42,7 +42,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT
 
-from ..common.load_work import item_bytes
+from ..common.load_work import rw_items
 from ..common.module_layout import Layout61, layout_v61
 from .api import ModuleAllocApi
 
@@ -113,8 +113,12 @@ class ModuleLoader61:
         if init is not None:
             k.memcpy(init, ev.init_text + ev.init_rodata + ev.init_data)
         # relocations, alternatives, the ORC/mcount sorts and the __fentry__
-        # NOPs: plain stores while the module is unformed (loader "rw")
-        k.memcpy_elsewhere(item_bytes(ev))
+        # NOPs: plain stores while the module is unformed (loader "rw"; arm64
+        # writes the ftrace sites through the fixmap, load_work.rw_items)
+        text_area = (core, ev.text) if ev.text else None
+        init_area = (init, ev.init_text) if init is not None and ev.init_text else None
+        rw_items(k, ev, text_area, init_area)
+        k.module_relocate(ev.obj, text_area, init_area)    # arm64: PLT entries by distance
         m = _Mod(core, core_l, init, init_l, ev.text, ev.init_text)
         self.mods[ev.obj] = m
         k.text_claim(core, ev.text)

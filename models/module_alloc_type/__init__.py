@@ -51,6 +51,24 @@ trampoline, depends on its bytes and the CPU's feature bits, which the
 trace does not carry (docs/kernel-semantics.md, "What v1 as posted would
 fault on").
 
+On arm64 (``--arch arm64``) -- **our reading**, since v1 posted only x86's
+configuration: :func:`.configs.arm64_allocators` (the preferred and
+secondary module windows, KASAN shadow and tag-reset flags the cover letter
+names, fill/invalidate as ``aarch64_insn_copy``/``aarch64_insn_set``
+backported from v6.9); the loader's per-item writes become one
+``aarch64_insn_patch_text_nosync()`` per item and each relocation section
+ends with a ``flush_icache_range()`` IPI (x86's ``text_poke_sync()``).  The
+series changed only the generic (``__weak``) ``bpf_jit_alloc_exec()`` and
+``alloc_insn_page()``; arm64 overrides both, so BPF programs, trampolines and
+kprobe pages stay arm64 v6.4's (models/common/arm64.py) and only the
+dispatcher's pack comes from ``module_alloc_type(MOD_TEXT)`` -- where arm64's
+``jit_fill_hole()``, a plain store, would fault on the RO+X pack
+(``faults_as_posted_dispatcher_fill``; modelled with ``aarch64_insn_set``).
+``module_alloc_type_pmd`` does not exist on arm64: its 2 MiB granules are
+PMD-mapped, and ``set_memory_rox`` on them fails (-EINVAL from
+``apply_to_pmd_range()``, mm/memory.c; from v6.16 ``change_memory_common()``
+refuses VM_ALLOW_HUGE_VMAP areas outright).
+
 Kernel version for CPA rules: (6, 4) -- the series is against v6.4-rc
 (per-type module memory, ``set_memory_rox`` exists).  What each part
 simplifies is in its module docstring; :data:`.api.INTERFACE` lists the
@@ -87,8 +105,17 @@ class _ModuleAllocTypeBase(Design):
         loader = (params or {}).get("loader", cls.defaults["loader"])
         return "" if loader == "inplace" else "what-if (v1 as posted writes in place)"
 
+    @classmethod
+    def arch_note(cls, arch: str, params=None) -> str:
+        if arch == "arm64":
+            return "our reading (v1 posted only x86's configuration)"
+        return ""
+
     def __init__(self, kernel: Kernel, **params):
         super().__init__(kernel, **params)
+        if kernel.arch.name == "arm64":
+            self._init_arm64(kernel)
+            return
         allocators = dict(CONFIGS[self.config])
         align = self.params.get("text_alignment")
         if align is not None:
@@ -109,6 +136,36 @@ class _ModuleAllocTypeBase(Design):
         self.kprobe = KprobesMat(kernel, api)
 
 
+    def _init_arm64(self, kernel: Kernel) -> None:
+        from ..common.arm64 import (Arm64Kprobes, Bpf61Arm64, NoFtraceTrampolines,
+                                    bpf_jit_alloc_exec_arm64, kprobe_page_61)
+        from ..common.bpf_prog_pack import PackOps
+        from .configs import arm64_allocators
+        if self.params.get("text_alignment") not in (None, MODULE_ALIGN):
+            raise DesignError(f"{self.name}: text_alignment is an x86 PMD-granule parameter")
+        kernel.backports.add("aarch64_insn_copy")     # fill/invalidate: v6.9 functions, labelled
+        self.allocators = ModAllocators(kernel, arm64_allocators(kernel))
+        api = ModuleAllocTypeApi(kernel, self.allocators)
+        self.module = ModuleLoaderMat(kernel, api, loader=self.params["loader"])
+
+        def fill_pack(addr: int, n: int) -> None:
+            # arm64 jit_fill_hole() is memset32() into RO+X memory: a fault as posted
+            kernel.count("faults_as_posted")
+            kernel.count("faults_as_posted_dispatcher_fill")
+            api.text_poke_set(addr, n)
+
+        pack_ops = PackOps(
+            alloc_exec=lambda size: api.module_alloc_type(size, "text", caller="bpf_prog_pack_alloc"),
+            free_exec=lambda addr: api.module_memfree_type(addr, "text"),
+            fill=fill_pack, set_reset_perms=lambda addr: None,
+            protect=lambda addr, npages: api.module_memory_protect(addr, npages * PAGE_SIZE, "text"),
+            text_copy=lambda addr, n: None, invalidate=lambda addr, n: None)
+        self.bpf = Bpf61Arm64(kernel, api, lambda size: bpf_jit_alloc_exec_arm64(kernel, size),
+                              kernel.vfree, pack_ops, numa_nodes=kernel.config.numa_nodes)
+        self.ftrace = NoFtraceTrampolines(kernel)
+        self.kprobe = Arm64Kprobes(kernel, api, lambda: kprobe_page_61(kernel), kernel.vfree)
+
+
 class ModuleAllocType(_ModuleAllocTypeBase):
     name = "module_alloc_type"
     title = "Song Liu v1 (May 2023): per-type allocators, page-granular, text RO+X + text_poke"
@@ -122,3 +179,11 @@ class ModuleAllocTypePmd(_ModuleAllocTypeBase):
     source = SERIES + " header-comment intent + 2022 execmem_alloc (20221128190245.2337461-2-song@kernel.org)"
     config = "x86_pmd"
     defaults = {"text_alignment": MODULE_ALIGN, **_ModuleAllocTypeBase.defaults}
+
+    @classmethod
+    def arch_support(cls, arch: str) -> str | None:
+        if arch == "arm64":
+            return ("its 2 MiB granules are PMD-mapped and set_memory_rox() on them fails "
+                    "(-EINVAL: apply_to_pmd_range() refuses leaf PMDs, mm/memory.c; "
+                    "change_memory_common() refuses huge vmalloc areas from v6.16)")
+        return None

@@ -48,7 +48,7 @@ from execbench.errors import DesignError, OutOfMemory
 from execbench.kernel import Kernel
 from execbench.units import pages
 
-from .configs import (MOD_ALLOC_FALLBACK, MOD_ALLOC_SET_MEMORY, VM_ALLOW_HUGE_VMAP,
+from .configs import (MOD_ALLOC_FALLBACK, MOD_ALLOC_KASAN_RESET_TAG, MOD_ALLOC_SET_MEMORY, VM_ALLOW_HUGE_VMAP,
                       VM_FLUSH_RESET_PERMS, VM_NO_GUARD, ModAllocParams)
 from .granules import GranulePool
 
@@ -97,7 +97,7 @@ class ModAllocators:
         if pool is not None:
             return pool.alloc(size, caller)
         k = self.k
-        for vmp in p.vmp:
+        for i, vmp in enumerate(p.vmp):
             if vmp.unused:
                 continue
             try:
@@ -108,6 +108,10 @@ class ModAllocators:
                                     guard=VM_NO_GUARD not in vmp.vm_flags, caller=caller)
             except OutOfMemory:
                 continue                  # "on failure try the next address space"
+            if i and k.arch.name == "arm64":
+                k.counters["module_fallback_allocs"] += 1
+            if p.has(MOD_ALLOC_KASAN_RESET_TAG):
+                k.kasan_reset_tag()
             k.set_vm_flush_reset_perms(ptr)
             if p.has(MOD_ALLOC_SET_MEMORY):
                 self.enable_protection(ptr, size, type_)

@@ -138,3 +138,45 @@ CONFIGS: dict[str, dict[str, ModAllocParams]] = {
     "x86": x86_allocators(X86_TEXT),
     "x86_pmd": x86_allocators(X86_TEXT_PMD),
 }
+
+
+def arm64_allocators(k) -> dict[str, ModAllocParams]:
+    """**Our reading** of an arm64 ``module_alloc_type_init()`` -- v1 posted
+    only x86's.  The cover letter (20230526051529.3387103-1-song@kernel.org)
+    gives the parameters arm64 needs -- "KASAN module shadow", "kasan_reset_tag()",
+    "preferred and secondary module address ranges" -- and ``struct
+    mod_alloc_params`` has a field for each.  Translating the v6.4 arm64
+    ``module_alloc()`` (arch/arm64/kernel/module.c, the tree the series was
+    based on; the same code as 6.1) field by field:
+
+    * every type: ``vmp[0] = [module_alloc_base, module_alloc_base + SZ_128M)``
+      (``MODULES_END`` as the end with generic/SW_TAGS KASAN), ``vmp[1] =
+      [module_alloc_base, module_alloc_base + SZ_2G)`` (``ARM64_MODULE_PLTS``),
+      ``MOD_ALLOC_KASAN_MODULE_SHADOW | MOD_ALLOC_KASAN_RESET_TAG``,
+      ``granularity = alignment = MODULE_ALIGN`` (PAGE_SIZE: arm64's forced
+      KASAN_VMALLOC keeps it so); the window bounds are the machine's
+      (execbench/kernel/arch/arm64.py);
+    * pgprot ``PAGE_KERNEL_EXEC`` and ``VM_FLUSH_RESET_PERMS`` as in x86's v1
+      (arm64's ``module_alloc()`` has no ``VM_ALLOW_HUGE_VMAP``, so neither
+      does this; ``VM_DEFER_KMEMLEAK`` on the first window as there);
+    * text and rodata: ``MOD_ALLOC_SET_MEMORY`` with ``fill`` / ``invalidate``
+      the arm64 counterparts of ``text_poke_copy`` / ``text_poke_set`` --
+      ``aarch64_insn_copy()`` / ``aarch64_insn_set()``, which arm64 has only
+      from v6.9: modelled as if backported (``arm64_backported_calls``).
+
+    With KASAN_VMALLOC forced on arm64, ``MOD_ALLOC_KASAN_MODULE_SHADOW`` is
+    the no-op ``kasan_alloc_module_shadow()`` and ``MOD_ALLOC_KASAN_RESET_TAG``
+    changes no page state: the flags are real but move no number (the tag
+    reset counts in ``kasan_reset_tag_calls`` with SW/HW_TAGS)."""
+    (_, d0, d1), (_, f0, f1) = k.layout.windows[0], k.layout.windows[1]
+    vmp0 = VmallocParams(start=d0, end=d1, w=True, x=True,
+                         vm_flags=frozenset({VM_FLUSH_RESET_PERMS, VM_DEFER_KMEMLEAK}))
+    vmp1 = VmallocParams(start=f0, end=f1, w=True, x=True, vm_flags=frozenset({VM_FLUSH_RESET_PERMS}))
+    base = MOD_ALLOC_KASAN_MODULE_SHADOW | MOD_ALLOC_KASAN_RESET_TAG
+    text = ModAllocParams("text", base | MOD_ALLOC_SET_MEMORY, PAGE_SIZE, MODULE_ALIGN, (vmp0, vmp1),
+                          fill="text_poke_copy", invalidate="text_poke_set")
+    rw = ModAllocParams("rw_data", base, PAGE_SIZE, MODULE_ALIGN, (vmp0, vmp1))
+    ro = ModAllocParams("ro_data", base | MOD_ALLOC_SET_MEMORY, PAGE_SIZE, MODULE_ALIGN, (vmp0, vmp1),
+                        fill="text_poke_copy", invalidate="text_poke_set")
+    return {"text": text, "init_text": text, "data": rw, "init_data": rw, "ro_after_init": rw,
+            "rodata": ro, "init_rodata": ro}

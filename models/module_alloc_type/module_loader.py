@@ -86,7 +86,7 @@ from execbench.kernel import Kernel
 from execbench.trace import Event
 from execbench.units import PAGE_SHIFT, page_align
 
-from ..common.load_work import check_loader, load_items, sort_swaps
+from ..common.load_work import check_loader, item_sizes, load_items, sort_swaps
 from ..common.module_layout import INIT_TYPES, MOD_MEM_TYPES, type_sizes
 from .api import ModuleAllocTypeApi
 
@@ -154,7 +154,7 @@ class ModuleLoaderMat:
         section) or into the writable copy (plain stores)."""
         k, a = self.k, self.api
         present = {t for t in MOD_MEM_TYPES if m.base.get(t) is not None}
-        items, nsec = load_items(ev, present)
+        items, nsec = load_items(ev, present, item_sizes(k))
         staged = self.loader == "staged"
         relocs = [b for b in items if b.source == "reloc"]
         for b in relocs:                                   # apply_relocations()
@@ -167,6 +167,9 @@ class ModuleLoaderMat:
         swaps = sort_swaps(ev)
         if swaps:
             k.count("mat_sort_swaps", swaps)
+        text = (m.base["text"], m.used["text"]) if m.base.get("text") is not None else None
+        init = (m.base["init_text"], m.used["init_text"]) if m.base.get("init_text") is not None else None
+        k.module_relocate(ev.obj, text, init)          # arm64: PLT entries by distance
 
     # -- trace ops ----------------------------------------------------------------------
     def load(self, ev: Event) -> None:
