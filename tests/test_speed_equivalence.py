@@ -286,9 +286,9 @@ def test_block_at_a_time_refill_equals_page_at_a_time(monkeypatch, placement):
     assert _zone_state(fast.zone) == _zone_state(ref.zone)
 
 
-def _random_text_kernel(rng) -> Kernel:
+def _random_text_kernel(rng, arch: str = "x86_64") -> Kernel:
     """Live text of every user, some of it PMD-mapped, in random sizes."""
-    k = Kernel(KernelConfig(seed=int(rng.integers(100)), itlb_cpu="off"))
+    k = Kernel(KernelConfig(arch=arch, seed=int(rng.integers(100)), itlb_cpu="off"))
     for j in range(int(rng.integers(1, 40))):
         k.user = str(rng.choice(["module", "bpf", "ftrace", "kprobe"]))
         k.obj = f"o{j % 13}"
@@ -300,18 +300,20 @@ def _random_text_kernel(rng) -> Kernel:
 
 @pytest.mark.skipif(not __import__("execbench.metrics.itlb_fast", fromlist=["x"]).available(),
                     reason="numba not installed")
-@pytest.mark.parametrize("cpu", ["skylake-sp", "icelake", "zen2", "zen4"])
-def test_compiled_itlb_checkpoint_equals_the_numpy_path(cpu):
+@pytest.mark.parametrize("cpu,arch", [("skylake-sp", "x86_64"), ("icelake", "x86_64"), ("zen2", "x86_64"),
+                                      ("zen4", "x86_64"), ("neoverse-n1", "arm64")])
+def test_compiled_itlb_checkpoint_equals_the_numpy_path(cpu, arch):
     """ItlbProbe.measure (one numba function per checkpoint) against
     measure_reference (FetchStream.draw windows, union1d, simulate_owners):
     the same values and the same warm-up length, on random layouts and
     stream parameters (no warm-up, odd visit lengths, early and late
-    convergence, the window cap)."""
+    convergence, the window cap), on both architectures' layouts (arm64:
+    several module windows, itlb_page_map)."""
     from execbench.metrics import itlb
 
     rng = np.random.default_rng(sum(map(ord, cpu)))
     for case in range(12):
-        k = _random_text_kernel(rng)
+        k = _random_text_kernel(rng, arch)
         p = itlb.ItlbParams(
             fetches=int(rng.choice([1, 7, 1000, 9001])), warmup=int(rng.choice([0, 5, 1024, 16384])),
             warmup_windows=int(rng.choice([1, 3, 32])), visit_blocks=int(rng.choice([1, 3, 8])),

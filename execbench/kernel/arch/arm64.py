@@ -323,6 +323,13 @@ class Arm64Layout:
             out[m] = r.index + ((off[m] - lo) >> 12)
         return out
 
+    def itlb_page_map(self):
+        """:meth:`itlb_pages` as ``(lo, hi, index)`` arrays for compiled code
+        (the last window holding an offset wins; none: page 0, as above)."""
+        lo = np.array([r.base - self.itlb_base for r in self.regions], dtype=np.int64)
+        hi = lo + np.array([r.npages * PAGE for r in self.regions], dtype=np.int64)
+        return lo, hi, np.array([r.index for r in self.regions], dtype=np.int64)
+
 
 ARM64 = Arch(
     name="arm64",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
+
 from .. import cpa, text_poke, text_poke_batch, tlb
 from ..costs import Costs
 from ..layout import MODULES_END, MODULES_PAGES, MODULES_VADDR, module_load_offset
@@ -64,6 +66,14 @@ class X86Layout:
     def itlb_pages(off):
         """Page indices of itlb offsets from ``__START_KERNEL_map`` (numpy)."""
         return (off - (MODULES_VADDR - START_KERNEL_MAP)) >> 12
+
+    @staticmethod
+    def itlb_page_map():
+        """:meth:`itlb_pages` as ``(lo, hi, index)`` arrays for compiled code: an
+        offset in ``[lo[i], hi[i])`` is page ``index[i] + ((off - lo[i]) >> 12)``
+        (one unbounded window here, as :meth:`itlb_pages` computes it)."""
+        return (np.array([MODULES_VADDR - START_KERNEL_MAP], dtype=np.int64),
+                np.array([np.iinfo(np.int64).max], dtype=np.int64), np.zeros(1, dtype=np.int64))
 
 
 #: text_poke_batch's repeat forms, under the names the boundary uses
