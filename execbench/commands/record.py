@@ -74,8 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     x.set_defaults(func=_cmd_bpf)
 
     s = sub.add_parser("shipped", help="regenerate every shipped table and workload (pinned packages)")
-    s.add_argument("--stage", choices=("tables", "workloads", "all"), default="all",
-                   help="tables: from the .debs (needs them); workloads: from the committed tables")
+    s.add_argument("--stage", choices=("tables", "jit", "workloads", "all"), default="all",
+                   help="tables: from the .debs (needs them); jit: jit_bytes_est of the committed BPF "
+                        "tables and the fleet-mix trace from the committed JIT measurement "
+                        "(jit-sizes-6.1.csv); workloads: from the committed tables")
     s.add_argument("--debs", type=pathlib.Path, default=pathlib.Path("debs"),
                    help="folder holding (or receiving, with --download) the pinned .deb files")
     s.add_argument("--download", action="store_true", help="apt-get download missing pinned packages")
@@ -269,6 +271,9 @@ def _cmd_shipped(args: argparse.Namespace) -> int:
                 n = sh.write_module_table([sh.fetch(p, args.debs, args.download) for p in pins], data, rel)
                 print(f"module table ({rel.name}): {n} modules ({time.monotonic() - t0:.1f}s)",
                       file=sys.stderr)
+        if args.stage in ("jit", "all"):
+            for name, n in sh.refresh_jit_estimates(data).items():
+                print(f"{name}: jit_bytes_est refreshed, {n} rows measured", file=sys.stderr)
         if args.stage in ("workloads", "all"):
             t0 = time.monotonic()
             counts = sh.build_workloads(data)
