@@ -594,8 +594,9 @@ def provenance(df: pd.DataFrame, k: kernels.Fetched, pkgs: list[Package], qemu_w
                       "libbpf submitted; alloc_bytes = sum of bpf_jit_binary_pack_alloc(proglen) = "
                       "roundup(jited, 4) + 12 x exception-table entries per function; .rodata at the "
                       "object's compiled defaults; maps with max_entries 0 given 10240 entries (ring "
-                      "buffers 256 KiB); maps unpinned; objects deduplicated by sha256 (object_sha256 "
-                      "is its first 16 hex digits; package/tool name the first file it was found in)"),
+                      "buffers 256 KiB; local storage kept at 0); maps unpinned; objects deduplicated "
+                      "by sha256 (object_sha256 is its first 16 hex digits; package/tool name the first "
+                      "file it was found in)"),
         },
         "source": {
             "kernel": {"package": k.package, "version": k.version, "sha256": k.sha256, "suite": "bookworm",
