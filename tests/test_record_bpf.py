@@ -84,9 +84,14 @@ def test_no_programs_is_an_error(tmp_path):
         bpf.record_bpf(tmp_path)
 
 
-def test_jit_samples_support_the_factor():
-    # The chosen factor must sit inside the range of the published samples it cites.
+def test_published_bpftool_samples_agree_with_the_measured_jit():
+    # Independent cross-check: published bpftool outputs give JIT bytes per instruction
+    # AFTER the verifier (jited / (xlated / 8)), 4.49-5.61.  The QEMU measurement's
+    # ratio of the same kind, pooled over its loaded programs, must fall in that range.
+    import csv
+
     ratios = [jited / (xlated / 8) for xlated, jited, _ in bpf.JIT_SAMPLES]
-    assert min(ratios) <= bpf.JIT_BYTES_PER_INSN <= max(ratios)
-    pooled = sum(j for _, j, _ in bpf.JIT_SAMPLES) / sum(x / 8 for x, _, _ in bpf.JIT_SAMPLES)
-    assert abs(pooled - bpf.JIT_BYTES_PER_INSN) < 0.5
+    with open(bpf.JIT_MEASUREMENT, newline="") as f:
+        loaded = [r for r in csv.DictReader(f) if r["status"] == "loaded"]
+    measured = sum(int(r["jited_bytes"]) for r in loaded) / sum(int(r["xlated_insns"]) for r in loaded)
+    assert min(ratios) <= measured <= max(ratios)

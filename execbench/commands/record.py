@@ -15,6 +15,9 @@ on bad data):
   every shipped table and workload (recorders/shipped.py): tables from the pinned .debs,
   workloads (boot-cloud/-server/-desktop, bpf-observability, cloud-session, kprobe-churn,
   ftrace-trampolines, fleet-day) from the committed tables.
+* ``record jit-sizes [--scratch DIR] [--out DIR]`` — boot Debian's 6.1 kernel under QEMU,
+  load the libbpf-tools and fleet-mix objects and write their measured JIT sizes to
+  ``workloads/data/bpf/jit-sizes-6.1.csv`` (recorders/qemu/jitsize.py; root, 2-5 minutes).
 
 Downloading packages is left to the user (``apt-get download``), or to ``record shipped``,
 which regenerates every shipped file from pinned packages; none of this runs in tests.
@@ -37,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``record`` and its subcommands to the CLI."""
     p = subparsers.add_parser("record", help="record workloads and tables from real artifacts",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="record_cmd", required=True, metavar="{modules,boot,bpf,host,shipped,qemu}")
+    sub = p.add_subparsers(dest="record_cmd", required=True, metavar="{modules,boot,bpf,host,shipped,qemu,jit-sizes}")
 
     m = sub.add_parser("modules", help="per-module loader table from a kernel package or /lib/modules/<ver>")
     m.add_argument("source", type=pathlib.Path, nargs="+",
@@ -71,8 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     x.set_defaults(func=_cmd_bpf)
 
     s = sub.add_parser("shipped", help="regenerate every shipped table and workload (pinned packages)")
-    s.add_argument("--stage", choices=("tables", "workloads", "all"), default="all",
-                   help="tables: from the .debs (needs them); workloads: from the committed tables")
+    s.add_argument("--stage", choices=("tables", "jit", "workloads", "all"), default="all",
+                   help="tables: from the .debs (needs them); jit: jit_bytes_est of the committed BPF "
+                        "tables and the fleet-mix trace from the committed JIT measurement "
+                        "(jit-sizes-6.1.csv); workloads: from the committed tables")
     s.add_argument("--debs", type=pathlib.Path, default=pathlib.Path("debs"),
                    help="folder holding (or receiving, with --download) the pinned .deb files")
     s.add_argument("--download", action="store_true", help="apt-get download missing pinned packages")
@@ -91,12 +96,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     h.add_argument("-o", "--output", type=pathlib.Path, required=True, help="trace path (.csv.gz)")
     h.set_defaults(func=_cmd_host)
 
+    j = sub.add_parser("jit-sizes", help="measure the x86-64 JIT size of the shipped BPF programs "
+                                         "on Debian's 6.1 kernel under QEMU (root, downloads)")
+    j.add_argument("--scratch", type=pathlib.Path, default=pathlib.Path("/var/tmp/execbench-qemu"),
+                   help="downloads, initramfs and guest dumps (default: /var/tmp/execbench-qemu)")
+    j.add_argument("--out", type=pathlib.Path, default=None,
+                   help="folder receiving jit-sizes-6.1.csv + .toml (default: workloads/data/bpf)")
+    j.add_argument("--timeout", type=nonneg_float("seconds", 86400), default=7200.0,
+                   help="QEMU timeout in seconds (default 7200)")
+    j.set_defaults(func=_cmd_jit_sizes)
+
     try:  # the QEMU ground-truth recorder (another module) hangs under the same group
         from execbench.commands.record_qemu import add_qemu_parser
     except ImportError:
         add_qemu_parser = None
     if add_qemu_parser is not None:
         add_qemu_parser(sub)
+
+
+def _cmd_jit_sizes(args: argparse.Namespace) -> int:
+    from execbench.workloads.recorders.qemu import jitsize
+
+    argv = ["--scratch", str(args.scratch), "--timeout", str(args.timeout)]
+    if args.out is not None:
+        argv += ["--out", str(args.out)]
+    return jitsize.main(argv)
 
 
 def _cmd_modules(args: argparse.Namespace) -> int:
@@ -247,6 +271,9 @@ def _cmd_shipped(args: argparse.Namespace) -> int:
                 n = sh.write_module_table([sh.fetch(p, args.debs, args.download) for p in pins], data, rel)
                 print(f"module table ({rel.name}): {n} modules ({time.monotonic() - t0:.1f}s)",
                       file=sys.stderr)
+        if args.stage in ("jit", "all"):
+            for name, n in sh.refresh_jit_estimates(data).items():
+                print(f"{name}: jit_bytes_est refreshed, {n} rows measured", file=sys.stderr)
         if args.stage in ("workloads", "all"):
             t0 = time.monotonic()
             counts = sh.build_workloads(data)

@@ -16,12 +16,15 @@ symbol in an executable section other than ``.text``, libbpf ``bpf_object__init_
   object also has an fentry/fexit on the same function, or a raw_tp/tracepoint whose
   object also has a tp_btf on the same event — on a BTF kernel the tool loads the other.
 
-JIT bytes: the table keeps ``insns``; the x86-64 JIT image size is estimated as
-``(insns + subprog_insns) * JIT_BYTES_PER_INSN``.  See :data:`JIT_BYTES_PER_INSN`.
+JIT bytes (``jit_bytes_est``): the ``bpf_jit_binary_pack_alloc()`` request measured
+for the program on Debian's 6.1 kernel (:data:`JIT_MEASUREMENT`, written by
+recorders/qemu/jitsize.py) when the measurement has it, else
+``(insns + subprog_insns) * JIT_BYTES_PER_INSN``.  See :func:`jit_bytes_est`.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import pathlib
@@ -51,11 +54,27 @@ JIT_SAMPLES: tuple[tuple[int, int, str], ...] = (
     (2192, 1230, "public project README, bpftool prog show, kprobe syscall__probe_ (#337)"),
     (528, 360, "public blog post, bpftool prog show, kprobe hello_world (2024)"),
 )
-#: x86-64 JIT bytes per BPF instruction: an ESTIMATE, the pooled ratio of JIT_SAMPLES
-#: (range 4.5-5.6 per sample) rounded to 5.  Not measured on this project's kernel: the
-#: open item for the QEMU recorder (execbench record qemu) is to calibrate it from
-#: bpf_jit_binary_pack_alloc sizes of programs whose instruction counts are known.
-JIT_BYTES_PER_INSN = 5
+#: These are bytes per instruction AFTER the verifier (xlated).  The measurement below
+#: agrees with them (jited / xlated pooled 4.84, median 4.83), but the tables count
+#: instructions in the ELF, BEFORE the verifier, which removes dead code (branches on
+#: .rodata constants) and rewrites calls: xlated / ELF pooled 0.81.  Applying 5 to ELF
+#: counts overestimated the JIT size by about a quarter (pooled).
+
+#: Measured x86-64 JIT sizes of the shipped programs on Debian's 6.1 kernel under QEMU
+#: (recorders/qemu/jitsize.py, ``execbench record jit-sizes``): per program the ELF
+#: instruction count and the ``bpf_jit_binary_pack_alloc()`` request(s) of its load.
+JIT_MEASUREMENT = pathlib.Path(__file__).resolve().parents[1] / "data" / "bpf" / "jit-sizes-6.1.csv"
+
+#: x86-64 JIT bytes per ELF instruction, for programs :data:`JIT_MEASUREMENT` does not
+#: cover (they did not load on 6.1, or are not in the packages it read, e.g. systemd's
+#: generated cgroup programs in recorders/churn.py): the pooled ratio
+#: sum(alloc_bytes) / sum(elf_insns) of the 774 programs loaded there, 3.97, rounded
+#: to 4 (per program: median 4.33, interquartile range 3.65-5.14; the TOML sidecar's
+#: [summary]).  tests/test_jitsize.py recomputes it from the CSV.
+JIT_BYTES_PER_INSN = 4
+
+#: the measurement's key: the same program has the same section, name and counts
+JitKey = tuple[str, str, str, int, int]   # (package=version, section, program, insns, subprog_insns)
 
 _CATEGORIES = (
     (("kprobe", "kretprobe", "ksyscall", "kretsyscall", "kprobe.multi", "kretprobe.multi"), "kprobe"),
@@ -218,11 +237,14 @@ def _mark_twins(rows: list[dict[str, object]]) -> None:
                 r["fallback_twin"] = "Y"
 
 
-def record_bpf(src: pathlib.Path, prefixes: tuple[str, ...] = ("usr/sbin/", "usr/bin/")
-               ) -> tuple[list[dict[str, object]], DebInfo | None]:
+def record_bpf(src: pathlib.Path, prefixes: tuple[str, ...] = ("usr/sbin/", "usr/bin/"),
+               measured: dict[JitKey, int] | None = None) -> tuple[list[dict[str, object]], DebInfo | None]:
     """Scan a package (or a directory of executables) for BPF programs: ELF
     objects with ``e_machine == EM_BPF``, stand-alone (``.o``) or embedded in
-    executables and libraries, in the package files under ``prefixes``."""
+    executables and libraries, in the package files under ``prefixes``.  ``jit_bytes_est``
+    comes from ``measured`` (default: :func:`measured_jit_sizes`), see :func:`jit_bytes_est`."""
+    if measured is None:
+        measured = measured_jit_sizes()
     if src.is_dir():
         files: Iterable[tuple[str, bytes]] = iter_dir_files(src, lambda rel: True)
         deb = None
@@ -242,7 +264,9 @@ def record_bpf(src: pathlib.Path, prefixes: tuple[str, ...] = ("usr/sbin/", "usr
                     "object_bytes": p.object_bytes, "section": p.section, "program": p.program,
                     "insns": p.insns, "subprog_insns": p.subprog_insns, "n_subprogs": p.n_subprogs,
                     "attach_category": attach_category(p.section), "target": attach_target(p.section),
-                    "fallback_twin": "N", "jit_bytes_est": (p.insns + p.subprog_insns) * JIT_BYTES_PER_INSN,
+                    "fallback_twin": "N",
+                    "jit_bytes_est": jit_bytes_est(package, p.section, p.program, p.insns, p.subprog_insns,
+                                                   measured),
                     "license": p.license,
                 })
     if not rows:
@@ -250,6 +274,43 @@ def record_bpf(src: pathlib.Path, prefixes: tuple[str, ...] = ("usr/sbin/", "usr
     _mark_twins(rows)
     rows.sort(key=lambda r: (r["tool"], r["object_offset"], r["section"], r["program"]))
     return rows, deb
+
+
+def measured_jit_sizes(path: pathlib.Path = JIT_MEASUREMENT) -> dict[JitKey, int]:
+    """(package, section, program, insns, subprog_insns) -> measured JIT request bytes,
+    for the programs that loaded.  One key with two sizes is an error naming the row."""
+    need = ("package", "section", "program", "insns", "subprog_insns", "alloc_bytes", "status")
+    out: dict[JitKey, int] = {}
+    try:
+        with open(path, newline="") as f:
+            r = csv.DictReader(f)
+            missing = [c for c in need if c not in (r.fieldnames or ())]
+            if missing:
+                raise BpfRecordError(f"{path}: row 1: no column(s) {', '.join(missing)}")
+            for n, row in enumerate(r, start=2):
+                if row["status"] != "loaded":
+                    continue
+                try:
+                    key = (row["package"], row["section"], row["program"], int(row["insns"]),
+                           int(row["subprog_insns"]))
+                    size = int(row["alloc_bytes"])
+                except ValueError as exc:
+                    raise BpfRecordError(f"{path}: row {n}: {exc}") from exc
+                if size <= 0 or out.get(key, size) != size:
+                    raise BpfRecordError(f"{path}: row {n}: program {key[2]} measured {size} bytes"
+                                         f"{'' if size <= 0 else f', another row {out[key]}'}")
+                out[key] = size
+    except OSError as exc:
+        raise BpfRecordError(f"{path}: {exc.strerror or exc}") from exc
+    return out
+
+
+def jit_bytes_est(package: str, section: str, program: str, insns: int, subprog_insns: int,
+                  measured: dict[JitKey, int]) -> int:
+    """The program's JIT request in bytes: measured on 6.1 when ``measured`` has it,
+    else its ELF instructions (with subprograms) times :data:`JIT_BYTES_PER_INSN`."""
+    got = measured.get((package, section, program, int(insns), int(subprog_insns)))
+    return got if got is not None else (int(insns) + int(subprog_insns)) * JIT_BYTES_PER_INSN
 
 
 def jit_bytes(insns: int) -> int:

@@ -14,8 +14,9 @@ programs, and the BCC checklist tools).
 
 Programs that several executables of one package embed identically (xdp-tools
 links the same objects into several binaries) are kept once per package.  JIT
-bytes are ``(insns + subprog_insns) * JIT_BYTES_PER_INSN`` as for every BPF table
-(recorders/bpf.py).
+bytes are the request measured on Debian's 6.1 kernel where the program loaded there,
+else ``(insns + subprog_insns) * JIT_BYTES_PER_INSN``, as for every BPF table
+(recorders/bpf.py ``jit_bytes_est``).
 
 Regenerate: ``python -m workloads.recorders.fleetmix DEB_DIR`` with the .debs named
 in :data:`PACKAGES` in DEB_DIR (``apt-get download``; bookworm and trixie).
@@ -29,7 +30,7 @@ import pandas as pd
 
 from execbench.trace import COLUMNS, save_trace
 
-from .bpf import JIT_BYTES_PER_INSN, record_bpf
+from .bpf import jit_bytes_est, measured_jit_sizes, record_bpf
 from .sources import deb_info
 
 #: (package, suite, why it is here)
@@ -48,20 +49,19 @@ GAP_NS = 100_000_000
 def programs(deb_dir: pathlib.Path) -> tuple[pd.DataFrame, list[dict]]:
     """One row per distinct program of each package, and the packages read."""
     frames, pkgs = [], []
+    measured = measured_jit_sizes()
     for name, suite, why in PACKAGES:
         debs = sorted(deb_dir.glob(f"{name}_*.deb"))
         if len(debs) != 1:
             raise SystemExit(f"{deb_dir}: expected one {name}_*.deb, found {len(debs)}")
-        rows, _ = record_bpf(debs[0], ("usr/",))
+        rows, _ = record_bpf(debs[0], ("usr/",), measured)
         info = deb_info(debs[0])
         pkgs.append({"name": info.package, "version": info.version, "suite": suite,
                      "sha256": info.sha256, "why": why})
         df = pd.DataFrame(rows)
         df = df.drop_duplicates(["section", "program", "insns", "subprog_insns"])
         frames.append(df)
-    out = pd.concat(frames, ignore_index=True)
-    out["jit_bytes_est"] = (out.insns + out.subprog_insns) * JIT_BYTES_PER_INSN
-    return out, pkgs
+    return pd.concat(frames, ignore_index=True), pkgs
 
 
 def trace(progs: pd.DataFrame) -> pd.DataFrame:
