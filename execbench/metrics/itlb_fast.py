@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..itlb_cpus import SIZE_2M, SIZE_4K, CpuItlb
-from ..kernel.layout import MODULES_VADDR
+from ..kernel.layout import MODULES_VADDR, START_KERNEL_MAP
 from . import tlbsim
 
 _KERNEL = None
@@ -61,7 +61,7 @@ def available() -> bool:
 
 def _fill(R, pos, n, vb, out_keys, out_arr, out_owner, at,
           cum, lens, obj_start, reg_addr, reg_len, reg_end, pick_owner, flags,
-          vm_base, vm_len, user_base, user_len, mod_off, l1_4k, l1_2m):  # pragma: no cover - compiled
+          vm_base, vm_len, user_base, user_len, rg_lo, rg_len, rg_idx, l1_4k, l1_2m):  # pragma: no cover - compiled
     """One ``FetchStream.draw(rng, n)`` + ``keys_for``: ``n`` fetches into
     ``out_*[at:at + n]`` from the doubles ``R[pos:pos + 2 * visits]``."""
     visits = (n + vb - 1) // vb
@@ -114,7 +114,14 @@ def _fill(R, pos, n, vb, out_keys, out_arr, out_owner, at,
             elif pick == 1:
                 huge = False
             else:
-                huge = (flags[(addr - mod_off) >> 12] & 8) != 0
+                # layout.itlb_pages(): the page index of the window holding addr
+                # (x86-64: one window from MODULES_VADDR; arm64: one per region)
+                page = 0
+                for q in range(rg_lo.shape[0]):
+                    if addr >= rg_lo[q] and addr - rg_lo[q] < rg_len[q]:
+                        page = rg_idx[q] + ((addr - rg_lo[q]) >> 12)
+                        break
+                huge = (flags[page] & 8) != 0
             if huge:
                 out_keys[t] = ((addr >> 21) << 1) | 1
                 out_arr[t] = l1_2m
@@ -148,7 +155,7 @@ def _count_new(table, keys, lo, hi):  # pragma: no cover - compiled
 
 def _checkpoint(R, vb, warmup, windows, fetches, cover, new_frac, table,
                 cum, lens, obj_start, reg_addr, reg_len, reg_end, pick_owner, flags,
-                vm_base, vm_len, user_base, user_len, mod_off, l1_4k, l1_2m,
+                vm_base, vm_len, user_base, user_len, rg_lo, rg_len, rg_idx, l1_4k, l1_2m,
                 m1, m2, l1_sets, l1_ways, l2_sets, l2_ways):  # pragma: no cover - compiled
     """Warm-up windows until the steady-state rule holds, then the counted
     fetches, then the LRU loop; returns the number of warm-up fetches."""
@@ -163,7 +170,7 @@ def _checkpoint(R, vb, warmup, windows, fetches, cover, new_frac, table,
     for w in range(windows):
         _FILL(R, pos, warmup, vb, keys, arr, owner, warm,
               cum, lens, obj_start, reg_addr, reg_len, reg_end, pick_owner, flags,
-              vm_base, vm_len, user_base, user_len, mod_off, l1_4k, l1_2m)
+              vm_base, vm_len, user_base, user_len, rg_lo, rg_len, rg_idx, l1_4k, l1_2m)
         pos += 2 * wv
         before = seen
         seen += _COUNT_NEW(table, keys, warm, warm + warmup)
@@ -172,7 +179,7 @@ def _checkpoint(R, vb, warmup, windows, fetches, cover, new_frac, table,
             break
     _FILL(R, pos, fetches, vb, keys, arr, owner, warm,
           cum, lens, obj_start, reg_addr, reg_len, reg_end, pick_owner, flags,
-          vm_base, vm_len, user_base, user_len, mod_off, l1_4k, l1_2m)
+          vm_base, vm_len, user_base, user_len, rg_lo, rg_len, rg_idx, l1_4k, l1_2m)
     n = warm + fetches
     _SIM(keys[:n], arr[:n], owner[:n], m1, m2, l1_sets, l1_ways, l2_sets, l2_ways, warm)
     return warm
@@ -185,8 +192,8 @@ def checkpoint(stream, p, cpu: CpuItlb, rng: np.random.Generator, n_owners: int,
     compute them (module doc).  ``table`` is scratch for the distinct-page
     set: int64, a power of two at least twice the warm-up fetches that can
     be distinct, refilled with -1 here."""
-    from .itlb import START_KERNEL_MAP, USER_TEXT, VMLINUX_TEXT
     kernel = _compiled()
+    rg_lo, rg_len, rg_idx = windows_of(stream.k.layout)
     windows = p.warmup_windows if p.warmup > 0 else 0
     vb = p.visit_blocks
     wv = -(-p.warmup // vb)
@@ -201,10 +208,26 @@ def checkpoint(stream, p, cpu: CpuItlb, rng: np.random.Generator, n_owners: int,
     warm = kernel(R, vb, p.warmup, windows, p.fetches, float(cover), float(p.steady_new_keys), table,
                   stream.cum, stream.lens, stream.obj_start, stream.reg_addr, stream.reg_len,
                   stream.reg_end, stream.pick_owner, stream.k.pt.flags,
-                  VMLINUX_TEXT - START_KERNEL_MAP, stream.vm_len, USER_TEXT, stream.user_len,
-                  MODULES_VADDR - START_KERNEL_MAP, cpu.l1_for(SIZE_4K), cpu.l1_for(SIZE_2M),
+                  stream.vm_base, stream.vm_len, stream.user_base, stream.user_len,
+                  rg_lo, rg_len, rg_idx, cpu.l1_for(SIZE_4K), cpu.l1_for(SIZE_2M),
                   m1, m2, l1_sets, l1_ways, cpu.l2.sets, cpu.l2.ways)
     return m1, m2, int(warm)
+
+
+def windows_of(layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start offset from ``layout.itlb_base``, bytes, first page index) of
+    each window whose pages the machine's arrays hold -- what
+    ``layout.itlb_pages()`` maps through.  x86-64 (``layout.linear``): one
+    window from ``MODULES_VADDR`` with no end, page ``(off - (MODULES_VADDR -
+    __START_KERNEL_map)) >> 12`` exactly as ``X86Layout.itlb_pages``; arm64:
+    one per region (``Arm64Layout.itlb_pages``, 0 outside every region)."""
+    if layout.linear:
+        return (np.array([MODULES_VADDR - START_KERNEL_MAP], dtype=np.int64),
+                np.array([1 << 62], dtype=np.int64), np.zeros(1, dtype=np.int64))
+    regs = layout.regions
+    return (np.array([r.base - layout.itlb_base for r in regs], dtype=np.int64),
+            np.array([r.npages * 4096 for r in regs], dtype=np.int64),
+            np.array([r.index for r in regs], dtype=np.int64))
 
 
 def table_size(p, cpu: CpuItlb) -> int:
