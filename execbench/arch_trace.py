@@ -52,6 +52,11 @@ def trace_series(trace: Trace) -> str:
             m = re.search(r"(\d+)\.(\d+)", str(section.get(key, "")))
             if m:
                 return f"{m.group(1)}.{m.group(2)}"
+    # a QEMU recording names its kernel in the command that regenerates it
+    # (``execbench record qemu ... --kernel 7.2``)
+    m = re.search(r"--kernel (\d+)\.(\d+)", str((prov.get("regenerate") or {}).get("command", "")))
+    if m:
+        return f"{m.group(1)}.{m.group(2)}"
     return DEFAULT_SERIES
 
 

@@ -128,8 +128,16 @@ def _save(fig, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def _finish(fig, out_dir: Path, stem: str, foot: str, suptitle: str | None = None) -> list[Path]:
-    """Title (multi-panel figures), provenance footer, save."""
+def _finish(fig, out_dir: Path, stem: str, foot: str, suptitle: str | None = None,
+            arch: str = "x86-64") -> list[Path]:
+    """Title (multi-panel figures), provenance footer, save.  A chart of
+    another architecture than x86-64 names it at the start of its title
+    too, not only in the footer (x86-64 charts are unchanged)."""
+    if arch != "x86-64":
+        if suptitle:
+            suptitle = f"[{arch}] {suptitle}"
+        else:
+            fig.text(0.01, 0.99, f"[{arch}]", ha="left", va="top", fontsize=9, fontweight="bold")
     if suptitle:
         fig.suptitle(suptitle)
     fig.text(0.99, 0.005, foot, ha="right", fontsize=6, color="gray")
@@ -196,7 +204,7 @@ def _time_axis(sub: pd.DataFrame, workload: str):
 
 
 def _panels(plt, designs: Sequence[str], sub: pd.DataFrame, draw, xlabel: str, ylabel: str,
-            out_dir: Path, stem: str, foot: str, title: str) -> list[Path]:
+            out_dir: Path, stem: str, foot: str, title: str, arch: str = "x86-64") -> list[Path]:
     """Small multiples: one panel per design, so designs with identical
     curves stay readable (no overlapping lines).  The y axis is shared; the
     x axis is each design's own virtual clock (a design whose primitives
@@ -218,7 +226,7 @@ def _panels(plt, designs: Sequence[str], sub: pd.DataFrame, draw, xlabel: str, y
         ax.set_ylabel(ylabel)
     if designs:
         axes.flat[0].legend(fontsize=7, loc="lower right")
-    return _finish(fig, out_dir, stem, foot, title)
+    return _finish(fig, out_dir, stem, foot, title, arch)
 
 
 def plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) -> list[Path]:
@@ -236,7 +244,8 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
              else f"seed {h.seeds[0]}")
     first = f"seed {h.seeds[0]}"
     sub = tl[tl.workload == workload] if len(tl) else tl
-    foot = f"execbench {h.version} ({h.commit}), simulated {arch_phrase(h.machine)}"
+    arch = arch_phrase(h.machine)
+    foot = f"execbench {h.version} ({h.commit}), simulated {arch}"
     written: list[Path] = []
 
     # 1. iTLB entries over virtual time, one panel per design
@@ -252,7 +261,7 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
     written += _panels(plt, designs, sub, itlb_panel, xlabel,
                        "iTLB entries (4K + 2M leaves, log)", out_dir, f"itlb-{workload}", foot,
                        f"iTLB entries needed for all live executable text -- {workload}, "
-                       f"{first}\ndashed: the floor, ceil(live text / 2 MiB); lower is better")
+                       f"{first}\ndashed: the floor, ceil(live text / 2 MiB); lower is better", arch)
 
     # 2. permission flips, flushes, splits, pokes
     fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
@@ -260,10 +269,14 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
               ("tlb_shootdowns", "TLB shootdowns (broadcast flushes)", "IPIs"),
               ("direct_map_level2_splits", "direct-map 2 MiB leaves split", "splits"),
               ("text_pokes", "text_poke calls", "calls")]
+    if arch != "x86-64":
+        # arm64: broadcast TLBI instructions, not IPIs; text written through the fixmap
+        panels[1] = ("tlb_shootdowns", "TLB invalidations (broadcast TLBI)", "TLBIs")
+        panels[3] = ("text_pokes", "text writes through the fixmap", "writes")
     for ax, (m, title, unit) in zip(axes.flat, panels):
         _bars(ax, t, Row(m, "final", m, unit), colors, title, f"{unit} over the trace")
     written += _finish(fig, out_dir, f"permissions-{workload}", foot,
-                       f"Permission changes per design -- {workload}, {seeds}; lower is better")
+                       f"Permission changes per design -- {workload}, {seeds}; lower is better", arch)
 
     # 3. fragmentation over virtual time, one panel per design
     frag = Row("internal_frag", "mean", "", "")
@@ -283,7 +296,7 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
     written += _panels(plt, designs, sub, frag_panel, xlabel,
                        "MiB" + (" (log)" if log else ""), out_dir, f"fragmentation-{workload}",
                        foot, f"Memory backing the module range vs requested -- {workload}, "
-                       f"{first}\nlower is better")
+                       f"{first}\nlower is better", arch)
 
     # 4. W^X exposure
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
@@ -292,7 +305,7 @@ def _plot_workload(h: Headline, tl: pd.DataFrame, workload: str, out_dir: Path) 
     _bars(a2, t, Row("wx_pages_peak_instant", "final", "", "pages"), colors,
           "Most pages W+X at any instant (incl. inside events)", "pages")
     written += _finish(fig, out_dir, f"wx-{workload}", foot,
-                       f"W^X exposure per design -- {workload}, {seeds}; lower is better")
+                       f"W^X exposure per design -- {workload}, {seeds}; lower is better", arch)
     return written
 
 

@@ -88,7 +88,8 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     """Replay ``trace`` on ``design``; deterministic for a given seed.
 
     ``machine`` overrides :class:`KernelConfig` fields (``mem_bytes``,
-    ``placement``, ``kaslr``, ``cpus``: default the trace's CPUs).  Around
+    ``placement``, ``kaslr``, ``cpus``: default the trace's CPUs; ``version``:
+    default the release the design and its parameters model).  Around
     every event :class:`~.kernel.sidealloc.SideAllocs` allocates what the
     kernel and the loader allocate besides the design's executable memory,
     the same for every design.  ``progress`` shows a bar on a TTY (default:
@@ -116,9 +117,12 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     if "cpus" not in machine and len(trace):
         # one per-CPU page list per CPU the trace runs on
         machine["cpus"] = max(2, int(trace.df["cpu"].astype(int).max()) + 1)
-    # the release the parameters select (execmem_rox --param version=...)
-    config = KernelConfig(seed=seed, version=tuple(cls.kernel_for({**cls.defaults, **(params or {})})),
-                          costs=costs or Costs(), **machine)
+    # the release the parameters select (execmem_rox --param version=...), or the
+    # release a recording was made on (``machine["version"]``: execbench.validation
+    # replays the arm64 7.2 recording on execmem -- arm64 has no ROX cache -- under
+    # 7.2's architecture rules)
+    version = machine.pop("version", None) or cls.kernel_for({**cls.defaults, **(params or {})})
+    config = KernelConfig(seed=seed, version=tuple(version), costs=costs or Costs(), **machine)
     kernel = Kernel(config)
     kernel.module_arch_info = trace.__dict__.get("arch_modinfo", {})
     side = SideAllocs(kernel, SideParams.from_provenance(trace.provenance)

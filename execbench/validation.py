@@ -240,6 +240,8 @@ class Observer:
         self.loads: list[tuple[str, list[int]]] = []
         self.kernel = None
         self._load: list[int] | None = None
+        #: (address, size) of every allocation a module load made (arm64: which window)
+        self.module_areas: list[tuple[int, int]] = []
         self._depth = 0
 
     def __call__(self, kernel, design) -> None:
@@ -264,6 +266,12 @@ class Observer:
             setattr(kernel, name, self._wrap_poke(name, getattr(kernel, name)))
         kernel.vfree = self._wrap_vfree(kernel, kernel.vfree)
         kernel.vmalloc = self._wrap_vmalloc(kernel.vmalloc)
+        unmap = kernel.vm_unmap_aliases
+
+        def vm_unmap_aliases():
+            self.seen["seen:vm_unmap_aliases"] += 1
+            return unmap()
+        kernel.vm_unmap_aliases = vm_unmap_aliases
         if hasattr(kernel, "free_null"):          # a NULL free made through the API
             null = kernel.free_null
 
@@ -289,9 +297,12 @@ class Observer:
                 self._load.append(size)
             self._depth += 1
             try:
-                return fn(*args, **kw)
+                p = fn(*args, **kw)
             finally:
                 self._depth -= 1
+            if self._load is not None:
+                self.module_areas.append((p, size))
+            return p
         return call
 
     def _wrap_poke(self, name, fn):
@@ -316,12 +327,16 @@ class Observer:
             area = kernel.areas.get(kernel.page_of(addr))
             if area is not None and area.reset_perms:
                 self.seen["seen:vfree_reset_perms_pages"] += area.npages
+            if area is not None:
+                self.seen[f"vfree:{area.caller}"] += 1
             return fn(addr)
         return vfree
 
     def _wrap_vmalloc(self, fn):
         def vmalloc(size, **kw):
             p = fn(size, **kw)
+            self.seen[f"vmalloc:{kw.get('caller')}"] += 1
+            self.seen[f"vmalloc_size:{kw.get('caller')}"] += size
             if kw.get("caller") == "execmem_cache_populate":
                 self.seen["bytes:cache_block"] += size
             return p
@@ -436,14 +451,17 @@ def _pct(x: float) -> float:
 
 def compare(truth: dict[str, int], model: dict[str, int],
             expected: dict[str, tuple[int, str]] | None = None,
-            pairs: tuple[Pair, ...] = PAIRS) -> tuple[pd.DataFrame, pd.DataFrame]:
+            pairs: tuple[Pair, ...] = PAIRS,
+            covered=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(compared rows, truth rows not compared).
 
     A compared row ``passes`` when ``|replay - (truth + expected)| <= 5 %`` of
     ``truth + expected`` (both 0 counts as equal).  Truth rows used by no
-    applicable pair and matched by no :data:`NOT_COMPARED` pattern come back as
-    ``UNCLASSIFIED`` rows of the first table, which fail."""
+    applicable pair and matched by no :data:`NOT_COMPARED` pattern (``covered``:
+    the function that looks a row up, default :data:`NOT_COMPARED`'s) come back
+    as ``UNCLASSIFIED`` rows of the first table, which fail."""
     expected = expected or {}
+    covered = covered or _covered
     rows, skipped, used = [], [], set()
     for p in pairs:
         names = [t.lstrip("-") for t in p.truth]
@@ -462,7 +480,7 @@ def compare(truth: dict[str, int], model: dict[str, int],
     for metric in truth:
         if metric in used:
             continue
-        why = _covered(metric)
+        why = covered(metric)
         if why is None:
             rows.append({"pair": metric, "truth": int(truth[metric]), "replay": 0, "diff_pct": float("nan"),
                          "expected": 0, "residual_pct": float("nan"), "passes": False,
@@ -519,17 +537,27 @@ def validate(recording_dir: str | os.PathLike, design: str | None = None,
     from execbench.replay import run
     from execbench.trace import load_trace
 
+    from . import validation_arm64 as A
+
     folder = pathlib.Path(recording_dir)
     series = series_of(folder)
-    d0, p0 = DESIGN_FOR[series]
+    arm64 = A.is_arm64(folder)
+    d0, p0 = (A.DESIGN_FOR if arm64 else DESIGN_FOR)[series]
     design = design or d0
     params = p0 if params is None and design == d0 else (params or {})
+    machine = {**A.MACHINE, "version": A.VERSION_FOR[series]} if arm64 else MACHINE
     obs = Observer()
     res = run(load_trace(folder / f"{folder.name}.csv.gz"), design=design, seed=seed, params=params,
-              machine=MACHINE, observe=obs)
+              machine=machine, observe=obs)
     truth = load_truth(folder)
     model = obs.values(res.counters)
-    rows, skipped = compare(truth, model, boot_standins(truth, model, series))
+    if arm64:
+        truth.update(A.untraced_rows(folder, truth))
+        model.update(A.model_values(obs.kernel, obs.module_areas, res.counters))
+        rows, skipped = compare(truth, model, A.boot_standins(truth, model, series), A.pairs(truth),
+                                lambda m: A.covered(m) or _covered(m))
+    else:
+        rows, skipped = compare(truth, model, boot_standins(truth, model, series))
     return Validation(folder.name, design, params, rows, skipped,
                       module_sizes(real_module_allocations(folder), obs.loads), truth, model)
 
@@ -625,7 +653,11 @@ def report(recordings: list[pathlib.Path], seed: int = 0) -> tuple[str, list[Val
         done.append(v)
         params = ", ".join(f"{k}={'.'.join(map(str, x)) if isinstance(x, tuple) else x}"
                            for k, x in v.params.items())
-        parts.append(f"\n## {folder.name} on `{v.design}`{f' ({params})' if params else ''}\n\n")
+        from .validation_arm64 import VERSION_FOR, is_arm64
+        where = (f"arm64 machine at {'.'.join(map(str, VERSION_FOR[series_of(folder)]))}"
+                 if is_arm64(folder) else "")
+        extra = "; ".join(x for x in (params, where) if x)
+        parts.append(f"\n## {folder.name} on `{v.design}`{f' ({extra})' if extra else ''}\n\n")
         parts.append(_measured(folder))
         parts.append(to_markdown(v))
     return "".join(parts), done
@@ -647,11 +679,12 @@ def _measured(folder: pathlib.Path) -> str:
         if line.startswith("bpfinfo") and int(f.get("insns", 0)) >= 100:
             jit.append(int(f["jited"]) / int(f["insns"]))
     ratio = f"{min(jit):.2f}-{max(jit):.2f}" if jit else "n/a"
+    arch = {"x86_64": "x86-64"}.get(prov.get("workload", {}).get("arch", "x86_64"), "arm64")
     return (f"`{pkg}` {prov['source']['packages'][pkg]['version']}: QEMU/TCG wall {m['qemu_wall_s']} s "
             f"(whole record {m['record_wall_s']} s); {m['guest_events']} guest events -> "
             f"{m['trace_events']} trace events; {m['modules_in_set']} modules inserted.  "
-            f"ftrace trampoline request: {', '.join(tramp)} bytes.  kprobe slots "
-            f"(cache, insn_size): {slot_sizes}.  x86-64 JIT image bytes per BPF instruction "
+            f"ftrace trampoline request: {', '.join(tramp) + ' bytes' if tramp else 'none'}.  kprobe slots "
+            f"(cache, insn_size): {slot_sizes}.  {arch} JIT image bytes per BPF instruction "
             f"(socket filters of 100-4000 insns): {ratio}.\n\n")
 
 
@@ -665,8 +698,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=pathlib.Path, default=root / "workloads" / "data" / "qemu")
     p.add_argument("-o", "--output", type=pathlib.Path, default=root / "results" / "validation.md")
     a = p.parse_args(argv)
-    # x86-64 recordings: the arm64 ones (qemu-<kernel>-arm64) need the arm64 machine
+    # x86-64 recordings, then the arm64 ones (qemu-<kernel>-arm64, on the arm64 machine)
     recs = sorted(q for q in a.data.glob("qemu-*") if q.is_dir() and not q.name.endswith("-arm64"))
+    recs += sorted(q for q in a.data.glob("qemu-*-arm64") if q.is_dir())
     if not recs:
         print(f"{a.data}: no recordings", file=sys.stderr)
         return 1

@@ -322,6 +322,8 @@ def test_compare_arch_arm64_runs_every_design_that_exists(tmp_path, capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "Simulated arm64" in text and "TLBI bcast" in text
     assert "not on arm64: module_alloc_type_pmd" in text and "execmem_rox (" in text
+    # what a design that runs is on arm64, as `execbench list` says it
+    assert "module_alloc_type: our reading" in text and "jitalloc: extrapolation" in text
 
 
 def test_a_design_that_does_not_exist_is_a_one_line_error(capsys):

@@ -101,3 +101,20 @@ def test_line_charts_are_small_multiples(run_small, tmp_path):
     svg = next(p for p in paths if p.name.startswith("itlb-") and p.suffix == ".svg").read_text()
     designs = [d for d in h.design_names if d != "floor"]
     assert svg.count('id="axes_') == len(designs)
+
+
+def test_an_arm64_chart_names_the_architecture_in_its_title(run_small, tmp_path):
+    # the same numbers shown as an arm64 run: every title starts with [arm64], and the
+    # flush/poke panels say what the counters are there (broadcast TLBIs, fixmap writes);
+    # x86-64 titles carry no architecture tag (their charts are unchanged)
+    import dataclasses
+    h, results = run_small
+    tl = charts.timelines(results)
+    arm = dataclasses.replace(h, machine={**h.machine, "arch": "arm64"})
+    w = h.workload_names[0]
+    a = {p.name: p.read_text() for p in charts.plot_all(arm, tl, tmp_path / "a") if p.suffix == ".svg"}
+    x = {p.name: p.read_text() for p in charts.plot_all(h, tl, tmp_path / "x") if p.suffix == ".svg"}
+    for kind in charts.KINDS:
+        assert "[arm64]" in a[f"{kind}-{w}.svg"] and "[arm64]" not in x[f"{kind}-{w}.svg"]
+    assert "broadcast TLBI" in a[f"permissions-{w}.svg"] and "fixmap" in a[f"permissions-{w}.svg"]
+    assert "IPIs" in x[f"permissions-{w}.svg"] and "fixmap" not in x[f"permissions-{w}.svg"]

@@ -326,3 +326,34 @@ def test_compiled_itlb_checkpoint_equals_the_numpy_path(cpu, arch):
             warm = probe.warm_fetches
             assert probe.measure_reference(i) == fast, (case, i)
             assert probe.warm_fetches == warm, (case, i)
+
+
+@pytest.mark.skipif(not __import__("execbench.metrics.itlb_fast", fromlist=["x"]).available(),
+                    reason="numba not installed")
+@pytest.mark.parametrize("version", [(6, 1), (6, 12)])
+def test_compiled_itlb_checkpoint_equals_the_numpy_path_on_arm64(version):
+    """The same on the arm64 machine, whose text lies in two regions of the
+    page arrays (the module window near the image, the vmalloc window for
+    BPF and kprobe pages): the compiled path must translate addresses
+    through the layout's regions as Arm64Layout.itlb_pages() does."""
+    from execbench.metrics import itlb
+
+    rng = np.random.default_rng(version[1])
+    for case in range(6):
+        k = Kernel(KernelConfig(arch="arm64", version=version, seed=case, itlb_cpu="off"))
+        _, w0, w1 = k.layout.windows[0]
+        for j in range(int(rng.integers(2, 30))):
+            k.user = str(rng.choice(["module", "bpf", "kprobe"]))
+            k.obj = f"o{j % 7}"
+            size = int(rng.choice([300, 4096, 9000, 70000, 2 << 20]))
+            where = {"start": w0, "end": w1} if k.user == "module" else {}
+            a = k.vmalloc(size, x=True, **where)
+            k.text_claim(a + int(rng.integers(0, 64)), max(1, size - 64 - int(rng.integers(0, 64))))
+        p = itlb.ItlbParams(fetches=int(rng.choice([7, 1000, 9001])), warmup=int(rng.choice([0, 1024])),
+                            warmup_windows=int(rng.choice([1, 3])), visit_blocks=int(rng.choice([1, 8])),
+                            user_share=float(rng.choice([0.0, 0.5])), vmlinux_share=float(rng.choice([0.0, 0.5])))
+        probe = itlb.ItlbProbe(k, 4, "neoverse-n1", p)
+        assert probe.fast
+        for i in (0, 3):
+            fast = probe.measure(i)
+            assert probe.measure_reference(i) == fast, (case, i)

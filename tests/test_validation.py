@@ -13,10 +13,14 @@ import shutil
 import pytest
 
 from execbench import validation as V
+from execbench import validation_arm64 as A
+from execbench.errors import ExecbenchError
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "workloads" / "data" / "qemu"
-#: x86-64 recordings (the arm64 ones replay on the arm64 machine, not on these designs)
+#: x86-64 recordings (the arm64 ones replay on the arm64 machine: ARM64 below)
 RECORDINGS = sorted(p for p in DATA.glob("qemu-*") if p.is_dir() and not p.name.endswith("-arm64"))
+#: arm64 recordings, replayed on the arm64 machine at the recorded release
+ARM64 = sorted(p for p in DATA.glob("qemu-*-arm64") if p.is_dir())
 _CACHE: dict[str, V.Validation] = {}
 
 #: rows that fail today, each for a model simplification owned elsewhere:
@@ -28,6 +32,8 @@ OPEN = {
     "6.12": set(),
     "7.2": {"direct_map_splits_2m", "direct_map_splits_1g"},
 }
+#: the same for the arm64 recordings: none fails today
+OPEN_ARM64 = {"6.1": set(), "6.12": set(), "7.2": set()}
 
 
 def _v(folder: pathlib.Path) -> V.Validation:
@@ -154,3 +160,122 @@ def test_cli_writes_the_report_and_exits_non_zero_on_a_failed_row(tmp_path, caps
     assert rc == (1 if failed else 0)
     if failed:
         assert "outside 5 %" in capsys.readouterr().err
+
+
+# -- arm64 ---------------------------------------------------------------------------
+
+def test_every_arm64_recording_is_validated():
+    # docs/arm64.md §12: 6.1, 6.12 and 7.2 were recorded; none may drop out unnoticed
+    assert [p.name for p in ARM64] == ["qemu-6.1-arm64", "qemu-6.12-arm64", "qemu-7.2-arm64"]
+
+
+@pytest.mark.parametrize("folder", ARM64, ids=lambda p: p.name)
+def test_arm64_every_truth_row_is_compared_or_listed_with_a_reason(folder):
+    v = _v(folder)
+    assert v.design == {"6.1": "legacy", "6.12": "execmem", "7.2": "execmem"}[V.series_of(folder)]
+    assert not v.rows.cause.str.startswith("UNCLASSIFIED").any(), v.rows[~v.rows.passes].to_string()
+    assert v.not_compared.reason.str.len().gt(20).all()
+
+
+@pytest.mark.parametrize("folder", ARM64, ids=lambda p: p.name)
+def test_arm64_replay_matches_the_real_kernel_except_open_rows(folder):
+    v = _v(folder)
+    assert set(v.failed.pair) <= OPEN_ARM64[V.series_of(folder)], v.failed.to_string()
+    ok = v.rows.set_index("pair").passes
+    for pair in ("exec_areas", "exec_area_bytes", "vfree_calls", "cpa_calls", "cpa_pages", "cpa_pages_ro",
+                 "change_memory_common_calls", "change_memory_common_calls_linear", "vm_unmap_aliases_calls",
+                 "set_direct_map_invalid_noflush", "plt_entries", "module_areas_out_of_branch_range",
+                 "text_writes_exec", "text_writes_ftrace_init", "vmap_areas", "vmap_area_bytes"):
+        assert ok[pair], pair
+
+
+@pytest.mark.parametrize("folder", ARM64, ids=lambda p: p.name)
+def test_arm64_module_sizes_the_replay_allocates_are_the_real_kernels(folder):
+    m = _v(folder).modules
+    assert len(m) == _v(folder).truth["module_load_events"]
+    assert m.exact.all(), m[~m.exact].head().to_string()
+
+
+def test_arm64_linear_alias_rule_is_checked_by_the_recording():
+    # 6.1 change_memory_common() (arch/arm64/mm/pageattr.c) changes the linear alias of
+    # EVERY page of the area for set_memory_ro: the recording's 19,351 one-page alias
+    # flushes for 5,466 requested ro pages.  A model that flipped only the requested
+    # pages (the v6.19 rule) would replay 5,466 and fail that row.
+    v = _v(DATA / "qemu-6.1-arm64")
+    bad = dict(v.model, linear_alias_pages=v.model["cpa_pages_ro"])
+    rows, _ = V.compare(v.truth, bad, A.boot_standins(v.truth, bad, "6.1"), A.pairs(v.truth),
+                        lambda m: A.covered(m) or V._covered(m))
+    r = rows.set_index("pair")
+    assert v.truth["change_memory_common_calls_linear"] == 19351 and v.truth["cpa_pages_ro"] == 5466
+    assert not r.passes["change_memory_common_calls_linear"]
+
+
+def test_arm64_a_corrupted_plt_count_fails():
+    # the PLT entries come from count_plts() of the series' arm64 module table; the 6.1
+    # table on the 7.2 recording (the bug trace_series() had) gave 9,373 for 10,355
+    v = _v(DATA / "qemu-7.2-arm64")
+    bad = dict(v.model, plt_entries=9373)
+    rows, _ = V.compare(v.truth, bad, A.boot_standins(v.truth, bad, "7.2"), A.pairs(v.truth),
+                        lambda m: A.covered(m) or V._covered(m))
+    r = rows.set_index("pair").loc["plt_entries"]
+    assert not r.passes and r.residual_pct == pytest.approx(-9.5, abs=0.1)
+
+
+def test_arm64_boot_standins_by_hand():
+    # 6.12: the recorder's probes opened one kprobe insn page before tracing and the boot
+    # pack exists; the replay made one page (kept) and one pack (freed when empty).
+    # Page: alloc_insn_page() (arch/arm64/kernel/probes/kprobes.c, 6.12) = execmem_alloc
+    # (EXECMEM_KPROBES, 4096) + set_memory_rox(addr, 1) = set_memory_ro + set_memory_x
+    # (include/linux/set_memory.h generic): 2 exec change_memory_common() + 1 linear-alias
+    # one (ro, the area's single page), 2 vm_unmap_aliases().
+    # Pack: alloc_new_pack() (kernel/bpf/core.c) execmem_alloc(EXECMEM_BPF, 2 MiB) +
+    # set_memory_rox(512): 2 exec calls + 512 alias calls (ro), 2 vm_unmap_aliases();
+    # freed: vfree with VM_FLUSH_RESET_PERMS -> 512 set_direct_map_invalid_noflush.
+    truth = {"vmap_areas_untraced_kprobe_insn_page": 1, "vmap_areas_untraced_bpf_prog_pack": 1}
+    e = A.boot_standins(truth, {"kprobe_insn_pages_new": 1, "bpf_prog_pack_new": 1,
+                                "bpf_prog_pack_freed": 1}, "6.12")
+    assert e["exec_areas"][0] == 2 and e["exec_area_bytes"][0] == 4096 + 2 * 1024 * 1024
+    assert e["cpa_calls"][0] == 2 + 2 and e["cpa_pages_ro"][0] == 1 + 512
+    assert e["change_memory_common_calls"][0] == 3 + 514
+    assert e["change_memory_common_calls_linear"][0] == 1 + 512
+    assert e["vm_unmap_aliases_calls"][0] == 2 + 2
+    assert e["set_direct_map_invalid_noflush"][0] == 512 and e["vfree_calls"][0] == 1
+    # live at the end: the page (+ guard) only
+    assert e["vmap_areas"][0] == 1 and e["vmap_area_bytes"][0] == 2 * 4096
+    # 6.1: alloc_insn_page() is one __vmalloc_node_range(PAGE_KERNEL_ROX): no set_memory
+    e = A.boot_standins({"vmap_areas_untraced_kprobe_insn_page": 1}, {"kprobe_insn_pages_new": 1}, "6.1")
+    assert "cpa_calls" not in e and e["exec_areas"][0] == 1
+    assert A.boot_standins({}, {"kprobe_insn_pages_new": 3, "bpf_prog_pack_new": 2}, "7.2") == {}
+
+
+def test_arm64_untraced_rows_must_agree_with_the_truth(tmp_path):
+    src = DATA / "qemu-6.12-arm64"
+    truth = V.load_truth(src)
+    rows = A.untraced_rows(src, truth)
+    # guest/vmallocinfo_start_exec.txt: alloc_insn_page (8192 B) and the boot pack
+    # (2 MiB + guard = 2101248 B), both still there at the end
+    assert rows == {"vmap_area_bytes_untraced": 8192 + 2101248, "vmap_areas_untraced_kprobe_insn_page": 1,
+                    "vmap_areas_untraced_bpf_prog_pack": 1}
+    with pytest.raises(ExecbenchError, match="vmap_areas_untraced"):
+        A.untraced_rows(src, dict(truth, vmap_areas_untraced=3))
+
+
+@pytest.mark.parametrize("series, end_minus_text, stext_off", [
+    # arm64 Image header image_size of Debian's vmlinuz (execbench/kernel/arch/arm64.py IMAGES)
+    ("6.1", 33_619_968, 0x10000), ("6.12", 38_797_312, 0x10000), ("7.2", 49_283_072, 0x10000)])
+def test_arm64_recorded_window_start_lies_where_the_kaslr_rule_allows(series, end_minus_text, stext_off):
+    # One boot is one draw, so the offset is not compared; it must still be one the
+    # rule can produce.  6.1 arch/arm64/kernel/kaslr.c kaslr_init() with
+    # RANDOMIZE_MODULE_REGION_FULL: base = (_end - 2 GiB) + (module_range * seed21 >> 21),
+    # module_range = 2 GiB - (_end - _stext), so base - _stext lies in
+    # [-(2 GiB - (_end - _stext)), 0).  v6.5+ arch/arm64/mm/init.c module_init_limits():
+    # module_plt_base = random_bounding_box(2 GiB, _text, _end) = _text - pgoff * 4 KiB,
+    # pgoff <= (2 GiB - (_end - _text)) / 4 KiB, so start - _stext lies in
+    # [-(2 GiB - (_end - _text)) - (_stext - _text), -(_stext - _text)].
+    mib = 1 << 20
+    truth = V.load_truth(DATA / f"qemu-{series}-arm64")["module_window_start_from_stext_mib"]
+    if series == "6.1":
+        lo, hi = -(2048 * mib - (end_minus_text - stext_off)), 0
+    else:
+        lo, hi = -(2048 * mib - end_minus_text) - stext_off, -stext_off
+    assert lo // mib - 1 <= truth <= hi // mib + 1, (lo / mib, truth, hi / mib)

@@ -141,6 +141,12 @@ def main(args) -> int:
         if gone:
             print(textwrap.fill(f"not on {arch}: " + "; ".join(gone), table.width()))
             print()
+        # what each design that runs here is on this architecture ("our reading", "extrapolation")
+        labels = [f"{d}: {note}" for d in designs
+                  if (note := registry.get(d).arch_note(arch, {**registry.get(d).defaults, **params.get(d, {})}))]
+        if labels:
+            print(textwrap.fill(f"on {arch}: " + "; ".join(labels), table.width()))
+            print()
     rate = sum(r.events for r in results) / max(sum(r.wall_s for r in results), 1e-9)
     print(f"replayed {sum(r.events for r in results):,} events at {rate:,.0f} events/s; wrote {out}")
     return 0

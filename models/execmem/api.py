@@ -152,6 +152,18 @@ class ExecmemApi(KernelApi):
 
     def execmem_alloc(self, type_: ExecmemType, size: int, caller: str = "") -> int:
         self.k.api("execmem_alloc")
+        return self._alloc(type_, size, caller)
+
+    def execmem_alloc_rw(self, type_: ExecmemType, size: int, caller: str = "") -> int:
+        """v6.17 ``execmem_alloc_rw()`` (mm/execmem.c, 7.2): ``execmem_alloc()``
+        then ``execmem_force_rw()``, which is the ``return 0`` stub without
+        CONFIG_ARCH_HAS_EXECMEM_ROX (arm64 through 7.2): the same allocation.
+        The loader calls it only on a machine at v6.17+ (the arm64 7.2
+        validation; :class:`~models.execmem.module_loader.ModuleLoader610`)."""
+        self.k.api("execmem_alloc_rw")
+        return self._alloc(type_, size, caller)
+
+    def _alloc(self, type_: ExecmemType, size: int, caller: str) -> int:
         if self.arm64:
             r = self.info.ranges[type_]
             if page_align(size) > max(r.end - r.start, r.fallback_end - r.fallback_start):

@@ -86,13 +86,22 @@ class ModuleLoader610:
     def __init__(self, kernel: Kernel, api: ExecmemApi):
         self.k = kernel
         self.api = api
+        # the after-init rule of the kernel the machine runs: v6.10 as designed; a later
+        # release only where the machine is one (execbench.validation replays the arm64
+        # 7.2 recording on execmem, as arm64 has no ROX cache; that kernel makes the
+        # split call -- 7.2.13 kernel/module/main.c do_init_module() and the recording's
+        # set_memory_ro count both say so)
+        self.split_after_init = tuple(kernel.version) >= (6, 15)
+        # v6.17+ module_memory_alloc() calls execmem_alloc_rw() (7.2.13 kernel/module/main.c)
+        self.alloc_rw = tuple(kernel.version) >= (6, 17)
         self.mods: dict[str, Mod] = {}
 
     # -- hooks the ROX-cache loader overrides ---------------------------------------
     def _alloc_mem(self, mtype: str, size: int, name: str) -> ModMem:
-        """``module_memory_alloc()``: execmem_alloc + memset(0)."""
+        """``module_memory_alloc()``: execmem_alloc (v6.17+: execmem_alloc_rw) + memset(0)."""
         et = ExecmemType.MODULE_TEXT if mtype in TEXT_TYPES else ExecmemType.MODULE_DATA
-        base = self.api.execmem_alloc(et, size, caller=f"load_module:{name}:{mtype}")
+        alloc = self.api.execmem_alloc_rw if self.alloc_rw else self.api.execmem_alloc
+        base = alloc(et, size, caller=f"load_module:{name}:{mtype}")
         self.k.memcpy(base, size)
         return ModMem(base, size, 0)
 

@@ -82,6 +82,6 @@ class Legacy(Design):
                                      lambda size: api.module_alloc(size, caller="bpf_prog_pack_alloc"),
                                      api.module_memfree)
         self.bpf = Bpf61Arm64(kernel, api, lambda size: bpf_jit_alloc_exec_arm64(kernel, size),
-                              kernel.vfree, pack_ops, numa_nodes=kernel.config.numa_nodes)
+                              lambda addr: kernel.vfree(addr), pack_ops, numa_nodes=kernel.config.numa_nodes)
         self.ftrace = NoFtraceTrampolines(kernel)
-        self.kprobe = Arm64Kprobes(kernel, api, lambda: kprobe_page_61(kernel), kernel.vfree)
+        self.kprobe = Arm64Kprobes(kernel, api, lambda: kprobe_page_61(kernel), lambda addr: kernel.vfree(addr))

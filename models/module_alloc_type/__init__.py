@@ -161,9 +161,9 @@ class _ModuleAllocTypeBase(Design):
             protect=lambda addr, npages: api.module_memory_protect(addr, npages * PAGE_SIZE, "text"),
             text_copy=lambda addr, n: None, invalidate=lambda addr, n: None)
         self.bpf = Bpf61Arm64(kernel, api, lambda size: bpf_jit_alloc_exec_arm64(kernel, size),
-                              kernel.vfree, pack_ops, numa_nodes=kernel.config.numa_nodes)
+                              lambda addr: kernel.vfree(addr), pack_ops, numa_nodes=kernel.config.numa_nodes)
         self.ftrace = NoFtraceTrampolines(kernel)
-        self.kprobe = Arm64Kprobes(kernel, api, lambda: kprobe_page_61(kernel), kernel.vfree)
+        self.kprobe = Arm64Kprobes(kernel, api, lambda: kprobe_page_61(kernel), lambda addr: kernel.vfree(addr))
 
 
 class ModuleAllocType(_ModuleAllocTypeBase):
