@@ -401,7 +401,7 @@ def boot_standins(truth: dict[str, int], model: dict[str, int], series: str) -> 
     freed = min(model.get("bpf_prog_pack_freed", 0), packs)
     if packs:
         why = (f"the replay's first {packs} bpf_prog_pack stand(s) for the boot-time pack "
-               f"({freed} freed by the replay when empty; the boot pack stays)")
+               f"({freed} freed by the replay when empty, the boot pack stays)")
         alloc_fn = "module_alloc" if series == "6.1" else "execmem_alloc"
         free_fn = "module_memfree" if series == "6.1" else "execmem_free"
         for k, d in (("vmalloc_calls", packs), ("vmalloc_bytes", packs * PACK_PAGES * PAGE),

@@ -315,7 +315,7 @@ def boot_standins(truth: dict[str, int], model: dict[str, int], series: str) -> 
     freed = min(model.get("bpf_prog_pack_freed", 0), packs)
     if packs:
         why = (f"the replay's first {packs} bpf_prog_pack stand(s) for the boot-time pack "
-               f"({freed} freed by the replay when empty; the boot pack stays)")
+               f"({freed} freed by the replay when empty, the boot pack stays)")
         n = PACK_PAGES
         for k, d in (("exec_areas", packs), ("exec_area_bytes", packs * n * PAGE), ("bpf_prog_pack_new", packs),
                      ("execmem_alloc_calls", packs), ("execmem_alloc_bytes", packs * n * PAGE),

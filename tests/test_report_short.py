@@ -111,6 +111,18 @@ def test_a_zero_design_is_not_averaged_as_a_ratio():
     assert short.fmt_cell(c) == ("0.250*", "0-0.25")
 
 
+def test_a_design_zero_everywhere_prints_zero_even_where_legacy_is_zero():
+    # the floor: 0 on w1 and w2 (legacy 8 and 3: ratios 0, 0) and on w3 where
+    # legacy is 0 too (0/0 = 1x).  The geomean over the nonzero ratios is
+    # that lone 1.0, but the design is 0 on every workload: the cell is "0".
+    h = hand([("w1", "legacy", 0, "cpa_calls", 8), ("w1", "x", 0, "cpa_calls", 0),
+              ("w2", "legacy", 0, "cpa_calls", 3), ("w2", "x", 0, "cpa_calls", 0),
+              ("w3", "legacy", 0, "cpa_calls", 0), ("w3", "x", 0, "cpa_calls", 0)])
+    c = summary.cells(h, CPA, "legacy")["x"]
+    assert c.zeros == 2 and c.both_zero == 1 and c.n_workloads == 3
+    assert c.all_zero and short.fmt_cell(c) == ("0", "")
+
+
 def test_conclusion_names_best_design_and_workload_dependence():
     # cpa_calls: a = 5/10 on w1 and 10/10 on w2 -> geomean sqrt(0.5) = 0.707;
     # b = 8/10 and 4/10 -> sqrt(0.32) = 0.566 -> b is best; a is lower on w1

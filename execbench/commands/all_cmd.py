@@ -44,10 +44,12 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def write_all(h, tl, out: Path) -> list[Path]:
+def write_all(h, tl, out: Path, refs_from: Path | None = None) -> list[Path]:
     """Everything ``execbench all`` writes, from one headline run and its
     reduced timelines: rendered in memory first, then written all together
-    (:func:`execbench.results.write_files`: every file or none)."""
+    (:func:`execbench.results.write_files`: every file or none).  The
+    reports name charts and csv relative to ``refs_from`` (default: the
+    folder holding ``out``; the project root for results/arm64/)."""
     t0 = time.perf_counter()
     files = h.files(out)
     files[out / TIMELINE_CSV] = gzip.compress(to_csv_bytes(tl), mtime=0)
@@ -55,8 +57,12 @@ def write_all(h, tl, out: Path) -> list[Path]:
     charts_out: dict[Path, bytes] = {}
     chart_paths = charts.plot_all(h, tl, cdir, progress=sys.stderr.isatty(), sink=charts_out)
     files.update(charts_out)
-    refs = charts.chart_refs(chart_paths, out.parent if out.name else ".")
-    csv_ref = str(Path(out.name) / "report.csv")
+    base = refs_from if refs_from is not None else (out.parent if out.name else Path("."))
+    refs = charts.chart_refs(chart_paths, base)
+    try:
+        csv_ref = str((out / "report.csv").resolve().relative_to(Path(base).resolve()))
+    except ValueError:
+        csv_ref = str(Path(out.name) / "report.csv")
     for name, text in (("report.txt", email.render(h, refs, csv_ref)),
                        ("report.md", markdown.render(h, refs, csv_ref)),
                        ("report.csv", csvout.render(h, full=True))):
@@ -76,6 +82,7 @@ def main(args) -> int:
     # another architecture's headline run goes beside x86-64's, never over it
     arch = getattr(args, "arch", None) or "x86_64"
     out = Path(args.out) if args.out else (RESULTS_DIR if arch == "x86_64" else RESULTS_DIR / arch)
+    refs_from = RESULTS_DIR.parent if not args.out and arch != "x86_64" else None
     writable_dir(out, "the results")
     writable_dir(out / "charts", "the charts")
     t0 = time.perf_counter()
@@ -92,6 +99,6 @@ def main(args) -> int:
     print(f"replayed {count[0]:,} events ({count[1]} runs) in {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)
     tl = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    for p in write_all(h, tl, out):
+    for p in write_all(h, tl, out, refs_from):
         print(p)
     return 0

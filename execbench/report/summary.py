@@ -62,10 +62,14 @@ class Cell:
     vs_floor: float = math.nan
     mean_value: float = math.nan        # mean over workloads of the design's value
     base_mean_value: float = math.nan   # the same for the baseline
+    both_zero: int = 0        # workloads where both are 0 (ratio 1: equal)
 
     @property
     def all_zero(self) -> bool:
-        return self.n_workloads > 0 and self.zeros == self.n_workloads
+        """The design is 0 on every workload with a defined ratio (a 0/0
+        workload counts as 1x in the geomean, but a row of zeros plus one
+        0/0 is still a design that is 0 everywhere, e.g. the floor)."""
+        return self.n_workloads > 0 and self.zeros + self.both_zero == self.n_workloads
 
 
 def geomean(xs) -> float:
@@ -93,7 +97,7 @@ def cells(h: Headline, row: Row, baseline: str) -> dict[str, Cell]:
         if d not in ps.index.get_level_values(0):
             continue
         mine = ps.loc[d]
-        ratios, zeros, undefined, per_seed = [], 0, [], {s: [] for s in ps.columns}
+        ratios, zeros, both0, undefined, per_seed = [], 0, 0, [], {s: [] for s in ps.columns}
         means, bmeans, fl = [], [], []
         for w in h.workload_names:
             if w not in mine.index or w not in base.index:
@@ -106,6 +110,7 @@ def cells(h: Headline, row: Row, baseline: str) -> dict[str, Cell]:
             if b == 0:
                 if v == 0:
                     ratios.append(1.0)
+                    both0 += 1
                 else:
                     undefined.append(w)
                     continue
@@ -131,7 +136,8 @@ def cells(h: Headline, row: Row, baseline: str) -> dict[str, Cell]:
                       n_seeds=len(ps.columns), n_workloads=len(ratios), zeros=zeros,
                       undefined=undefined, vs_floor=geomean(fl) if fl else math.nan,
                       mean_value=float(np.mean(means)) if means else math.nan,
-                      base_mean_value=float(np.mean(bmeans)) if bmeans else math.nan)
+                      base_mean_value=float(np.mean(bmeans)) if bmeans else math.nan,
+                      both_zero=both0)
     return out
 
 
