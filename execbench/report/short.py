@@ -23,6 +23,7 @@ trade-offs").  In order:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 from . import attribution
@@ -341,9 +342,11 @@ def _render(h: Headline, charts: Sequence[str], csv_ref: str | None, rows: list[
         out += wrap(f"Not tabled here for space: {', '.join(left)} (see --full).",
                     indent="  ", first="  ")
     out += [""]
+    # a run beside results/ (results/arm64/) is read with --from, not by default
+    src = f" --from {Path(csv_ref).parent}" if csv_ref and Path(csv_ref).parent.name not in ("", ".", "results") else ""
     out += wrap(f"Reproduce: {h.command or 'execbench all'} (execbench {h.version}, "
-                f"{h.commit}); per workload: execbench report --full. Charts: "
-                f"{_charts_ref(h, charts)} (execbench plot)."
+                f"{h.commit}); per workload: execbench report{src} --full. Charts: "
+                f"{_charts_ref(h, charts)} (execbench plot{src})."
                 + (f" Unscaled: {csv_ref}." if csv_ref else ""))
     return "\n".join(ascii_only(x).rstrip() for x in out).rstrip() + "\n"
 
