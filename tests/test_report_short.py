@@ -329,3 +329,14 @@ def test_synthetic_columns_are_named_per_column():
     assert "t_ns, cpu: all but qemu-c" in flat
     assert "bpf:size: sess-b" in flat and "JIT estimates" not in flat
     assert "none in qemu-c (what is loaded, and when, is chosen; every value measured)" in flat
+
+
+def test_full_csv_holds_every_headline_row():
+    """report.csv (--full) is what the notebook checks the headline against:
+    each headline (metric, stat) must be in it, the DirectMap rows included
+    (gauges, but printed at the end of the trace as /proc/meminfo shows them)."""
+    from execbench.report.headline import all_rows, headline_rows
+    full = {(r.metric, r.stat) for r in all_rows()}
+    missing = [(r.metric, r.stat) for r in headline_rows() if (r.metric, r.stat) not in full]
+    assert missing == []
+    assert ("DirectMap1G", "final") in full and ("DirectMap1G", "mean") in full

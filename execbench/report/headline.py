@@ -142,12 +142,16 @@ def headline_rows() -> list[Row]:
 
 def all_rows() -> list[Row]:
     """Every metric with every statistic that is meaningful for its kind
-    (gauges: mean and peak; counters: final) -- for the csv format."""
+    (gauges: mean and peak; counters: final) -- for the csv format -- plus
+    any headline row with another statistic (the DirectMap gauges at the
+    end of the trace, as /proc/meminfo shows them), so the full csv holds
+    every number the short formats print."""
     out = []
     for m in METRICS:
         for st in (("mean", "peak") if m.kind == "gauge" else ("final",)):
             out.append(Row(m.name, st, m.name, m.unit))
-    return out
+    have = {(r.metric, r.stat) for r in out}
+    return out + [r for r in headline_rows() if (r.metric, r.stat) not in have]
 
 
 def ratio(value: float, base: float) -> float:
