@@ -89,7 +89,12 @@ class SideParams:
     """Workload-level parameters of the side allocations, each with its source.
 
     ``jit_bytes_per_insn``: the trace's own ``[parameters]`` value (the ratio
-    its JIT sizes were computed with), else 5 (the BPF recorder's factor).
+    its JIT sizes were computed with: 4 for the traces built from the BPF
+    tables, the measured request bytes per ELF instruction of
+    workloads/data/bpf/jit-sizes-6.1.csv), else 5: the traces without it are
+    the QEMU recordings, whose BPF programs are socket filters that the
+    recorded x86-64 kernels JIT at 4.93-5.33 bytes per instruction (their
+    guests' own measurement, printed in results/validation.md).
     ``loader_pt_pages`` / ``loader_anon_pages``: page-table pages (besides
     the PGD) and anonymous pages of a resident loader process.  Default:
     VmPTE 44 kB and RssAnon 112 kB of a running ``sleep`` (coreutils,
