@@ -73,6 +73,9 @@ class KernelConfig:
     seed: int = 0
     version: tuple[int, int] = (6, 1)
     mem_bytes: int = 16 * GiB
+    # where the e820 RAM ends (bytes; 0 = mem_bytes): decides which GiBs of the
+    # direct map are 1 GiB leaves (kernel/physmem.py, arch/x86/mm/init.c)
+    ram_end: int = 0
     numa_nodes: int = 1
     placement: str = "fresh-boot"     # physmem.PRESETS (or an old alias)
     cpus: int = 2                     # CPUs with a per-CPU page list (the replay uses the trace's)
@@ -159,7 +162,7 @@ class Kernel:
         if self.config.numa_nodes < 1:
             raise ExecbenchError(f"numa_nodes={self.config.numa_nodes}: a machine has at least one node")
         self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement,
-                            cpus=self.config.cpus)
+                            cpus=self.config.cpus, ram_end=self.config.ram_end)
         self.vmap = VmapSpace(layout.n_pages)
         self.pt = PageTable(layout.n_pages)
         self.areas: dict[int, Area] = {}

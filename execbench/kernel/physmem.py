@@ -31,10 +31,24 @@ from aligned 2 MiB blocks at the top of memory (we assume compaction
 succeeds -- ``__vmalloc_node_range`` falls back to 4 KiB pages when it does
 not, which a design would see only as fewer huge mappings).
 
-Direct map (arch/x86/mm/init.c ``init_memory_mapping()`` with
-``direct_gbpages``): every GiB above the first is one 1 GiB leaf; the first
-GiB is mapped with 2 MiB leaves and its first 2 MiB with 4 KiB pages (ISA
-hole, BIOS areas).  Splits are counted like ``/proc/vmstat``
+Direct map (arch/x86/mm/init.c ``init_mem_mapping()`` ->
+``memory_map_top_down()`` -> ``init_range_memory_mapping()`` ->
+``split_mem_range()`` + ``adjust_range_page_size_mask()``, and
+arch/x86/mm/init_64.c ``phys_pud_init()``, v6.1 through 7.2, with
+``direct_gbpages``): only RAM (the e820 ``System RAM`` ranges in memblock)
+is mapped.  A GiB that is RAM from end to end is one 1 GiB leaf (however
+the top-down chunks cut it, ``adjust_range_page_size_mask()`` adds the 1 GiB
+size when ``memblock_is_region_memory()`` holds for the whole GiB and
+``phys_pud_init()`` maps the whole PUD); otherwise each 2 MiB block that is
+RAM from end to end is one 2 MiB leaf, and the RAM pages of a block that is
+only partly RAM are 4 KiB PTEs.  The first GiB is never a 1 GiB leaf: page
+0 and the ISA hole are not RAM, and ``[0, ISA_END_ADDRESS)`` is mapped with
+4 KiB pages before anything else, so its first 2 MiB are 4 KiB PTEs.
+``ram_end`` is where RAM ends (the top of the last e820 RAM range; default
+the machine's size): a QEMU/SeaBIOS guest with 2 GiB has RAM up to
+0x7ffe0000 (SeaBIOS ``malloc_preinit()`` reserves the top of RAM below
+4 GiB for its tables), so its second GiB is 2 MiB leaves and its last 2 MiB
+block 480 4 KiB PTEs -- no 1 GiB leaf at all.  Splits are counted like ``/proc/vmstat``
 ``direct_map_level3_splits`` (1 GiB -> 2 MiB) and
 ``direct_map_level2_splits`` (2 MiB -> 4 KiB) and never heal in v6.1
 (``split_large_page()`` has no inverse before v6.15's CPA_COLLAPSE); the
@@ -67,17 +81,23 @@ class PhysMem:
     """Frame allocator plus direct-map leaf state for a machine."""
 
     def __init__(self, rng: np.random.Generator, mem_bytes: int = 16 * GiB,
-                 placement: str = "fresh-boot", huge_reserve_blocks: int = 64, cpus: int = 2):
+                 placement: str = "fresh-boot", huge_reserve_blocks: int = 64, cpus: int = 2,
+                 ram_end: int = 0):
         self.placement = preset_name(placement)
         if mem_bytes < 2 * GiB or mem_bytes % GiB:
             raise ValueError("machine memory must be a whole number of GiB, at least 2 GiB")
+        ram_end = ram_end or mem_bytes
+        if ram_end % 4096 or not mem_bytes - GiB < ram_end <= mem_bytes:
+            raise ValueError(f"ram_end={ram_end:#x}: page-aligned, inside the machine's last GiB")
         self.n_frames = mem_bytes // 4096
         self.n_2m = self.n_frames // PAGES_PER_PMD
         self.n_1g = self.n_frames // PAGES_PER_PUD
-        # Aligned 2 MiB blocks for huge mappings, from the top of memory down.
-        self._huge_free = list(range(self.n_2m - 1, self.n_2m - 1 - huge_reserve_blocks, -1))
+        self.ram_frames = ram_end // 4096
+        top_2m = self.ram_frames // PAGES_PER_PMD    # 2 MiB blocks that are RAM from end to end
+        # Aligned 2 MiB blocks for huge mappings, from the top of RAM down.
+        self._huge_free = list(range(top_2m - 1, top_2m - 1 - huge_reserve_blocks, -1))
         lo = PAGES_PER_PUD  # kernel image, page tables, early allocations live below 1 GiB
-        hi = (self.n_2m - huge_reserve_blocks) * PAGES_PER_PMD
+        hi = (top_2m - huge_reserve_blocks) * PAGES_PER_PMD
         self.zone = z = Zone(self.n_frames, lo, hi, cpus)
         if self.placement == "fresh-boot":
             start = lo + int(rng.integers(0, PAGES_PER_PUD))
@@ -91,18 +111,22 @@ class PhysMem:
             z.compact = z.reclaim_block
             self._reclaim(z.whigh)
         # direct map: split state per 1 GiB and per 2 MiB region
+        # (``True`` = not a leaf of that size: already 2 MiB / 4 KiB, or not RAM)
         self.split_1g = np.zeros(self.n_1g, dtype=bool)
         self.split_2m = np.zeros(self.n_2m, dtype=bool)
         self.split_1g[0] = True        # first GiB: 2 MiB leaves
         self.split_2m[0] = True        # first 2 MiB: 4 KiB pages
+        g_ram = self.ram_frames // PAGES_PER_PUD               # GiBs that are RAM end to end
+        self.split_1g[g_ram:] = True
+        self.split_2m[top_2m:] = True                          # partly RAM: 4 KiB PTEs
         self.alias_ro = np.zeros(self.n_frames, dtype=bool)
         self.alias_invalid = np.zeros(self.n_frames, dtype=bool)
         self.splits_1g = 0
         self.splits_2m = 0
-        # direct_pages_count[PG_LEVEL_4K/2M/1G]
-        self.leaves_4k = PAGES_PER_PMD
-        self.leaves_2m = PAGES_PER_PUD // PAGES_PER_PMD - 1
-        self.leaves_1g = self.n_1g - 1
+        # direct_pages_count[PG_LEVEL_4K/2M/1G] (update_page_count() at boot)
+        self.leaves_1g = g_ram - 1
+        self.leaves_2m = (PAGES_PER_PUD // PAGES_PER_PMD - 1) + (top_2m - max(g_ram, 1) * 512)
+        self.leaves_4k = PAGES_PER_PMD + (self.ram_frames - top_2m * PAGES_PER_PMD)
 
     def map_all_ptes(self) -> None:
         """The arm64 linear map with rodata=full: page-mapped from boot
