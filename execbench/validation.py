@@ -63,6 +63,11 @@ DESIGN_FOR: dict[str, tuple[str, dict[str, Any]]] = {
 #: is not a 1 GiB leaf of the direct map (kernel/physmem.py).  Only the
 #: direct-map rows depend on this.
 MACHINE: dict[str, Any] = {"mem_bytes": 2 * GiB, "ram_end": 0x7FFE0000}
+#: what the recorded kernel's own page allocation adds to :data:`MACHINE`: 7.2's
+#: ``vm_area_alloc_pages()`` takes large-order blocks first (mm/vmalloc.c; not in
+#: 6.12.117's), which decides where module memory lands (kernel/physmem.py
+#: ``alloc_vmalloc_pages``)
+MACHINE_FOR: dict[str, dict[str, Any]] = {"6.1": {}, "6.12": {}, "7.2": {"vmalloc_large_order": True}}
 
 TOLERANCE = 0.05
 PAGE = 4096
@@ -552,7 +557,7 @@ def validate(recording_dir: str | os.PathLike, design: str | None = None,
     d0, p0 = (A.DESIGN_FOR if arm64 else DESIGN_FOR)[series]
     design = design or d0
     params = p0 if params is None and design == d0 else (params or {})
-    machine = {**A.MACHINE, "version": A.VERSION_FOR[series]} if arm64 else MACHINE
+    machine = {**A.MACHINE, "version": A.VERSION_FOR[series]} if arm64 else {**MACHINE, **MACHINE_FOR[series]}
     obs = Observer()
     res = run(load_trace(folder / f"{folder.name}.csv.gz"), design=design, seed=seed, params=params,
               machine=machine, observe=obs)

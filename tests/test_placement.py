@@ -121,6 +121,26 @@ def test_ram_end_outside_the_last_gib_is_refused():
         PhysMem(np.random.default_rng(0), 2 * GiB, "fresh-boot", ram_end=GiB // 2)
 
 
+def test_vmalloc_large_order_blocks_first_on_7_2():
+    # 7.2 mm/vmalloc.c vm_area_alloc_pages(): 13 pages -> ilog2(13) = 3: one
+    # order-3 block (8 pages, 8-aligned, contiguous), then ilog2(13 - 8 = 5) = 2:
+    # one order-2 block (4 pages, 4-aligned), then ilog2(1) = 0 ends the loop and
+    # the last page comes from the order-0 bulk path.  Blocks of order 1..3 come
+    # from their own per-CPU lists, refilled from the buddy, so the three
+    # pieces are three separate runs.
+    pm = PhysMem(np.random.default_rng(0), 16 * GiB, "fresh-boot", vmalloc_large_order=True)
+    f = pm.alloc_vmalloc_pages(13, cpu=0)
+    assert f.size == 13 and np.unique(f).size == 13
+    assert f[0] % 8 == 0 and (np.diff(f[:8]) == 1).all()
+    assert f[8] % 4 == 0 and (np.diff(f[8:12]) == 1).all()
+    assert not (f[12] == f[11] + 1 and f[8] == f[7] + 1)     # not one run of 13
+    # v6.1-v6.12 (the default): 13 order-0 pages from one pcp list, which on a
+    # fresh boot hands out consecutive ascending frames
+    pm0 = PhysMem(np.random.default_rng(0), 16 * GiB, "fresh-boot")
+    g = pm0.alloc_vmalloc_pages(13, cpu=0)
+    assert (np.diff(g) == 1).all()
+
+
 def test_unmovable_fallback_steals_one_pageblocks_free_pages():
     # A zone of 8 pageblocks (4096 frames) full of page cache, with free pages
     # only at 1546-1547 (one order-1 buddy pair in pageblock 3) and 2660

@@ -82,8 +82,9 @@ class PhysMem:
 
     def __init__(self, rng: np.random.Generator, mem_bytes: int = 16 * GiB,
                  placement: str = "fresh-boot", huge_reserve_blocks: int = 64, cpus: int = 2,
-                 ram_end: int = 0):
+                 ram_end: int = 0, vmalloc_large_order: bool = False):
         self.placement = preset_name(placement)
+        self.vmalloc_large_order = vmalloc_large_order
         if mem_bytes < 2 * GiB or mem_bytes % GiB:
             raise ValueError("machine memory must be a whole number of GiB, at least 2 GiB")
         ram_end = ram_end or mem_bytes
@@ -173,6 +174,47 @@ class PhysMem:
         the current CPU's pcp list."""
         return np.array(self.zone.alloc_many(n, MOVABLE if movable else UNMOVABLE, cpu),
                         dtype=np.int64)
+
+    def alloc_vmalloc_pages(self, n: int, cpu: int = 0) -> np.ndarray:
+        """The ``n`` small pages of a vmalloc area (``vm_area_alloc_pages()``).
+
+        v6.1-v6.12: order-0 pages one at a time (:meth:`alloc_frames`).  With
+        ``vmalloc_large_order`` (7.2 mm/vmalloc.c ``vm_area_alloc_pages()``;
+        not in 6.12.117's): first ``alloc_pages(large_gfp, large_order)`` with
+        ``large_order = min(ilog2(remaining), MAX_PAGE_ORDER)``, split into
+        order-0 pages, again for what remains; an order that fails is not
+        tried again (``max_attempt_order = --large_order``); the rest
+        (an odd last page, or everything when every order failed) from the
+        bulk allocator.  ``large_gfp`` has no ``__GFP_DIRECT_RECLAIM``, so a
+        large attempt never compacts or reclaims (the aged preset's
+        stand-in for the slow path is off for it).  Orders 1-3 come from the
+        per-CPU lists, larger ones from the buddy (``rmqueue()``).
+
+        Not modelled: 7.2 ``vfree()`` frees with ``free_pages_bulk()``, which
+        gives contiguous runs back with one ``__free_contig_range()``; here
+        they go back page by page (:meth:`free_frames`)."""
+        if not self.vmalloc_large_order:
+            return self.alloc_frames(n, cpu)
+        z = self.zone
+        out: list[np.ndarray] = []
+        got, max_order = 0, MAX_ORDER - 1
+        order = min(max_order, n.bit_length() - 1) if n else 0
+        compact, z.compact = z.compact, None
+        try:
+            while order > 0 and got < n:
+                try:
+                    pfn = z.alloc(order, UNMOVABLE, cpu)
+                except OutOfMemory:
+                    max_order = order = order - 1
+                    continue
+                out.append(np.arange(pfn, pfn + (1 << order), dtype=np.int64))
+                got += 1 << order
+                order = min(max_order, (n - got).bit_length() - 1) if got < n else 0
+        finally:
+            z.compact = compact
+        if got < n:
+            out.append(self.alloc_frames(n - got, cpu))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     def alloc_block(self, order: int, cpu: int = 0, movable: bool = False) -> int:
         """One ``alloc_pages(gfp, order)`` block; its first frame."""

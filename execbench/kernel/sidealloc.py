@@ -164,7 +164,7 @@ class SideAllocs:
                 self.loaders[loader][0].add(ev.obj)
             insns = max(1, round(ev.size / self.p.jit_bytes_per_insn))
             n = -(-(BPF_PROG_HDR + 8 * insns) // PAGE_SIZE)
-            self.progs[ev.obj] = phys.alloc_frames(n, cpu)
+            self.progs[ev.obj] = phys.alloc_vmalloc_pages(n, cpu)
             self.counters["side_pages_resident"] += n
             addrs = 4 * (insns + 1)
             if addrs > KMALLOC_MAX_CACHE_SIZE:
@@ -172,12 +172,12 @@ class SideAllocs:
                 if o < MAX_ORDER:
                     self._held.append((phys.alloc_block(o, cpu), o))
                 else:                                   # kvmalloc's vmalloc fallback
-                    self._held_frames = phys.alloc_frames(-(-addrs // PAGE_SIZE), cpu)
+                    self._held_frames = phys.alloc_vmalloc_pages(-(-addrs // PAGE_SIZE), cpu)
         elif ev.user == "module" and ev.op == "load":
             sections = sum(getattr(ev, c) or 0 for c in (
                 "text", "rodata", "ro_after_init", "data", "init_text", "init_rodata", "init_data"))
             n = -(-int(self.p.ko_bytes_per_section_byte * sections) // PAGE_SIZE)
-            self._held_frames = phys.alloc_frames(n, cpu)
+            self._held_frames = phys.alloc_vmalloc_pages(n, cpu)
 
     def after(self, ev: Event) -> None:
         if not self.p.enabled:
@@ -219,7 +219,7 @@ class SideAllocs:
         """fork + exec of the loader: (kind, pfns-or-pfn, order) blocks it keeps."""
         phys, p = self.k.phys, self.p
         cache = self.stacks.setdefault(cpu, [])
-        stack = cache.pop() if cache else phys.alloc_frames(THREAD_STACK_PAGES, cpu)
+        stack = cache.pop() if cache else phys.alloc_vmalloc_pages(THREAD_STACK_PAGES, cpu)
         pgd = phys.alloc_block(PGD_ORDER, cpu)
         pt = phys.alloc_frames(p.loader_pt_pages, cpu)
         anon = phys.alloc_frames(p.loader_anon_pages, cpu, movable=True)
