@@ -64,9 +64,10 @@ DESIGN_FOR: dict[str, tuple[str, dict[str, Any]]] = {
 #: direct-map rows depend on this.
 MACHINE: dict[str, Any] = {"mem_bytes": 2 * GiB, "ram_end": 0x7FFE0000}
 #: what the recorded kernel's own page allocation adds to :data:`MACHINE`: 7.2's
-#: ``vm_area_alloc_pages()`` takes large-order blocks first (mm/vmalloc.c; not in
-#: 6.12.117's), which decides where module memory lands (kernel/physmem.py
-#: ``alloc_vmalloc_pages``)
+#: ``vm_area_alloc_pages()`` takes large-order blocks first and ``vfree()`` gives
+#: contiguous runs back as blocks (mm/vmalloc.c, mm/page_alloc.c
+#: ``free_pages_bulk()``; not in 6.12.117), which decides where module memory
+#: lands (kernel/physmem.py ``alloc_vmalloc_pages``/``free_vmalloc_pages``)
 MACHINE_FOR: dict[str, dict[str, Any]] = {"6.1": {}, "6.12": {}, "7.2": {"vmalloc_large_order": True}}
 
 TOLERANCE = 0.05

@@ -141,6 +141,25 @@ def test_vmalloc_large_order_blocks_first_on_7_2():
     assert (np.diff(g) == 1).all()
 
 
+def test_vfree_on_7_2_gives_contiguous_runs_back_as_blocks():
+    # 7.2 free_pages_bulk() -> __free_contig_range() -> free_prepared_contig_range().
+    # Take one order-4 block b (16 frames, b a multiple of 16) and free b..b+11
+    # plus b+13.  The run of 12 at b: order min(__ffs(b) >= 4, ilog2(12) = 3,
+    # MAX_PAGE_ORDER) = 3 at b, then 4 left at b+8: min(__ffs(b+8) = 3,
+    # ilog2(4) = 2) = 2 at b+8; the lone b+13: order 0.  Orders <= 3 go to the
+    # head of the per-CPU list of their order (the list end here, where the
+    # next allocation of that order takes from).
+    from execbench.kernel.pagealloc import UNMOVABLE as U
+    pm = PhysMem(np.random.default_rng(0), 16 * GiB, "fresh-boot", vmalloc_large_order=True)
+    b = pm.zone.alloc(4, U, 0)
+    assert b % 16 == 0
+    pm.free_vmalloc_pages(np.array(list(range(b, b + 12)) + [b + 13], dtype=np.int64), cpu=0)
+    pcp = pm.zone._pcp(0)
+    assert pcp.lists[(U, 3)][-1] == b
+    assert pcp.lists[(U, 2)][-1] == b + 8
+    assert pcp.lists[(U, 0)][-1] == b + 13
+
+
 def test_unmovable_fallback_steals_one_pageblocks_free_pages():
     # A zone of 8 pageblocks (4096 frames) full of page cache, with free pages
     # only at 1546-1547 (one order-1 buddy pair in pageblock 3) and 2660

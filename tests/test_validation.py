@@ -25,7 +25,7 @@ _CACHE: dict[str, V.Validation] = {}
 
 #: rows that fail today, each for a model simplification owned elsewhere:
 #: * 7.2 direct_map_splits_2m: frame placement of the simulated machine (28 real,
-#:   23 replayed; the measured candidates are in docs/data-sources.md §4).
+#:   13 replayed; the measured candidates are in docs/data-sources.md §4).
 #: A row may leave this list (fixed) but no other row may fail.
 OPEN = {
     "6.1": set(),

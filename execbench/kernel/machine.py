@@ -76,8 +76,9 @@ class KernelConfig:
     # where the e820 RAM ends (bytes; 0 = mem_bytes): decides which GiBs of the
     # direct map are 1 GiB leaves (kernel/physmem.py, arch/x86/mm/init.c)
     ram_end: int = 0
-    # 7.2 vmalloc: vm_area_alloc_pages() takes large-order blocks first
-    # (PhysMem.alloc_vmalloc_pages); off = the v6.1 placement every design shares
+    # 7.2 vmalloc: vm_area_alloc_pages() takes large-order blocks first, vfree()
+    # frees contiguous runs as blocks (PhysMem.alloc/free_vmalloc_pages); off =
+    # the v6.1 placement every design shares
     vmalloc_large_order: bool = False
     numa_nodes: int = 1
     placement: str = "fresh-boot"     # physmem.PRESETS (or an old alias)
@@ -453,7 +454,10 @@ class Kernel:
         if self._kasan_shadow:
             c["kasan_shadow_bytes"] -= self._kasan_shadow * area.npages
         self.locks.forget_pages(addr, area.npages)
-        self.phys.free_frames(frames, huge=area.huge, cpu=self.cpu)
+        if area.huge:
+            self.phys.free_frames(frames, huge=True, cpu=self.cpu)
+        else:
+            self.phys.free_vmalloc_pages(frames, cpu=self.cpu)
         self.vmap.remove(p)
         del self.areas[p]
         self._starts.remove(p)

@@ -190,9 +190,7 @@ class PhysMem:
         stand-in for the slow path is off for it).  Orders 1-3 come from the
         per-CPU lists, larger ones from the buddy (``rmqueue()``).
 
-        Not modelled: 7.2 ``vfree()`` frees with ``free_pages_bulk()``, which
-        gives contiguous runs back with one ``__free_contig_range()``; here
-        they go back page by page (:meth:`free_frames`)."""
+        Its free side is :meth:`free_vmalloc_pages`."""
         if not self.vmalloc_large_order:
             return self.alloc_frames(n, cpu)
         z = self.zone
@@ -215,6 +213,38 @@ class PhysMem:
         if got < n:
             out.append(self.alloc_frames(n - got, cpu))
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def free_vmalloc_pages(self, frames: np.ndarray, cpu: int = 0) -> None:
+        """``vfree()`` of a small-page area's ``frames`` (in the area's order).
+
+        v6.1-v6.12: page by page (:meth:`free_frames`).  With
+        ``vmalloc_large_order``, 7.2 ``vm_area_free_pages()`` ->
+        ``free_pages_bulk()`` (mm/page_alloc.c): each run of consecutive
+        entries with consecutive frame numbers goes to
+        ``__free_contig_range()`` -> ``free_prepared_contig_range()``, which
+        frees it as naturally aligned blocks, each of order
+        ``min(__ffs(pfn), ilog2(pages left), MAX_PAGE_ORDER)``, with
+        ``__free_frozen_pages(page, order)``: orders 0-3 to the per-CPU list
+        of that order, larger ones to the buddy."""
+        if not self.vmalloc_large_order:
+            self.free_frames(frames, cpu=cpu)
+            return
+        if frames.size == 0:
+            return
+        f = frames.tolist()
+        i = 0
+        while i < len(f):
+            j = i + 1
+            while j < len(f) and f[j] == f[j - 1] + 1:
+                j += 1
+            pfn, left = f[i], j - i
+            while left:
+                align = (pfn & -pfn).bit_length() - 1 if pfn else MAX_ORDER - 1
+                order = min(align, left.bit_length() - 1, MAX_ORDER - 1)
+                self.zone.free(pfn, order, cpu)
+                pfn += 1 << order
+                left -= 1 << order
+            i = j
 
     def alloc_block(self, order: int, cpu: int = 0, movable: bool = False) -> int:
         """One ``alloc_pages(gfp, order)`` block; its first frame."""

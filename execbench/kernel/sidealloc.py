@@ -187,7 +187,7 @@ class SideAllocs:
             phys.free_block(pfn, o, cpu)
         self._held.clear()
         if self._held_frames is not None:
-            phys.free_frames(self._held_frames, cpu=cpu)      # free_copy() -> vfree()
+            phys.free_vmalloc_pages(self._held_frames, cpu=cpu)   # free_copy() -> vfree()
             self._held_frames = None
         if ev.user == "bpf" and ev.op == "prog_unload":
             self._release_prog(ev.obj, cpu)
@@ -204,7 +204,7 @@ class SideAllocs:
         phys = self.k.phys
         frames = self.progs.pop(obj, None)
         if frames is not None:
-            phys.free_frames(frames, cpu=cpu)
+            phys.free_vmalloc_pages(frames, cpu=cpu)          # bpf_prog_free() -> vfree()
             self.counters["side_pages_resident"] -= frames.size
         loader = self._loader_of(obj)
         if loader is not None and loader in self.loaders:
@@ -237,7 +237,7 @@ class SideAllocs:
                 if len(cache) < NR_CACHED_STACKS:
                     cache.append(v)
                 else:
-                    phys.free_frames(v, cpu=cpu)
+                    phys.free_vmalloc_pages(v, cpu=cpu)       # vmap stack: vfree()
                 self.counters["side_pages_resident"] -= THREAD_STACK_PAGES
             elif kind == "pgd":
                 phys.free_block(v, PGD_ORDER, cpu)
