@@ -54,8 +54,21 @@ DESIGN_FOR: dict[str, tuple[str, dict[str, Any]]] = {
     "7.2": ("execmem_rox", {"version": (7, 2)}),
 }
 #: the recorded machine: the QEMU guest has 2 GiB (workloads/recorders/qemu/boot.py
-#: ``-m 2G``).  Only the direct-map rows depend on it.
-MACHINE: dict[str, Any] = {"mem_bytes": 2 * GiB}
+#: ``-m 2G``, default ``pc`` machine, SeaBIOS) whose e820 RAM ends at 0x7ffe0000:
+#: the 7.2.13 kernel of qemu-7.2-generic, booted with the recorder's QEMU command
+#: line (qemu-system-x86 1:7.2+dfsg), prints ``BIOS-e820: [mem
+#: 0x0000000000100000-0x000000007ffdffff] System RAM`` and ``[mem
+#: 0x000000007ffe0000-0x000000007fffffff] device reserved`` (SeaBIOS
+#: ``malloc_preinit()`` keeps the top of RAM for its tables).  So the second GiB
+#: is not a 1 GiB leaf of the direct map (kernel/physmem.py).  Only the
+#: direct-map rows depend on this.
+MACHINE: dict[str, Any] = {"mem_bytes": 2 * GiB, "ram_end": 0x7FFE0000}
+#: what the recorded kernel's own page allocation adds to :data:`MACHINE`: 7.2's
+#: ``vm_area_alloc_pages()`` takes large-order blocks first and ``vfree()`` gives
+#: contiguous runs back as blocks (mm/vmalloc.c, mm/page_alloc.c
+#: ``free_pages_bulk()``; not in 6.12.117), which decides where module memory
+#: lands (kernel/physmem.py ``alloc_vmalloc_pages``/``free_vmalloc_pages``)
+MACHINE_FOR: dict[str, dict[str, Any]] = {"6.1": {}, "6.12": {}, "7.2": {"vmalloc_large_order": True}}
 
 TOLERANCE = 0.05
 PAGE = 4096
@@ -545,7 +558,7 @@ def validate(recording_dir: str | os.PathLike, design: str | None = None,
     d0, p0 = (A.DESIGN_FOR if arm64 else DESIGN_FOR)[series]
     design = design or d0
     params = p0 if params is None and design == d0 else (params or {})
-    machine = {**A.MACHINE, "version": A.VERSION_FOR[series]} if arm64 else MACHINE
+    machine = {**A.MACHINE, "version": A.VERSION_FOR[series]} if arm64 else {**MACHINE, **MACHINE_FOR[series]}
     obs = Observer()
     res = run(load_trace(folder / f"{folder.name}.csv.gz"), design=design, seed=seed, params=params,
               machine=machine, observe=obs)

@@ -84,6 +84,82 @@ def test_meminfo_arithmetic_of_one_split():
     assert (kern.phys.splits_1g, kern.phys.splits_2m) == (1, 1)
 
 
+def test_qemu_2_gib_guest_direct_map_has_no_1_gib_leaf():
+    # The recorder's QEMU guest (-m 2G, SeaBIOS): e820 RAM [1 MiB, 0x7ffe0000).
+    # arch/x86/mm/init.c split_mem_range() + adjust_range_page_size_mask():
+    # the second GiB is not RAM end to end (0x7ffe0000 < 0x80000000), so no
+    # 1 GiB leaf anywhere.  2 MiB leaves: blocks 1..511 of the first GiB (511)
+    # and 512..1022 of the second (0x7ffe0000 // 2 MiB = 1023 whole blocks ->
+    # 1023 - 512 = 511): 1022 x 2048 kB = 2,093,056 kB.  4 KiB PTEs: the first
+    # 2 MiB (512) + the RAM pages of block 1023, (0x7ffe0000 - 0x7fe00000) /
+    # 4096 = 0x1e0000 / 4096 = 480: 992 x 4 kB = 3968 kB.  Sum 2,097,024 kB =
+    # 2 GiB - 128 KiB, the reserved top.
+    pm = PhysMem(np.random.default_rng(0), 2 * GiB, "fresh-boot", ram_end=0x7FFE0000)
+    assert pm.meminfo() == {"DirectMap4k": 3968, "DirectMap2M": 2093056, "DirectMap1G": 0}
+    # The reserve of 64 aligned blocks for huge mappings is the top 64 whole
+    # blocks, 959..1022; never the partly reserved 1023.
+    firsts = sorted(int(pm.alloc_huge_block()[0]) // 512 for _ in range(64))
+    assert firsts == list(range(959, 1023))
+    blk = np.arange(1022 * 512, 1023 * 512)
+    # Changing a frame's alias in the second GiB splits one 2 MiB leaf and no 1 GiB leaf.
+    assert pm.split_for(blk[:1]) == (0, 1)
+    # A whole-2 MiB change (a PMD-mapped block's alias) splits nothing.
+    assert pm.split_for(np.arange(1020 * 512, 1021 * 512), whole_2m=True) == (0, 0)
+
+
+def test_ram_to_the_gib_boundary_keeps_the_1_gib_leaf():
+    # Same 2 GiB machine with RAM up to 0x80000000: the second GiB is RAM end
+    # to end -> one 1 GiB leaf (phys_pud_init() maps the whole PUD).  A
+    # whole-2 MiB alias change inside it must still split that 1 GiB leaf.
+    pm = PhysMem(np.random.default_rng(0), 2 * GiB, "fresh-boot")
+    assert pm.meminfo() == {"DirectMap4k": 2048, "DirectMap2M": 1046528, "DirectMap1G": 1048576}
+    assert pm.split_for(pm.alloc_huge_block(), whole_2m=True) == (1, 0)
+
+
+def test_ram_end_outside_the_last_gib_is_refused():
+    with pytest.raises(ValueError, match="ram_end"):
+        PhysMem(np.random.default_rng(0), 2 * GiB, "fresh-boot", ram_end=GiB // 2)
+
+
+def test_vmalloc_large_order_blocks_first_on_7_2():
+    # 7.2 mm/vmalloc.c vm_area_alloc_pages(): 13 pages -> ilog2(13) = 3: one
+    # order-3 block (8 pages, 8-aligned, contiguous), then ilog2(13 - 8 = 5) = 2:
+    # one order-2 block (4 pages, 4-aligned), then ilog2(1) = 0 ends the loop and
+    # the last page comes from the order-0 bulk path.  Blocks of order 1..3 come
+    # from their own per-CPU lists, refilled from the buddy, so the three
+    # pieces are three separate runs.
+    pm = PhysMem(np.random.default_rng(0), 16 * GiB, "fresh-boot", vmalloc_large_order=True)
+    f = pm.alloc_vmalloc_pages(13, cpu=0)
+    assert f.size == 13 and np.unique(f).size == 13
+    assert f[0] % 8 == 0 and (np.diff(f[:8]) == 1).all()
+    assert f[8] % 4 == 0 and (np.diff(f[8:12]) == 1).all()
+    assert not (f[12] == f[11] + 1 and f[8] == f[7] + 1)     # not one run of 13
+    # v6.1-v6.12 (the default): 13 order-0 pages from one pcp list, which on a
+    # fresh boot hands out consecutive ascending frames
+    pm0 = PhysMem(np.random.default_rng(0), 16 * GiB, "fresh-boot")
+    g = pm0.alloc_vmalloc_pages(13, cpu=0)
+    assert (np.diff(g) == 1).all()
+
+
+def test_vfree_on_7_2_gives_contiguous_runs_back_as_blocks():
+    # 7.2 free_pages_bulk() -> __free_contig_range() -> free_prepared_contig_range().
+    # Take one order-4 block b (16 frames, b a multiple of 16) and free b..b+11
+    # plus b+13.  The run of 12 at b: order min(__ffs(b) >= 4, ilog2(12) = 3,
+    # MAX_PAGE_ORDER) = 3 at b, then 4 left at b+8: min(__ffs(b+8) = 3,
+    # ilog2(4) = 2) = 2 at b+8; the lone b+13: order 0.  Orders <= 3 go to the
+    # head of the per-CPU list of their order (the list end here, where the
+    # next allocation of that order takes from).
+    from execbench.kernel.pagealloc import UNMOVABLE as U
+    pm = PhysMem(np.random.default_rng(0), 16 * GiB, "fresh-boot", vmalloc_large_order=True)
+    b = pm.zone.alloc(4, U, 0)
+    assert b % 16 == 0
+    pm.free_vmalloc_pages(np.array(list(range(b, b + 12)) + [b + 13], dtype=np.int64), cpu=0)
+    pcp = pm.zone._pcp(0)
+    assert pcp.lists[(U, 3)][-1] == b
+    assert pcp.lists[(U, 2)][-1] == b + 8
+    assert pcp.lists[(U, 0)][-1] == b + 13
+
+
 def test_unmovable_fallback_steals_one_pageblocks_free_pages():
     # A zone of 8 pageblocks (4096 frames) full of page cache, with free pages
     # only at 1546-1547 (one order-1 buddy pair in pageblock 3) and 2660

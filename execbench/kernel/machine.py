@@ -73,6 +73,13 @@ class KernelConfig:
     seed: int = 0
     version: tuple[int, int] = (6, 1)
     mem_bytes: int = 16 * GiB
+    # where the e820 RAM ends (bytes; 0 = mem_bytes): decides which GiBs of the
+    # direct map are 1 GiB leaves (kernel/physmem.py, arch/x86/mm/init.c)
+    ram_end: int = 0
+    # 7.2 vmalloc: vm_area_alloc_pages() takes large-order blocks first, vfree()
+    # frees contiguous runs as blocks (PhysMem.alloc/free_vmalloc_pages); off =
+    # the v6.1 placement every design shares
+    vmalloc_large_order: bool = False
     numa_nodes: int = 1
     placement: str = "fresh-boot"     # physmem.PRESETS (or an old alias)
     cpus: int = 2                     # CPUs with a per-CPU page list (the replay uses the trace's)
@@ -159,7 +166,8 @@ class Kernel:
         if self.config.numa_nodes < 1:
             raise ExecbenchError(f"numa_nodes={self.config.numa_nodes}: a machine has at least one node")
         self.phys = PhysMem(self.rng_for("phys"), self.config.mem_bytes, self.config.placement,
-                            cpus=self.config.cpus)
+                            cpus=self.config.cpus, ram_end=self.config.ram_end,
+                            vmalloc_large_order=self.config.vmalloc_large_order)
         self.vmap = VmapSpace(layout.n_pages)
         self.pt = PageTable(layout.n_pages)
         self.areas: dict[int, Area] = {}
@@ -367,7 +375,7 @@ class Kernel:
             if p < 0:
                 raise OutOfMemory(f"vmalloc of {size} bytes does not fit the module range "
                                   f"({len(self.vmap)} areas live)")
-            frames = self.phys.alloc_frames(npages, self.cpu)
+            frames = self.phys.alloc_vmalloc_pages(npages, self.cpu)
         self.vmap.insert(p, need)
         # a huge area is rounded up to whole PMDs: the pages beyond ``size``
         # are mapped with the same pgprot but no set_memory_*(addr, size)
@@ -446,7 +454,10 @@ class Kernel:
         if self._kasan_shadow:
             c["kasan_shadow_bytes"] -= self._kasan_shadow * area.npages
         self.locks.forget_pages(addr, area.npages)
-        self.phys.free_frames(frames, huge=area.huge, cpu=self.cpu)
+        if area.huge:
+            self.phys.free_frames(frames, huge=True, cpu=self.cpu)
+        else:
+            self.phys.free_vmalloc_pages(frames, cpu=self.cpu)
         self.vmap.remove(p)
         del self.areas[p]
         self._starts.remove(p)

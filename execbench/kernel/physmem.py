@@ -31,10 +31,24 @@ from aligned 2 MiB blocks at the top of memory (we assume compaction
 succeeds -- ``__vmalloc_node_range`` falls back to 4 KiB pages when it does
 not, which a design would see only as fewer huge mappings).
 
-Direct map (arch/x86/mm/init.c ``init_memory_mapping()`` with
-``direct_gbpages``): every GiB above the first is one 1 GiB leaf; the first
-GiB is mapped with 2 MiB leaves and its first 2 MiB with 4 KiB pages (ISA
-hole, BIOS areas).  Splits are counted like ``/proc/vmstat``
+Direct map (arch/x86/mm/init.c ``init_mem_mapping()`` ->
+``memory_map_top_down()`` -> ``init_range_memory_mapping()`` ->
+``split_mem_range()`` + ``adjust_range_page_size_mask()``, and
+arch/x86/mm/init_64.c ``phys_pud_init()``, v6.1 through 7.2, with
+``direct_gbpages``): only RAM (the e820 ``System RAM`` ranges in memblock)
+is mapped.  A GiB that is RAM from end to end is one 1 GiB leaf (however
+the top-down chunks cut it, ``adjust_range_page_size_mask()`` adds the 1 GiB
+size when ``memblock_is_region_memory()`` holds for the whole GiB and
+``phys_pud_init()`` maps the whole PUD); otherwise each 2 MiB block that is
+RAM from end to end is one 2 MiB leaf, and the RAM pages of a block that is
+only partly RAM are 4 KiB PTEs.  The first GiB is never a 1 GiB leaf: page
+0 and the ISA hole are not RAM, and ``[0, ISA_END_ADDRESS)`` is mapped with
+4 KiB pages before anything else, so its first 2 MiB are 4 KiB PTEs.
+``ram_end`` is where RAM ends (the top of the last e820 RAM range; default
+the machine's size): a QEMU/SeaBIOS guest with 2 GiB has RAM up to
+0x7ffe0000 (SeaBIOS ``malloc_preinit()`` reserves the top of RAM below
+4 GiB for its tables), so its second GiB is 2 MiB leaves and its last 2 MiB
+block 480 4 KiB PTEs -- no 1 GiB leaf at all.  Splits are counted like ``/proc/vmstat``
 ``direct_map_level3_splits`` (1 GiB -> 2 MiB) and
 ``direct_map_level2_splits`` (2 MiB -> 4 KiB) and never heal in v6.1
 (``split_large_page()`` has no inverse before v6.15's CPA_COLLAPSE); the
@@ -67,17 +81,24 @@ class PhysMem:
     """Frame allocator plus direct-map leaf state for a machine."""
 
     def __init__(self, rng: np.random.Generator, mem_bytes: int = 16 * GiB,
-                 placement: str = "fresh-boot", huge_reserve_blocks: int = 64, cpus: int = 2):
+                 placement: str = "fresh-boot", huge_reserve_blocks: int = 64, cpus: int = 2,
+                 ram_end: int = 0, vmalloc_large_order: bool = False):
         self.placement = preset_name(placement)
+        self.vmalloc_large_order = vmalloc_large_order
         if mem_bytes < 2 * GiB or mem_bytes % GiB:
             raise ValueError("machine memory must be a whole number of GiB, at least 2 GiB")
+        ram_end = ram_end or mem_bytes
+        if ram_end % 4096 or not mem_bytes - GiB < ram_end <= mem_bytes:
+            raise ValueError(f"ram_end={ram_end:#x}: page-aligned, inside the machine's last GiB")
         self.n_frames = mem_bytes // 4096
         self.n_2m = self.n_frames // PAGES_PER_PMD
         self.n_1g = self.n_frames // PAGES_PER_PUD
-        # Aligned 2 MiB blocks for huge mappings, from the top of memory down.
-        self._huge_free = list(range(self.n_2m - 1, self.n_2m - 1 - huge_reserve_blocks, -1))
+        self.ram_frames = ram_end // 4096
+        top_2m = self.ram_frames // PAGES_PER_PMD    # 2 MiB blocks that are RAM from end to end
+        # Aligned 2 MiB blocks for huge mappings, from the top of RAM down.
+        self._huge_free = list(range(top_2m - 1, top_2m - 1 - huge_reserve_blocks, -1))
         lo = PAGES_PER_PUD  # kernel image, page tables, early allocations live below 1 GiB
-        hi = (self.n_2m - huge_reserve_blocks) * PAGES_PER_PMD
+        hi = (top_2m - huge_reserve_blocks) * PAGES_PER_PMD
         self.zone = z = Zone(self.n_frames, lo, hi, cpus)
         if self.placement == "fresh-boot":
             start = lo + int(rng.integers(0, PAGES_PER_PUD))
@@ -91,18 +112,22 @@ class PhysMem:
             z.compact = z.reclaim_block
             self._reclaim(z.whigh)
         # direct map: split state per 1 GiB and per 2 MiB region
+        # (``True`` = not a leaf of that size: already 2 MiB / 4 KiB, or not RAM)
         self.split_1g = np.zeros(self.n_1g, dtype=bool)
         self.split_2m = np.zeros(self.n_2m, dtype=bool)
         self.split_1g[0] = True        # first GiB: 2 MiB leaves
         self.split_2m[0] = True        # first 2 MiB: 4 KiB pages
+        g_ram = self.ram_frames // PAGES_PER_PUD               # GiBs that are RAM end to end
+        self.split_1g[g_ram:] = True
+        self.split_2m[top_2m:] = True                          # partly RAM: 4 KiB PTEs
         self.alias_ro = np.zeros(self.n_frames, dtype=bool)
         self.alias_invalid = np.zeros(self.n_frames, dtype=bool)
         self.splits_1g = 0
         self.splits_2m = 0
-        # direct_pages_count[PG_LEVEL_4K/2M/1G]
-        self.leaves_4k = PAGES_PER_PMD
-        self.leaves_2m = PAGES_PER_PUD // PAGES_PER_PMD - 1
-        self.leaves_1g = self.n_1g - 1
+        # direct_pages_count[PG_LEVEL_4K/2M/1G] (update_page_count() at boot)
+        self.leaves_1g = g_ram - 1
+        self.leaves_2m = (PAGES_PER_PUD // PAGES_PER_PMD - 1) + (top_2m - max(g_ram, 1) * 512)
+        self.leaves_4k = PAGES_PER_PMD + (self.ram_frames - top_2m * PAGES_PER_PMD)
 
     def map_all_ptes(self) -> None:
         """The arm64 linear map with rodata=full: page-mapped from boot
@@ -149,6 +174,77 @@ class PhysMem:
         the current CPU's pcp list."""
         return np.array(self.zone.alloc_many(n, MOVABLE if movable else UNMOVABLE, cpu),
                         dtype=np.int64)
+
+    def alloc_vmalloc_pages(self, n: int, cpu: int = 0) -> np.ndarray:
+        """The ``n`` small pages of a vmalloc area (``vm_area_alloc_pages()``).
+
+        v6.1-v6.12: order-0 pages one at a time (:meth:`alloc_frames`).  With
+        ``vmalloc_large_order`` (7.2 mm/vmalloc.c ``vm_area_alloc_pages()``;
+        not in 6.12.117's): first ``alloc_pages(large_gfp, large_order)`` with
+        ``large_order = min(ilog2(remaining), MAX_PAGE_ORDER)``, split into
+        order-0 pages, again for what remains; an order that fails is not
+        tried again (``max_attempt_order = --large_order``); the rest
+        (an odd last page, or everything when every order failed) from the
+        bulk allocator.  ``large_gfp`` has no ``__GFP_DIRECT_RECLAIM``, so a
+        large attempt never compacts or reclaims (the aged preset's
+        stand-in for the slow path is off for it).  Orders 1-3 come from the
+        per-CPU lists, larger ones from the buddy (``rmqueue()``).
+
+        Its free side is :meth:`free_vmalloc_pages`."""
+        if not self.vmalloc_large_order:
+            return self.alloc_frames(n, cpu)
+        z = self.zone
+        out: list[np.ndarray] = []
+        got, max_order = 0, MAX_ORDER - 1
+        order = min(max_order, n.bit_length() - 1) if n else 0
+        compact, z.compact = z.compact, None
+        try:
+            while order > 0 and got < n:
+                try:
+                    pfn = z.alloc(order, UNMOVABLE, cpu)
+                except OutOfMemory:
+                    max_order = order = order - 1
+                    continue
+                out.append(np.arange(pfn, pfn + (1 << order), dtype=np.int64))
+                got += 1 << order
+                order = min(max_order, (n - got).bit_length() - 1) if got < n else 0
+        finally:
+            z.compact = compact
+        if got < n:
+            out.append(self.alloc_frames(n - got, cpu))
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+    def free_vmalloc_pages(self, frames: np.ndarray, cpu: int = 0) -> None:
+        """``vfree()`` of a small-page area's ``frames`` (in the area's order).
+
+        v6.1-v6.12: page by page (:meth:`free_frames`).  With
+        ``vmalloc_large_order``, 7.2 ``vm_area_free_pages()`` ->
+        ``free_pages_bulk()`` (mm/page_alloc.c): each run of consecutive
+        entries with consecutive frame numbers goes to
+        ``__free_contig_range()`` -> ``free_prepared_contig_range()``, which
+        frees it as naturally aligned blocks, each of order
+        ``min(__ffs(pfn), ilog2(pages left), MAX_PAGE_ORDER)``, with
+        ``__free_frozen_pages(page, order)``: orders 0-3 to the per-CPU list
+        of that order, larger ones to the buddy."""
+        if not self.vmalloc_large_order:
+            self.free_frames(frames, cpu=cpu)
+            return
+        if frames.size == 0:
+            return
+        f = frames.tolist()
+        i = 0
+        while i < len(f):
+            j = i + 1
+            while j < len(f) and f[j] == f[j - 1] + 1:
+                j += 1
+            pfn, left = f[i], j - i
+            while left:
+                align = (pfn & -pfn).bit_length() - 1 if pfn else MAX_ORDER - 1
+                order = min(align, left.bit_length() - 1, MAX_ORDER - 1)
+                self.zone.free(pfn, order, cpu)
+                pfn += 1 << order
+                left -= 1 << order
+            i = j
 
     def alloc_block(self, order: int, cpu: int = 0, movable: bool = False) -> int:
         """One ``alloc_pages(gfp, order)`` block; its first frame."""

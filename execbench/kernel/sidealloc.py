@@ -169,7 +169,7 @@ class SideAllocs:
                 self.loaders[loader][0].add(ev.obj)
             insns = max(1, round(ev.size / self.p.jit_bytes_per_insn))
             n = -(-(BPF_PROG_HDR + 8 * insns) // PAGE_SIZE)
-            self.progs[ev.obj] = phys.alloc_frames(n, cpu)
+            self.progs[ev.obj] = phys.alloc_vmalloc_pages(n, cpu)
             self.counters["side_pages_resident"] += n
             addrs = 4 * (insns + 1)
             if addrs > KMALLOC_MAX_CACHE_SIZE:
@@ -177,12 +177,12 @@ class SideAllocs:
                 if o < MAX_ORDER:
                     self._held.append((phys.alloc_block(o, cpu), o))
                 else:                                   # kvmalloc's vmalloc fallback
-                    self._held_frames = phys.alloc_frames(-(-addrs // PAGE_SIZE), cpu)
+                    self._held_frames = phys.alloc_vmalloc_pages(-(-addrs // PAGE_SIZE), cpu)
         elif ev.user == "module" and ev.op == "load":
             sections = sum(getattr(ev, c) or 0 for c in (
                 "text", "rodata", "ro_after_init", "data", "init_text", "init_rodata", "init_data"))
             n = -(-int(self.p.ko_bytes_per_section_byte * sections) // PAGE_SIZE)
-            self._held_frames = phys.alloc_frames(n, cpu)
+            self._held_frames = phys.alloc_vmalloc_pages(n, cpu)
 
     def after(self, ev: Event) -> None:
         if not self.p.enabled:
@@ -192,7 +192,7 @@ class SideAllocs:
             phys.free_block(pfn, o, cpu)
         self._held.clear()
         if self._held_frames is not None:
-            phys.free_frames(self._held_frames, cpu=cpu)      # free_copy() -> vfree()
+            phys.free_vmalloc_pages(self._held_frames, cpu=cpu)   # free_copy() -> vfree()
             self._held_frames = None
         if ev.user == "bpf" and ev.op == "prog_unload":
             self._release_prog(ev.obj, cpu)
@@ -209,7 +209,7 @@ class SideAllocs:
         phys = self.k.phys
         frames = self.progs.pop(obj, None)
         if frames is not None:
-            phys.free_frames(frames, cpu=cpu)
+            phys.free_vmalloc_pages(frames, cpu=cpu)          # bpf_prog_free() -> vfree()
             self.counters["side_pages_resident"] -= frames.size
         loader = self._loader_of(obj)
         if loader is not None and loader in self.loaders:
@@ -224,7 +224,7 @@ class SideAllocs:
         """fork + exec of the loader: (kind, pfns-or-pfn, order) blocks it keeps."""
         phys, p = self.k.phys, self.p
         cache = self.stacks.setdefault(cpu, [])
-        stack = cache.pop() if cache else phys.alloc_frames(THREAD_STACK_PAGES, cpu)
+        stack = cache.pop() if cache else phys.alloc_vmalloc_pages(THREAD_STACK_PAGES, cpu)
         pgd = phys.alloc_block(PGD_ORDER, cpu)
         pt = phys.alloc_frames(p.loader_pt_pages, cpu)
         anon = phys.alloc_frames(p.loader_anon_pages, cpu, movable=True)
@@ -242,7 +242,7 @@ class SideAllocs:
                 if len(cache) < NR_CACHED_STACKS:
                     cache.append(v)
                 else:
-                    phys.free_frames(v, cpu=cpu)
+                    phys.free_vmalloc_pages(v, cpu=cpu)       # vmap stack: vfree()
                 self.counters["side_pages_resident"] -= THREAD_STACK_PAGES
             elif kind == "pgd":
                 phys.free_block(v, PGD_ORDER, cpu)
