@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .common import load, workloads
+from .common import replay_stats, workloads
 
 SEED = 0
 ARCH = "arm64"
@@ -27,18 +27,7 @@ def designs() -> list[str]:
 
 
 def _replay_all() -> dict:
-    from execbench.replay import run
-    out: dict = {}
-    for w in workloads():
-        try:
-            tr = load(w)
-        except NotImplementedError:
-            continue
-        for d in designs():
-            stats = run(tr, d, seed=SEED, progress=False, machine={"arch": ARCH}).stats
-            out[(d, w)] = {m: {"final": f, "peak": p, "mean": mean}
-                           for m, (f, p, mean) in stats.items()}
-    return out
+    return replay_stats(designs(), SEED, machine={"arch": ARCH})
 
 
 def _track(metric: str, stat: str, unit: str, doc: str):

@@ -2,8 +2,9 @@
 commit (asv ``track_*``).
 
 One replay per (design, workload) at seed 0 happens in ``setup_cache``
-(asv does not parameterize it, so it computes every combination and
-returns a dict); each ``track_*`` only looks its number up.  Every metric
+(asv does not parameterize it, so it computes every combination, one
+process per CPU, and returns a dict: :func:`.common.replay_stats`); each
+``track_*`` only looks its number up.  Every metric
 is lower-is-better, as asv assumes.  ``version`` is pinned so that editing
 this file does not silently start a new history: bump it only when a
 metric's meaning changes.
@@ -12,24 +13,13 @@ from __future__ import annotations
 
 import math
 
-from .common import designs, load, workloads
+from .common import designs, replay_stats, workloads
 
 SEED = 0
 
 
 def _replay_all() -> dict:
-    from execbench.replay import run
-    out: dict = {}
-    for w in workloads():
-        try:
-            tr = load(w)
-        except NotImplementedError:
-            continue
-        for d in designs():
-            stats = run(tr, d, seed=SEED, progress=False).stats
-            out[(d, w)] = {m: {"final": f, "peak": p, "mean": mean}
-                           for m, (f, p, mean) in stats.items()}
-    return out
+    return replay_stats(designs(), SEED)
 
 
 class Metrics:

@@ -57,6 +57,43 @@ def load(workload: str):
     return load_trace(info.path, name=info.name)
 
 
+def replay_stats(designs: list[str], seed: int = 0, machine: dict | None = None,
+                 jobs: int = 0) -> dict:
+    """``{(design, workload): {metric: {"final", "peak", "mean"}}}`` at ``seed``
+    for every shipped workload: what the ``track_*`` benchmarks read.
+
+    The replays are independent, so they run on ``execbench.sweep`` with
+    one process per CPU (``jobs=0``: auto, serial for small traces).  The
+    sweep returns the same summaries as serial replays, in the same order
+    (tests/test_sweep_parallel.py, tests/test_asv_suite.py), so the tracked
+    numbers do not depend on how many CPUs the asv machine has.  Commits whose sweep cannot do that fall
+    back to serial replays.  Only the wall time of ``setup_cache``
+    changes, which asv does not record.
+    """
+    out: dict = {}
+    for w in workloads():
+        try:
+            tr = load(w)
+        except NotImplementedError:
+            continue
+        # one sweep per workload: only its summaries are kept, not every
+        # design's per-event samples of every trace at once
+        try:
+            from execbench.sweep import sweep
+            df, _ = sweep([tr], designs, [seed], machine=machine, jobs=jobs)
+        except (ImportError, TypeError):    # a commit without a parallel sweep
+            from execbench.replay import run
+            for d in designs:
+                stats = run(tr, d, seed=seed, progress=False, machine=machine).stats
+                out[(d, w)] = {m: {"final": f, "peak": p, "mean": mean}
+                               for m, (f, p, mean) in stats.items()}
+            continue
+        for row in df.itertuples(index=False):
+            out.setdefault((row.design, w), {})[row.metric] = {
+                "final": float(row.final), "peak": float(row.peak), "mean": float(row.mean)}
+    return out
+
+
 def check_design(design: str) -> None:
     from execbench import registry
     if design not in registry.names():

@@ -87,3 +87,22 @@ def test_asv_check_and_quick_dry_run():
     assert "failed" not in out, out[-4000:]
     for n in ("track_itlb_entries", "time_replay", "peakmem_replay"):
         assert n in out
+
+
+def test_setup_cache_in_parallel_equals_serial_replays(monkeypatch):
+    # setup_cache replays on a process pool (benchmarks/common.py replay_stats);
+    # the numbers the track_* benchmarks read must be those of plain serial
+    # replays, to the last bit.  The two smallest workloads, two designs, two workers.
+    from execbench.replay import run
+    small = sorted(catalog.shipped(), key=lambda w: (w.events, w.name))[:2]
+    monkeypatch.setenv("EXECBENCH_BENCH_MAX_EVENTS", str(small[-1].events))
+    designs = registry.names()[:2]
+    got = common.replay_stats(designs, 0, jobs=2)
+    want = {}
+    for w in common.workloads():
+        tr = common.load(w)
+        for d in designs:
+            want[(d, w)] = {m: {"final": f, "peak": p, "mean": mean}
+                            for m, (f, p, mean) in run(tr, d, seed=0, progress=False).stats.items()}
+    assert list(got) == list(want)
+    assert got == want
