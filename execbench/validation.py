@@ -214,8 +214,10 @@ NOT_COMPARED: tuple[tuple[str, str], ...] = (
 )
 
 
-def _covered(metric: str) -> str | None:
-    for pat, why in NOT_COMPARED:
+def _covered(metric: str, table=None) -> str | None:
+    """Why ``metric`` is not compared: the first pattern of ``table``
+    (default :data:`NOT_COMPARED`) that matches it, else None."""
+    for pat, why in (NOT_COMPARED if table is None else table):
         if re.fullmatch(pat, metric):
             return why
     return None

@@ -206,10 +206,8 @@ NOT_COMPARED: tuple[tuple[str, str], ...] = (
 
 
 def covered(metric: str) -> str | None:
-    for pat, why in NOT_COMPARED:
-        if re.fullmatch(pat, metric):
-            return why
-    return None
+    from .validation import _covered
+    return _covered(metric, NOT_COMPARED)
 
 
 # -- areas made before tracing ---------------------------------------------------------

@@ -38,6 +38,24 @@ def _n(series) -> list[int]:
     return [num(v) for v in series]
 
 
+def alloc_entry_rows(sel, add, caller_scope: str) -> None:
+    """Rows of the allocation entry points ``module_alloc`` and
+    ``execmem_alloc`` (calls, bytes, per caller, per execmem type); the same
+    probes on x86-64 and arm64, only what ``caller`` means differs."""
+    for fn in ("module_alloc", "execmem_alloc"):
+        d = sel(fn)
+        if len(d):
+            add(f"{fn}_calls", len(d), "all calls")
+            add(f"{fn}_bytes", sum(_n(d["size"])), "sum of size argument")
+            for caller, g in sorted(d.groupby(d["caller"].replace("", "?"))):
+                add(f"{fn}_calls_from_{caller}", len(g), caller_scope)
+            if fn == "execmem_alloc":
+                for t, g in sorted(d.groupby(d["type"])):
+                    name = EXECMEM_TYPES.get(int(t), t) if str(t).lstrip("-").isdigit() else t
+                    add(f"execmem_alloc_calls_{name}", len(g), "type argument")
+                    add(f"execmem_alloc_bytes_{name}", sum(_n(g["size"])), "type argument")
+
+
 def truth(ev: pd.DataFrame, vmallocinfo: str, vmstat: str | None = None) -> pd.DataFrame:
     """Rows ``metric,value,scope`` in a fixed order (deterministic output)."""
     rows: list[tuple[str, int, str]] = []
@@ -48,19 +66,7 @@ def truth(ev: pd.DataFrame, vmallocinfo: str, vmstat: str | None = None) -> pd.D
     def sel(name: str) -> pd.DataFrame:
         return ev[ev.event == name]
 
-    # allocation entry points
-    for fn in ("module_alloc", "execmem_alloc"):
-        d = sel(fn)
-        if len(d):
-            add(f"{fn}_calls", len(d), "all calls")
-            add(f"{fn}_bytes", sum(_n(d["size"])), "sum of size argument")
-            for caller, g in sorted(d.groupby(d["caller"].replace("", "?"))):
-                add(f"{fn}_calls_from_{caller}", len(g), "owner frame of the stack")
-            if fn == "execmem_alloc":
-                for t, g in sorted(d.groupby(d["type"])):
-                    name = EXECMEM_TYPES.get(int(t), t) if str(t).lstrip("-").isdigit() else t
-                    add(f"execmem_alloc_calls_{name}", len(g), "type argument")
-                    add(f"execmem_alloc_bytes_{name}", sum(_n(g["size"])), "type argument")
+    alloc_entry_rows(sel, add, "owner frame of the stack")
     v = sel("vmalloc_node_range")
     add("vmalloc_calls", len(v), "__vmalloc_node_range with start in the module range")
     add("vmalloc_bytes", sum(_n(v["size"])), "size argument (before PAGE_ALIGN)")

@@ -23,14 +23,10 @@ import pandas as pd
 from . import arm64
 from .arm64 import BRANCH_RANGE, LINEAR_END, PAGE, Area, AreaIndex
 from .parse import num, records
-from .truth import EXECMEM_TYPES
+from .truth import _n, alloc_entry_rows
 
 CPA_KINDS = ("ro", "rw", "x", "nx")
 WRITE_KINDS = ("ftrace_init", "jump_label", "text", "kprobe_arm", "kprobe_slot", "bpf")
-
-
-def _n(series) -> list[int]:
-    return [num(v) for v in series]
 
 
 def _distance(lo: int, hi: int, text: tuple[int, int]) -> tuple[int, int]:
@@ -64,18 +60,7 @@ def truth(ev: pd.DataFrame, areas: list[Area], writes: pd.DataFrame, vmallocinfo
     traced = [a for a in areas if a.seq >= 0]
 
     # -- allocation entry points (x86 names)
-    for fn in ("module_alloc", "execmem_alloc"):
-        d = sel(fn)
-        if len(d):
-            add(f"{fn}_calls", len(d), "all calls")
-            add(f"{fn}_bytes", sum(_n(d["size"])), "sum of size argument")
-            for caller, g in sorted(d.groupby(d["caller"].replace("", "?"))):
-                add(f"{fn}_calls_from_{caller}", len(g), "caller (link register at entry)")
-            if fn == "execmem_alloc":
-                for t, g in sorted(d.groupby(d["type"])):
-                    name = EXECMEM_TYPES.get(int(t), t) if str(t).lstrip("-").isdigit() else t
-                    add(f"execmem_alloc_calls_{name}", len(g), "type argument")
-                    add(f"execmem_alloc_bytes_{name}", sum(_n(g["size"])), "type argument")
+    alloc_entry_rows(sel, add, "caller (link register at entry)")
     rw = sel("execmem_alloc_rw")
     if len(rw):
         add("execmem_alloc_rw_calls", len(rw), "all calls")
