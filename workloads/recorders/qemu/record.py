@@ -37,7 +37,7 @@ from . import boot, build, guest, initramfs, kernels, modset, parse, truth
 
 GUEST_KEEP = ("log", "probe_status", "kprobe_events", "bpfinfo", "ftrace_filters",
               "ftrace_tramp_count", "enabled_functions", "kprobes_list", "stats", "modules",
-              "kallsyms_probed", "insmod_err", "vmstat")
+              "kallsyms_probed", "insmod_err", "vmstat", "vmstat_steps", "pagetypeinfo_start")
 
 
 def name_for(series: str, flavour: str) -> str:
