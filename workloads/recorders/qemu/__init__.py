@@ -24,6 +24,7 @@ Modules, one job each:
 * :mod:`.parse`     -- ftrace text -> event table
 * :mod:`.build`     -- events -> workload trace (attribution rules in its docstring)
 * :mod:`.truth`     -- events + /proc/vmallocinfo -> ground-truth counts
+* :mod:`.dmap`      -- CPA calls -> which direct-map pages and 2 MiB regions each call changed
 * :mod:`.record`    -- the whole run, written atomically as a recording folder
 
 Run: ``execbench record qemu --kernel 6.1|6.12 [--flavour generic|cloud]``

@@ -103,6 +103,17 @@ PROBES: tuple[Probe, ...] = (
     Probe("set_memory_nx", "set_memory_nx addr=%di:x64 npages=%si:s32"),
     Probe("set_memory_rox", "set_memory_rox addr=%di:x64 npages=%si:s32"),
     Probe("set_direct_map_invalid_noflush", "set_direct_map_invalid_noflush page=%di:x64"),
+    # which direct-map pages each CPA changes (arch/x86/mm/pat/set_memory.c, 7.2):
+    # static int __change_page_attr_set_clr(struct cpa_data *cpa, int primary) --
+    # recursive through cpa_process_alias(), so it stays out of line (7.2.13's
+    # kallsyms has it; __split_large_page()/split_large_page() are inlined and
+    # cannot be probed).  primary=0 is the direct-map alias of a vmalloc address,
+    # primary=1 with a direct-map address is __set_pages_np()/__set_pages_p()
+    # (set_direct_map_{invalid,default}_noflush).  struct cpa_data {unsigned long
+    # *vaddr (+0); pgd_t *pgd; pgprot_t mask_set (+16), mask_clr (+24); unsigned
+    # long numpages (+32); ...}: vaddr is the first address of the run.
+    Probe("cpa_set_clr", "__change_page_attr_set_clr vaddr=+0(+0(%di)):x64 numpages=+32(%di):u64 "
+          "set=+16(%di):x64 clr=+24(%di):x64 primary=%si:s32"),
     # int set_direct_map_valid_noflush(struct page *, unsigned nr, bool valid) (v6.13+)
     Probe("set_direct_map_valid_noflush",
           "set_direct_map_valid_noflush page=%di:x64 nr=%si:u32 valid=%dx:u8"),

@@ -17,6 +17,7 @@ Writes go to a temporary sibling folder that replaces the old one at the end
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import gzip
 import io
@@ -37,7 +38,7 @@ from . import boot, build, guest, initramfs, kernels, modset, parse, truth
 
 GUEST_KEEP = ("log", "probe_status", "kprobe_events", "bpfinfo", "ftrace_filters",
               "ftrace_tramp_count", "enabled_functions", "kprobes_list", "stats", "modules",
-              "kallsyms_probed", "insmod_err", "vmstat")
+              "kallsyms_probed", "insmod_err", "vmstat", "vmstat_steps", "pagetypeinfo_start")
 
 
 def name_for(series: str, flavour: str) -> str:
@@ -160,23 +161,27 @@ def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.P
     tt = truth.truth(ev, vmi_exec, dumps["vmstat"].decode() if "vmstat" in dumps else None)
     name = name_for(series, flavour)
     from_frame(tr, name)  # schema check before anything is written
-    out_root.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_root))
-    try:
-        save_trace(tr, tmp / f"{name}.csv.gz")
-        (tmp / "events.csv.gz").write_bytes(_events_bytes(ev))
-        tt.to_csv(tmp / "truth.csv", index=False, lineterminator="\n")
-        lay.to_csv(tmp / "modules.csv", index=False, lineterminator="\n")
-        (tmp / "guest").mkdir()
-        for g in GUEST_KEEP:
-            if g in dumps:
-                (tmp / "guest" / f"{g}.txt").write_bytes(dumps[g])
-        (tmp / "guest" / "vmallocinfo_exec.txt").write_text(vmi_exec)
+    with staging(out_root, name) as tmp:
+        write_common(tmp, name, tr, _events_bytes(ev), tt, lay, dumps, GUEST_KEEP, vmi_exec)
         stats = {"qemu_wall_s": round(wall, 1), "record_wall_s": round(time.monotonic() - t_all, 1),
                  "guest_events": len(ev), "trace_events": len(tr),
                  "modules_in_set": len(mods), "missing_roots": missing, **{k2: int(v) for k2, v in notes.items()}}
         prov = provenance(name, ks, k, tr, stats, dumps)
         (tmp / f"{name}.toml").write_bytes(tomli_w.dumps(prov).encode())
+    final = out_root / name
+    log(f"[qemu] wrote {final}: {len(tr)} trace events from {len(ev)} guest events")
+    return final
+
+
+@contextlib.contextmanager
+def staging(out_root: pathlib.Path, name: str):
+    """A temporary sibling folder that replaces ``out_root/name`` when the
+    block ends without an error (``os.replace``) and is removed when it does
+    not: a failed run never leaves a half-written recording."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_root))
+    try:
+        yield tmp
         final = out_root / name
         if final.exists():
             shutil.rmtree(final)
@@ -184,8 +189,21 @@ def record(series: str, flavour: str, out_root: pathlib.Path, scratch: pathlib.P
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    log(f"[qemu] wrote {final}: {len(tr)} trace events from {len(ev)} guest events")
-    return final
+
+
+def write_common(tmp: pathlib.Path, name: str, tr: pd.DataFrame, ev_bytes: bytes, tt: pd.DataFrame,
+                 lay: pd.DataFrame, dumps: dict[str, bytes], keep: tuple[str, ...], vmi_exec: str) -> None:
+    """The files every recording folder has: trace, events, truth, module
+    layouts, the kept guest dumps and the module-range vmallocinfo lines."""
+    save_trace(tr, tmp / f"{name}.csv.gz")
+    (tmp / "events.csv.gz").write_bytes(ev_bytes)
+    tt.to_csv(tmp / "truth.csv", index=False, lineterminator="\n")
+    lay.to_csv(tmp / "modules.csv", index=False, lineterminator="\n")
+    (tmp / "guest").mkdir()
+    for g in keep:
+        if g in dumps:
+            (tmp / "guest" / f"{g}.txt").write_bytes(dumps[g])
+    (tmp / "guest" / "vmallocinfo_exec.txt").write_text(vmi_exec)
 
 
 def provenance(name: str, ks: kernels.KernelSpec, k: kernels.Fetched, tr: pd.DataFrame,

@@ -24,20 +24,18 @@ from __future__ import annotations
 import datetime as _dt
 import gzip
 import io
-import os
 import pathlib
-import shutil
-import tempfile
 import time
 
 import pandas as pd
 import tomli_w
 
-from execbench.trace import from_frame, save_trace
+from execbench.trace import from_frame
 from execbench.workloads.recorders import modlayout
 from execbench.workloads.recorders import modules as rm
 
 from . import arm64, boot, build, guest, initramfs, kernels, modset, parse, sections, truth_arm64
+from .record import _events_bytes, staging, write_common
 
 ARCH = "arm64"
 GUEST_KEEP = ("log", "probe_status", "kprobe_events", "bpfinfo", "ftrace_filters",
@@ -105,10 +103,6 @@ def rebuild(folder: pathlib.Path, series: str) -> tuple[pd.DataFrame, pd.DataFra
                   series)
 
 
-def _events_bytes(ev: pd.DataFrame) -> bytes:
-    return gzip.compress(ev.to_csv(index=False, lineterminator="\n").encode(), 9, mtime=0)
-
-
 def record(series: str, out_root: pathlib.Path, scratch: pathlib.Path, timeout: float = 1800.0,
            log=print, package: str | None = None) -> pathlib.Path:
     """Run one arm64 recording and write its folder under ``out_root``; return the folder."""
@@ -147,20 +141,10 @@ def record(series: str, out_root: pathlib.Path, scratch: pathlib.Path, timeout: 
     check = sections.compare(secs, sections.parse_sysfs(dumps["sections"].decode()), one_area=series == "6.1")
     log(f"[qemu] section layout: {int(check.exact.sum())}/{len(check)} modules exact")
     from_frame(tr, name)  # schema check before anything is written
-    out_root.mkdir(parents=True, exist_ok=True)
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=out_root))
-    try:
-        save_trace(tr, tmp / f"{name}.csv.gz")
-        (tmp / "events.csv.gz").write_bytes(ev_bytes)
-        tt.to_csv(tmp / "truth.csv", index=False, lineterminator="\n")
-        lay.to_csv(tmp / "modules.csv", index=False, lineterminator="\n")
+    with staging(out_root, name) as tmp:
+        write_common(tmp, name, tr, ev_bytes, tt, lay, dumps, GUEST_KEEP, vmi_exec)
         (tmp / "sections.csv.gz").write_bytes(
             gzip.compress(secs.to_csv(index=False, lineterminator="\n").encode(), 9, mtime=0))
-        (tmp / "guest").mkdir()
-        for g in GUEST_KEEP:
-            if g in dumps:
-                (tmp / "guest" / f"{g}.txt").write_bytes(dumps[g])
-        (tmp / "guest" / "vmallocinfo_exec.txt").write_text(vmi_exec)
         (tmp / "guest" / "vmallocinfo_start_exec.txt").write_text(vmi_start)
         stats = {"qemu_wall_s": round(wall, 1), "record_wall_s": round(time.monotonic() - t_all, 1),
                  "guest_events": len(ev), "trace_events": len(tr), "modules_in_set": len(mods),
@@ -168,13 +152,7 @@ def record(series: str, out_root: pathlib.Path, scratch: pathlib.Path, timeout: 
                  "sections_compared_modules": len(check), **{k2: int(v) for k2, v in notes.items()}}
         prov = provenance(name, ks, k, bb, tr, stats, dumps)
         (tmp / f"{name}.toml").write_bytes(tomli_w.dumps(prov).encode())
-        final = out_root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    final = out_root / name
     log(f"[qemu] wrote {final}: {len(tr)} trace events from {len(ev)} guest events")
     return final
 

@@ -17,7 +17,9 @@ area made by ``execmem_alloc()`` while its return probe (a kretprobe) was armed 
 ``arch_rethook_trampoline``: the kretprobe replaces the return address that
 ``execmem_vmalloc()`` (inlined) passes as the caller.  ``direct_map_*`` rows are the
 change of ``/proc/vmstat`` between ``tracing_on`` and the end (recordings made since
-the guest dumps it).
+the guest dumps it); ``direct_map_2m_regions_*`` / ``direct_map_pages_changed_*``
+say which calls changed which 2 MiB direct-map regions (:mod:`.dmap`, recordings
+made with the ``cpa_set_clr`` probe).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import re
 
 import pandas as pd
 
+from . import dmap
 from .build import EXEC_HI, EXEC_LO, in_exec
 from .parse import num
 
@@ -155,6 +158,10 @@ def truth(ev: pd.DataFrame, vmallocinfo: str, vmstat: str | None = None) -> pd.D
     if vmstat is not None:
         for key, n in vmstat_delta(vmstat).items():
             add(key, n, "/proc/vmstat at the end minus at tracing_on")
+    dm = dmap.changes(ev)
+    if dm is not None:
+        for metric, n, scope in dm.rows():
+            add(metric, n, scope)
     return pd.DataFrame(rows, columns=["metric", "value", "scope"])
 
 

@@ -20,7 +20,10 @@ T=/sys/kernel/tracing
 LOG=/tmp/log.txt
 up() { cut -d' ' -f1 /proc/uptime; }
 log() { echo "$(up) $*" >> $LOG; echo "@@LOG $(up) $*"; }
-mark() { echo "$*" > $T/trace_marker; }
+# every step also logs the direct map's 2 MiB split count before it starts, so the
+# host can tell which step split (guest/vmstat_steps.txt: "<splits> <marker>")
+mark() { echo "$*" > $T/trace_marker
+         echo "$(grep '^direct_map_level2_splits ' /proc/vmstat | cut -d' ' -f2) $*" >> /tmp/vmstat_steps.txt; }
 log "init start"
 uname -r >> $LOG
 echo 0 > $T/tracing_on
@@ -53,6 +56,7 @@ cp $T/kprobe_events /tmp/kprobe_events.txt
 READER=$!
 sed 's/^/start /' /proc/vmstat | grep ' direct_map' > /tmp/vmstat.txt
 cat /proc/vmallocinfo > /tmp/vmallocinfo_start.txt
+cat /proc/pagetypeinfo > /tmp/pagetypeinfo_start.txt 2>/dev/null
 echo 1 > $T/tracing_on
 log "tracing on"
 
@@ -159,15 +163,17 @@ sleep 1
 log "trace bytes $(wc -c < /tmp/trace.txt)"
 for c in $T/per_cpu/cpu*; do echo "== $c" >> /tmp/stats.txt; cat $c/stats >> /tmp/stats.txt; done
 sed 's/^/end /' /proc/vmstat | grep ' direct_map' >> /tmp/vmstat.txt
+echo "$(grep '^direct_map_level2_splits ' /proc/vmstat | cut -d' ' -f2) end" >> /tmp/vmstat_steps.txt
 cat /proc/vmallocinfo > /tmp/vmallocinfo.txt
 cat /proc/modules > /tmp/modules.txt
 dmesg | grep -iE 'modules|kaslr|CPU features|Memory:|Machine model|rodata' > /tmp/dmesg_arch.txt
 grep -E ' (module_alloc|execmem_alloc|execmem_alloc_rw|execmem_cache_populate_alloc|__vmalloc_node_range|__vmalloc_node_range_noprof|__text_poke|text_poke_queue|smp_text_poke_batch_add|smp_text_poke_single|alloc_insn_page|__get_insn_slot|_stext|_etext|_end|_text|aarch64_insn_patch_text_nosync|__change_memory_common|module_alloc_base|module_direct_base|module_plt_base)$' /proc/kallsyms > /tmp/kallsyms_probed.txt
+grep -E ' (__)?(split_large_page|change_page_attr_set_clr|change_page_attr|cpa_process_alias|set_pages_np|cpa_flush)([.][a-z]+[.][0-9]+)*$' /proc/kallsyms >> /tmp/kallsyms_probed.txt
 cp /sys/kernel/debug/kprobes/blacklist /tmp/kprobes_blacklist.txt 2>/dev/null
 log "dump"
 dump() { echo "@@BEGIN $1@@"; gzip -c "$2" | base64; echo "@@END $1@@"; }
 for f in log probe_status kprobe_events bpfinfo ftrace_filters ftrace_tramp_count enabled_functions kprobes_list \
-         stats vmstat vmallocinfo vmallocinfo_start modules modules_loaded sections dmesg_arch kallsyms_probed insmod_err trace; do
+         stats vmstat vmstat_steps pagetypeinfo_start vmallocinfo vmallocinfo_start modules modules_loaded sections dmesg_arch kallsyms_probed insmod_err trace; do
   [ -f /tmp/$f.txt ] && dump $f /tmp/$f.txt
 done
 echo "@@DONE@@"
