@@ -3,7 +3,7 @@ traces never crash loading or replay, every rejection is one short line.
 
 The hypothesis test draws case numbers (each a mutated cut of a shipped
 trace, see execbench.fuzz) with a fixed derandomised seed so that it runs
-the same 500 cases in ~20 s every time; ``python -m execbench.fuzz --n
+the same 500 cases in ~30 s every time; ``python -m execbench.fuzz --n
 10000`` runs the long version (README, "Fuzzing")."""
 from __future__ import annotations
 
