@@ -45,7 +45,7 @@ from .data import Headline
 from .headline import FLOOR_DESIGN, Row
 
 
-@dataclass
+@dataclass(frozen=True)
 class Cell:
     """The across-workload summary of one design on one headline row."""
 
@@ -85,7 +85,18 @@ def _per_seed(h: Headline, row: Row) -> pd.DataFrame:
 
 
 def cells(h: Headline, row: Row, baseline: str) -> dict[str, Cell]:
-    """One :class:`Cell` per design of the run (the floor included)."""
+    """One :class:`Cell` per design of the run (the floor included); computed
+    once per Headline frame, row and baseline (a short report asks for the
+    same cells many times while it fits its lines).  Callers get a new dict
+    of the shared, read-only cells."""
+    cache = h.__dict__.setdefault("_cells", {})
+    key = (id(h.df), row, baseline)
+    if key not in cache:
+        cache[key] = _cells(h, row, baseline)
+    return dict(cache[key])
+
+
+def _cells(h: Headline, row: Row, baseline: str) -> dict[str, Cell]:
     ps = _per_seed(h, row)
     out: dict[str, Cell] = {}
     if ps.empty or baseline not in ps.index.get_level_values(0):
