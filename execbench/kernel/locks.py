@@ -357,9 +357,13 @@ class LockModel:
         cpu = self._cpu if self._cpu is not None else self._ensure_started()
         held = self._held
         if held is None or self._held_cpu != cpu:
-            held = self._held = (frozenset(n for n, o in self.open.items() if o[0] == cpu)
-                                 if self.open else _NONE)
-            self._held_cpu = cpu
+            op = self.open
+            if len(op) == 1:        # the common case: text_mutex around a poke
+                (n, o), = op.items()
+                held = _single(n) if o[0] == cpu else _NONE
+            else:
+                held = frozenset(n for n, o in op.items() if o[0] == cpu) if op else _NONE
+            self._held, self._held_cpu = held, cpu
         p0, p1 = addr >> PAGE_SHIFT, (addr + nbytes - 1) >> PAGE_SHIFT
         writes = self._writes
         if len(writes) > 1 or cpu not in writes:
@@ -451,6 +455,15 @@ class LockModel:
 
 
 _NONE: frozenset = frozenset()
+_SINGLE: dict[str, frozenset] = {}
+
+
+def _single(name: str) -> frozenset:
+    """``frozenset({name})``, built once per lock name."""
+    s = _SINGLE.get(name)
+    if s is None:
+        s = _SINGLE[name] = frozenset((name,))
+    return s
 
 
 # Plain context-manager classes: these wrap every text_poke and memcpy, and a
