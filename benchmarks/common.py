@@ -60,20 +60,6 @@ def load(workload: str):
 #: the key of a replay's own speed in a :func:`replay_stats` entry (not a metric)
 SPEED = "_replay"
 
-# set in the parent just before forking the pool: the traces and the replay
-# arguments, inherited by the workers instead of pickled per task
-_FORK: dict = {}
-
-
-def _replay_one(task: tuple[str, str]) -> tuple[str, str, dict]:
-    from execbench.replay import run
-    design, workload = task
-    r = run(_FORK["traces"][workload], design, seed=_FORK["seed"], progress=False,
-            machine=_FORK["machine"])
-    out = {m: {"final": f, "peak": p, "mean": mean} for m, (f, p, mean) in r.stats.items()}
-    out[SPEED] = {"wall_s": float(r.wall_s), "events": float(r.events)}
-    return design, workload, out
-
 
 def replay_stats(designs: list[str], seed: int = 0, machine: dict | None = None,
                  jobs: int = 0) -> dict:
@@ -81,51 +67,42 @@ def replay_stats(designs: list[str], seed: int = 0, machine: dict | None = None,
     for every shipped workload: what the ``track_*`` benchmarks read.  Each
     entry also holds ``SPEED: {"wall_s", "events"}``, the wall time of that
     replay's event loop (``RunResult.wall_s``, what ``execbench run --json``
-    reports as ``events_per_s``).
+    reports as ``events_per_s``) for ``Metrics.track_replay_us_per_event``.
 
-    Every (design, workload) replay is one task on a single pool of
-    ``jobs`` forked processes (0: one per CPU; 1: serial, in this process),
-    the longest traces first so that the two CPUs of a small machine finish
-    together: one pool for the whole matrix instead of one per workload,
-    which left a CPU idle while the last fleet-day replay of each workload
-    ran.  The traces are loaded once, before the fork, and the compiled iTLB
-    loop too.  A replay is deterministic and depends on nothing in the
-    process, so the numbers are those of serial replays, in the same order
-    (tests/test_asv_suite.py); only the wall time of ``setup_cache``
+    The replays are independent, so they run on ``execbench.sweep`` with
+    one process per CPU (``jobs=0``: auto, serial for small traces).  The
+    sweep returns the same summaries as serial replays, in the same order
+    (tests/test_sweep_parallel.py, tests/test_asv_suite.py), so the tracked
+    numbers do not depend on how many CPUs the asv machine has.  Commits whose sweep cannot do that fall
+    back to serial replays.  Only the wall time of ``setup_cache``
     changes, which asv does not record.
     """
-    import multiprocessing
-
-    names = []
-    traces = {}
+    out: dict = {}
     for w in workloads():
         try:
-            traces[w] = load(w)
+            tr = load(w)
         except NotImplementedError:
             continue
-        names.append(w)
-    tasks = [(d, w) for w in names for d in designs]
-    n = jobs or os.cpu_count() or 1
-    _FORK.update(traces=traces, seed=seed, machine=machine)
-    try:
-        if n <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            done = [_replay_one(t) for t in tasks]
-        else:
-            if (machine or {}).get("itlb_cpu", "on") != "off":
-                try:
-                    from execbench.metrics import tlbsim
-                    tlbsim.backend()        # compile/load the iTLB loop once, before forking
-                except (ImportError, AttributeError):
-                    pass
-            for tr in traces.values():
-                list(tr.events())           # build the event lists once, shared by the workers
-            by_size = sorted(tasks, key=lambda t: -len(traces[t[1]]))
-            with multiprocessing.get_context("fork").Pool(min(n, len(tasks))) as pool:
-                done = list(pool.imap_unordered(_replay_one, by_size, chunksize=1))
-    finally:
-        _FORK.clear()
-    got = {(d, w): stats for d, w, stats in done}
-    return {t: got[t] for t in tasks}
+        # one sweep per workload: only its summaries are kept, not every
+        # design's per-event samples of every trace at once
+        try:
+            from execbench.sweep import sweep
+            df, results = sweep([tr], designs, [seed], machine=machine, jobs=jobs)
+        except (ImportError, TypeError):    # a commit without a parallel sweep
+            from execbench.replay import run
+            for d in designs:
+                r = run(tr, d, seed=seed, progress=False, machine=machine)
+                out[(d, w)] = {m: {"final": f, "peak": p, "mean": mean}
+                               for m, (f, p, mean) in r.stats.items()}
+                out[(d, w)][SPEED] = {"wall_s": float(r.wall_s), "events": float(r.events)}
+            continue
+        for row in df.itertuples(index=False):
+            out.setdefault((row.design, w), {})[row.metric] = {
+                "final": float(row.final), "peak": float(row.peak), "mean": float(row.mean)}
+        for r in results or ():
+            if hasattr(r, "wall_s") and (r.design, w) in out:   # a sweep that returns RunResults
+                out[(r.design, w)][SPEED] = {"wall_s": float(r.wall_s), "events": float(r.events)}
+    return out
 
 
 def check_design(design: str) -> None:
