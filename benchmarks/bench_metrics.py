@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from .common import designs, replay_stats, workloads
+from .common import SPEED, designs, replay_stats, workloads
 
 SEED = 0
 
@@ -114,3 +114,19 @@ class Metrics:
         """Estimated CPU time of the kernel primitives (virtual clock)."""
         return self._get(cache, design, workload, "cpu_ns", "final")
     track_cpu_ns.unit = "ns"
+
+    def track_replay_us_per_event(self, cache, design, workload):
+        """Wall time of the replay's event loop per event (microseconds),
+        from the ``setup_cache`` replay: the simulator's speed on every
+        design x workload without replaying again (``Replay`` times only
+        fleet-day).  Lower is better.  A timing, so it varies from run to
+        run with the machine's load (its own regression threshold in
+        asv.conf.json); ``setup_cache`` runs one replay per CPU at a time."""
+        try:
+            s = cache[(design, workload)][SPEED]
+        except KeyError:
+            raise NotImplementedError(f"no replay speed for {design} on {workload}") from None
+        if not s["events"]:
+            raise NotImplementedError(f"{workload} has no events")
+        return 1e6 * s["wall_s"] / s["events"]
+    track_replay_us_per_event.unit = "us/event"

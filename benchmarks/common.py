@@ -57,10 +57,17 @@ def load(workload: str):
     return load_trace(info.path, name=info.name)
 
 
+#: the key of a replay's own speed in a :func:`replay_stats` entry (not a metric)
+SPEED = "_replay"
+
+
 def replay_stats(designs: list[str], seed: int = 0, machine: dict | None = None,
                  jobs: int = 0) -> dict:
     """``{(design, workload): {metric: {"final", "peak", "mean"}}}`` at ``seed``
-    for every shipped workload: what the ``track_*`` benchmarks read.
+    for every shipped workload: what the ``track_*`` benchmarks read.  Each
+    entry also holds ``SPEED: {"wall_s", "events"}``, the wall time of that
+    replay's event loop (``RunResult.wall_s``, what ``execbench run --json``
+    reports as ``events_per_s``) for ``Metrics.track_replay_us_per_event``.
 
     The replays are independent, so they run on ``execbench.sweep`` with
     one process per CPU (``jobs=0``: auto, serial for small traces).  The
@@ -80,17 +87,21 @@ def replay_stats(designs: list[str], seed: int = 0, machine: dict | None = None,
         # design's per-event samples of every trace at once
         try:
             from execbench.sweep import sweep
-            df, _ = sweep([tr], designs, [seed], machine=machine, jobs=jobs)
+            df, results = sweep([tr], designs, [seed], machine=machine, jobs=jobs)
         except (ImportError, TypeError):    # a commit without a parallel sweep
             from execbench.replay import run
             for d in designs:
-                stats = run(tr, d, seed=seed, progress=False, machine=machine).stats
+                r = run(tr, d, seed=seed, progress=False, machine=machine)
                 out[(d, w)] = {m: {"final": f, "peak": p, "mean": mean}
-                               for m, (f, p, mean) in stats.items()}
+                               for m, (f, p, mean) in r.stats.items()}
+                out[(d, w)][SPEED] = {"wall_s": float(r.wall_s), "events": float(r.events)}
             continue
         for row in df.itertuples(index=False):
             out.setdefault((row.design, w), {})[row.metric] = {
                 "final": float(row.final), "peak": float(row.peak), "mean": float(row.mean)}
+        for r in results or ():
+            if hasattr(r, "wall_s") and (r.design, w) in out:   # a sweep that returns RunResults
+                out[(r.design, w)][SPEED] = {"wall_s": float(r.wall_s), "events": float(r.events)}
     return out
 
 

@@ -40,6 +40,9 @@ def test_params_come_from_registry_and_catalog():
     assert bench_metrics.Metrics.params[0] == registry.names()
     assert set(bench_metrics.Metrics.params[1]) <= {w.name for w in catalog.shipped()}
     assert bench_replay.Replay.param_names == ["design", "workload"]
+    # Replay times and measures the biggest shipped trace only; every pair's
+    # speed is Metrics.track_replay_us_per_event
+    assert bench_replay.Replay.params[1] == [max(catalog.shipped(), key=lambda w: w.events).name]
 
 
 def test_every_track_has_a_unit_and_returns_a_finite_number(monkeypatch):
@@ -98,6 +101,9 @@ def test_setup_cache_in_parallel_equals_serial_replays(monkeypatch):
     monkeypatch.setenv("EXECBENCH_BENCH_MAX_EVENTS", str(small[-1].events))
     designs = registry.names()[:2]
     got = common.replay_stats(designs, 0, jobs=2)
+    for v in got.values():          # the replay's own wall time: not a result
+        speed = v.pop(common.SPEED)
+        assert speed["events"] > 0 and speed["wall_s"] > 0
     want = {}
     for w in common.workloads():
         tr = common.load(w)

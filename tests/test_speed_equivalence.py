@@ -22,6 +22,15 @@ Two kinds of test:
   stored): a change in the last bit of a time-weighted mean fails.  Again
   not model expectations; a deliberate model change recomputes them with
   the same cases (the ``cases`` of the file) and says why in the commit.
+* **Whole-replay digests** (``tests/fixtures/speed_digests.json``): a
+  sha256 of everything one replay produces -- every metric after every
+  event, the virtual clock, the counters, the API calls per operation and
+  the entry points -- for every design and for the floor on the shipped
+  cloud-session trace, computed with the engine of main at e9ccf60 (before
+  the second speed round) by :func:`replay_digest` / :func:`floor_digest`.
+  Catches a change in the last bit of any sample, not only in the
+  summaries.  A deliberate model change recomputes them with the same
+  functions at the commit before the speed change.
 * **Equivalence of each optimised piece** with the straightforward version
   it replaced, on random inputs: the bytes-based first-fit search of
   ``bpf_prog_pack`` vs the numpy run-length search; the incremental page-table
@@ -29,6 +38,7 @@ Two kinds of test:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -102,6 +112,50 @@ def test_every_design_matches_pre_optimisation_pins(pin_traces, case):
     stats = r.stats
     got = {m: list(stats[m]) for m in case["stats"]}
     assert got == case["stats"]
+
+
+DIGESTS = json.loads((Path(__file__).parent / "fixtures" / "speed_digests.json").read_text())
+
+
+def replay_digest(r) -> str:
+    """sha256 of a RunResult: samples, clock, counters, API calls, entry points, metric names."""
+    h = hashlib.sha256()
+    h.update(r.samples.tobytes())
+    h.update(r.t_ns.tobytes())
+    h.update(json.dumps(sorted(r.counters.items())).encode())
+    h.update(repr(r.api_per_op).encode())
+    h.update(repr(r.entry_points).encode())
+    h.update(repr(r.metrics).encode())
+    return h.hexdigest()
+
+
+def floor_digest(trace) -> str:
+    from execbench.metrics.floor import floor_samples
+    s, t, names = floor_samples(trace)
+    h = hashlib.sha256()
+    h.update(s.tobytes())
+    h.update(t.tobytes())
+    h.update(repr(names).encode())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def digest_trace():
+    from execbench.workload_ref import resolve
+    return resolve(DIGESTS["workload"])
+
+
+def test_digests_cover_every_design_and_the_floor():
+    assert set(DIGESTS["digests"]) == set(registry.names()) | {"floor"}
+
+
+@pytest.mark.parametrize("design", sorted(DIGESTS["digests"]))
+def test_whole_replay_equals_the_pre_optimisation_digest(digest_trace, design):
+    if design == "floor":
+        got = floor_digest(digest_trace)
+    else:
+        got = replay_digest(run(digest_trace, design, seed=0, progress=False))
+    assert got == DIGESTS["digests"][design]
 
 
 @pytest.fixture(scope="module")

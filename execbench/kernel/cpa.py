@@ -102,7 +102,7 @@ def set_memory(k: "Kernel", kind: str, addr: int, npages: int, collapse: bool = 
 
     # Split PMD leaves of the vmalloc mapping that the change covers only partly.
     b0, b1 = lo // PAGES_PER_PMD, (hi - 1) // PAGES_PER_PMD
-    for b in range(b0, b1 + 1) if pt.blk_huge[b0:b1 + 1].any() else ():
+    for b in range(b0, b1 + 1) if (pt.blk_huge[b0] if b0 == b1 else pt.blk_huge[b0:b1 + 1].any()) else ():
         if pt.blk_huge[b]:
             blo, bhi = b * PAGES_PER_PMD, (b + 1) * PAGES_PER_PMD
             f = pt.flags[blo:bhi]

@@ -130,6 +130,10 @@ class LockModel:
         self.races = 0
         self._update_depth = 0
         self._hold_cms: dict[str, _Hold] = {}
+        # the locks the current CPU holds (record_write's ``held``), for
+        # ``_held_cpu``; None once ``open`` changes
+        self._held: frozenset | None = None
+        self._held_cpu = -1
         # the current event
         self._t = 0.0
         self._g0 = 0.0
@@ -187,17 +191,33 @@ class LockModel:
         return self._start + (self.k.now - self._g0) + self._waited
 
     def _prune(self, t: float) -> None:
-        """Drop holds and writes that ended before ``t``."""
+        """Drop holds and writes that ended before ``t``.
+
+        Runs at nearly every event boundary (the previous event's holds and
+        writes usually end before the next timestamp), so the common case
+        -- everything of a CPU expired -- is one comparison, and a CPU left
+        with nothing is dropped from the index, which lets acquire, release
+        and record_write skip their cross-CPU scans.  Neither changes a
+        result: the scans do not depend on the order of CPUs (acquire's
+        fixpoint; release sums in release order; a write's races are a
+        union), and an empty list checks nothing."""
         if t > self._hmin:
             if self._hidx_ok:
                 lo = float("inf")
                 for per_cpu in self._hidx.values():
-                    for starts, ends, seqs in per_cpu.values():
-                        k = bisect_left(ends, t)            # ends are sorted: drop e < t
-                        if k:
+                    gone = None
+                    for c, (starts, ends, seqs) in per_cpu.items():
+                        if not ends or ends[-1] < t:        # ends are sorted: all e < t
+                            gone = [c] if gone is None else gone + [c]
+                            continue
+                        if ends[0] < t:
+                            k = bisect_left(ends, t)            # drop e < t
                             del starts[:k], ends[:k], seqs[:k]
-                        if ends and ends[0] < lo:
+                        if ends[0] < lo:
                             lo = ends[0]
+                    if gone is not None:
+                        for c in gone:
+                            del per_cpu[c]
                 self._hmin = lo
             else:
                 for name, hs in self._holds.items():
@@ -206,12 +226,21 @@ class LockModel:
                         self._holds[name] = kept
         if t > self._wmin:
             lo = float("inf")
-            for cpu, ws in self._writes.items():
-                if any(w[3] < t for w in ws):
-                    ws = self._writes[cpu] = [w for w in ws if w[3] >= t]
-                for w in ws:
+            writes = self._writes
+            gone = None
+            for cpu, ws in writes.items():
+                kept = [w for w in ws if w[3] >= t]
+                if not kept:
+                    gone = [cpu] if gone is None else gone + [cpu]
+                    continue
+                if len(kept) != len(ws):
+                    writes[cpu] = kept
+                for w in kept:
                     if w[3] < lo:
                         lo = w[3]
+            if gone is not None:
+                for cpu in gone:
+                    del writes[cpu]
             self._wmin = lo
 
     # -- mutexes ---------------------------------------------------------------------
@@ -251,6 +280,7 @@ class LockModel:
         elif name not in self.wait_by_lock:
             self.wait_by_lock[name] = 0.0
         self.open[name] = [cpu, t, 1]
+        self._held = None
 
     def release(self, name: str) -> None:
         o = self.open.get(name)
@@ -260,6 +290,7 @@ class LockModel:
         if o[2]:
             return
         del self.open[name]
+        self._held = None
         cpu, start = o[0], o[1]
         end = self._start + (self.k.now - self._g0) + self._waited
         # mutual exclusion: time this hold shared with another CPU's
@@ -324,7 +355,15 @@ class LockModel:
         if nbytes <= 0:
             return
         cpu = self._cpu if self._cpu is not None else self._ensure_started()
-        held = frozenset(n for n, o in self.open.items() if o[0] == cpu) if self.open else _NONE
+        held = self._held
+        if held is None or self._held_cpu != cpu:
+            op = self.open
+            if len(op) == 1:        # the common case: text_mutex around a poke
+                (n, o), = op.items()
+                held = _single(n) if o[0] == cpu else _NONE
+            else:
+                held = frozenset(n for n, o in op.items() if o[0] == cpu) if op else _NONE
+            self._held, self._held_cpu = held, cpu
         p0, p1 = addr >> PAGE_SHIFT, (addr + nbytes - 1) >> PAGE_SHIFT
         writes = self._writes
         if len(writes) > 1 or cpu not in writes:
@@ -381,6 +420,30 @@ class LockModel:
         unprotect and protect) are part of that window, not further races."""
         return _Update(self, addr, nbytes)
 
+    def locked_write(self, name: str, addr: int, nbytes: int, fn, k) -> None:
+        """``fn(k, addr, nbytes)`` under lock ``name`` as one update of
+        ``[addr, +nbytes)``: what ``with hold(name), page_update(addr,
+        nbytes): fn(k, addr, nbytes)`` does, in one call (the text_poke
+        family runs this ~80,000 times on fleet-day)."""
+        self.acquire(name)
+        try:
+            outer = not self._update_depth
+            if outer:
+                start = self.local()
+                self._update_depth = 1
+            else:
+                self._update_depth += 1
+            try:
+                fn(k, addr, nbytes)
+            finally:
+                if outer:
+                    self._update_depth = 0
+                    self.record_write(addr, nbytes, start, self.local())
+                else:
+                    self._update_depth -= 1
+        finally:
+            self.release(name)
+
     # -- summaries ------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
         out = {"lock_wait_ns": int(round(self.wait_total)), "page_write_races": self.races}
@@ -392,6 +455,15 @@ class LockModel:
 
 
 _NONE: frozenset = frozenset()
+_SINGLE: dict[str, frozenset] = {}
+
+
+def _single(name: str) -> frozenset:
+    """``frozenset({name})``, built once per lock name."""
+    s = _SINGLE.get(name)
+    if s is None:
+        s = _SINGLE[name] = frozenset((name,))
+    return s
 
 
 # Plain context-manager classes: these wrap every text_poke and memcpy, and a

@@ -555,24 +555,20 @@ class Kernel:
     # (arch/arm64/kernel/patching.c); each poke is a write to its pages.  On
     # arm64 the same calls are the aarch64_insn_* writes (arch/arm64_patch.py).
     def text_poke(self, addr: int, nbytes: int) -> None:
-        with self.locks.hold(self._patch_lock), self.locks.page_update(addr, nbytes):
-            self._patch.text_poke(self, addr, nbytes)
+        self.locks.locked_write(self._patch_lock, addr, nbytes, self._patch.text_poke, self)
 
     def text_poke_copy(self, addr: int, nbytes: int) -> None:
-        with self.locks.hold(self._patch_lock), self.locks.page_update(addr, nbytes):
-            self._patch.text_poke_copy(self, addr, nbytes)
+        self.locks.locked_write(self._patch_lock, addr, nbytes, self._patch.text_poke_copy, self)
 
     def text_poke_set(self, addr: int, nbytes: int) -> None:
-        with self.locks.hold(self._patch_lock), self.locks.page_update(addr, nbytes):
-            self._patch.text_poke_set(self, addr, nbytes)
+        self.locks.locked_write(self._patch_lock, addr, nbytes, self._patch.text_poke_set, self)
 
     def text_poke_sync(self) -> None:
         with self.locks.hold(self._patch_lock):
             self._patch.text_poke_sync(self)
 
     def text_poke_bp(self, addr: int, nbytes: int) -> None:
-        with self.locks.hold(self._patch_lock), self.locks.page_update(addr, nbytes):
-            self._patch.text_poke_bp(self, addr, nbytes)
+        self.locks.locked_write(self._patch_lock, addr, nbytes, self._patch.text_poke_bp, self)
 
     # -- ROX-cache primitives (execbench/kernel/direct_map.py, v6.13) ------------------------
     def set_direct_map_valid(self, addr: int, npages: int, valid: bool) -> None:

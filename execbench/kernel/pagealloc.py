@@ -92,6 +92,10 @@ def zone_highsize(low_wmark: int, batch: int, cpus: int) -> int:
     return max(low_wmark // max(cpus, 1), batch << 2)
 
 
+#: the order-0 pcp list keys of UNMOVABLE and MOVABLE (no tuple built per freed page)
+_ORDER0 = ((UNMOVABLE, 0), (MOVABLE, 0))
+
+
 class _Pcp:
     """``struct per_cpu_pages``: one list per (migratetype, order), head at the end."""
 
@@ -438,7 +442,8 @@ class Zone:
         lists = pcp.lists
         if pfns.size <= 8:
             for pfn in pfns.tolist():
-                lists[(bm[pfn >> PAGEBLOCK_ORDER], 0)].append(pfn)
+                mt = bm[pfn >> PAGEBLOCK_ORDER]
+                lists[_ORDER0[mt] if mt < 2 else (mt, 0)].append(pfn)
         else:
             # the same appends grouped by list: each list gets its pages in
             # the order they are freed

@@ -174,7 +174,7 @@ class BpfProgPack:
         pos = (addr - pack.addr) // BPF_PROG_CHUNK_SIZE
         nbits = -(-size // BPF_PROG_CHUNK_SIZE)
         pack.bitmap[pos:pos + nbits] = False
-        if not pack.bitmap.any():
+        if pack.bits.find(1) < 0:           # no chunk in use (a C-level memchr, not a numpy reduction)
             del self.packs[i]
             o.free_exec(pack.addr)
             self.count("bpf_prog_pack_freed")
