@@ -232,7 +232,7 @@ def _read_bytes(path: str) -> bytes:
         size = st.st_size
         if size > MAX_TRACE_BYTES:
             raise TraceError(path, None, f"{size:,} bytes; a trace may have at most "
-                                         f"{MAX_TRACE_BYTES:,}")
+                                         f"{MAX_TRACE_BYTES:,} (execbench run --stream has no limit)")
         with open(path, "rb") as f:
             raw = f.read(MAX_TRACE_BYTES + 1)
     except OSError as e:
@@ -245,7 +245,8 @@ def _read_bytes(path: str) -> bytes:
     except (EOFError, OSError, zlib.error) as e:     # BadGzipFile is an OSError
         raise TraceError(path, None, f"truncated or corrupt gzip data ({e})") from None
     if len(out) > MAX_TRACE_BYTES:
-        raise TraceError(path, None, f"decompresses to more than {MAX_TRACE_BYTES:,} bytes")
+        raise TraceError(path, None, f"decompresses to more than {MAX_TRACE_BYTES:,} bytes "
+                                     "(execbench run --stream has no limit)")
     return out
 
 
