@@ -4,7 +4,9 @@
 design's kernel version, instantiates the design, feeds every event to the
 user it belongs to, samples every metric after every event and returns a
 :class:`RunResult`.  Like libCacheSim's ``process_trace``: the whole
-pipeline is one function.
+pipeline is one function.  A :class:`~.trace.TraceStream` (``execbench run
+--stream``) is replayed the same way, read chunk by chunk, with the samples
+reduced on the fly (the result has the summary and no timeline).
 """
 from __future__ import annotations
 
