@@ -4,7 +4,9 @@
 design's kernel version, instantiates the design, feeds every event to the
 user it belongs to, samples every metric after every event and returns a
 :class:`RunResult`.  Like libCacheSim's ``process_trace``: the whole
-pipeline is one function.
+pipeline is one function.  A :class:`~.trace.TraceStream` (``execbench run
+--stream``) is replayed the same way, read chunk by chunk, with the samples
+reduced on the fly (the result has the summary and no timeline).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import pandas as pd
 
 from . import registry
 from .arch_trace import for_arch
-from .errors import ExecbenchError, KernelBug, OutOfMemory, printable
+from .errors import ExecbenchError, KernelBug, OutOfMemory, UsageError, printable
 from .kernel import Costs, Kernel, KernelConfig
 from .kernel.sidealloc import SideAllocs, SideParams
 from .metrics.sampler import NAMES, Sampler, summarise
@@ -37,25 +39,32 @@ class RunResult:
     seed: int
     params: dict[str, Any]
     config: KernelConfig
-    samples: np.ndarray                 # (events, metrics), after each event
-    t_ns: np.ndarray                    # virtual clock after each event
+    samples: np.ndarray | None          # (events, metrics), after each event; None if streamed
+    t_ns: np.ndarray | None             # virtual clock after each event; None if streamed
     counters: dict[str, int]
     entry_points: dict[str, list[str]]
     wall_s: float
     api_per_op: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     metrics: list[str] = field(default_factory=lambda: list(NAMES))
+    #: a streamed replay's summary, reduced on the fly (``samples`` is None)
+    reduced: dict[str, tuple[float, float, float]] | None = None
+    n_events: int | None = None
 
     @property
     def events(self) -> int:
-        return int(self.samples.shape[0])
+        return self.n_events if self.samples is None else int(self.samples.shape[0])
 
     @property
     def stats(self) -> dict[str, tuple[float, float, float]]:
         """metric -> (final, peak, time-weighted mean)."""
+        if self.reduced is not None:
+            return self.reduced
         return summarise(self.samples, self.t_ns, self.metrics)
 
     @property
     def final(self) -> dict[str, float]:
+        if self.reduced is not None:
+            return {m: v[0] for m, v in self.reduced.items()}
         return {m: float(v) for m, v in zip(self.metrics, self.samples[-1])}
 
     def summary(self) -> pd.DataFrame:
@@ -66,6 +75,9 @@ class RunResult:
         return pd.DataFrame(rows)
 
     def timeline(self) -> pd.DataFrame:
+        if self.samples is None:
+            raise UsageError("a streamed replay keeps no per-event samples, so it has no "
+                             "timeline: replay without --stream for --timeline")
         df = pd.DataFrame(self.samples, columns=self.metrics)
         df.insert(0, "t_ns", self.t_ns)
         df.insert(0, "seq", np.arange(self.events))
@@ -121,6 +133,9 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     _unreleased = None
     cls = registry.get(design)
     machine = dict(machine or {})
+    if trace.streamed and machine.get("arch", "x86_64") != "x86_64":
+        raise UsageError("a streamed trace replays on x86-64 only (other architectures "
+                         "retarget module sizes on the whole trace)")
     # the architecture's module sizes (execbench/arch_trace.py; x86-64: the trace as it is)
     trace = for_arch(trace, machine.get("arch", "x86_64"))
     if "itlb_cpu" not in machine and machine.get("arch", "x86_64") != "x86_64":
@@ -128,7 +143,7 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
         machine["itlb_cpu"] = get_arch(machine["arch"]).itlb_cpu   # the architecture's CPU preset
     if "cpus" not in machine and len(trace):
         # one per-CPU page list per CPU the trace runs on
-        machine["cpus"] = max(2, int(trace.df["cpu"].astype(int).max()) + 1)
+        machine["cpus"] = max(2, trace.max_cpu() + 1)
     # the release the parameters select (execmem_rox --param version=...), or the
     # release a recording was made on (``machine["version"]``: execbench.validation
     # replays the arm64 7.2 recording on execmem -- arm64 has no ROX cache -- under
@@ -145,7 +160,7 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     _unreleased = weakref.ref(kernel)         # until _release() below
     table = dispatch_table(d)
     n = len(trace)
-    sampler = Sampler(kernel, n)
+    sampler = Sampler(kernel, n, keep=not trace.streamed)   # streamed: reduced on the fly
     demand = sampler.demand
     show = (progress if progress is not None else n >= 20000) and sys.stderr.isatty()
     events = trace.events()
@@ -202,7 +217,8 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
                        config=config, samples=sampler.samples, t_ns=sampler.t,
                        counters=kernel.snapshot_counters(), entry_points=eps, wall_s=wall,
                        api_per_op={k: (v[0], v[1]) for k, v in sorted(api_per_op.items())},
-                       metrics=list(sampler.names))
+                       metrics=list(sampler.names), n_events=n,
+                       reduced=None if sampler.stream is None else sampler.stream.result(sampler.names))
     if observe is None:
         _release(kernel, d, side, sampler)
         _unreleased = None

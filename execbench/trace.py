@@ -14,6 +14,7 @@ accepted row costs bounded time and memory to replay.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -188,14 +189,26 @@ class Trace:
         every design and seed, and no design writes to an event."""
         cache = self.__dict__.get("_events")
         if cache is None or cache[0] is not self.df:
-            cols = [self.df[c].tolist() for c in COLUMNS]
-            cache = (self.df, [Event(*[None if v is pd.NA else v for v in row]) for row in zip(*cols)])
+            cache = (self.df, _events_of(self.df))
             self.__dict__["_events"] = cache
         return iter(cache[1])
+
+    #: a whole trace in memory (:class:`TraceStream` reads its file in chunks)
+    streamed = False
+
+    def max_cpu(self) -> int:
+        """The highest ``cpu`` of any event (-1 without events)."""
+        return int(self.df["cpu"].astype(int).max()) if len(self.df) else -1
 
     def __getstate__(self) -> dict:
         # the event cache is rebuilt on demand; do not ship it to worker processes
         return {k: v for k, v in self.__dict__.items() if k != "_events"}
+
+
+def _events_of(df: pd.DataFrame) -> list[Event]:
+    """The rows of a validated table as :class:`Event` records."""
+    cols = [df[c].tolist() for c in COLUMNS]
+    return [Event(*[None if v is pd.NA else v for v in row]) for row in zip(*cols)]
 
 
 Problem = tuple[int, str, "str | None"]      # (row, reason, column)
@@ -219,7 +232,7 @@ def _read_bytes(path: str) -> bytes:
         size = st.st_size
         if size > MAX_TRACE_BYTES:
             raise TraceError(path, None, f"{size:,} bytes; a trace may have at most "
-                                         f"{MAX_TRACE_BYTES:,}")
+                                         f"{MAX_TRACE_BYTES:,} (execbench run --stream has no limit)")
         with open(path, "rb") as f:
             raw = f.read(MAX_TRACE_BYTES + 1)
     except OSError as e:
@@ -232,7 +245,8 @@ def _read_bytes(path: str) -> bytes:
     except (EOFError, OSError, zlib.error) as e:     # BadGzipFile is an OSError
         raise TraceError(path, None, f"truncated or corrupt gzip data ({e})") from None
     if len(out) > MAX_TRACE_BYTES:
-        raise TraceError(path, None, f"decompresses to more than {MAX_TRACE_BYTES:,} bytes")
+        raise TraceError(path, None, f"decompresses to more than {MAX_TRACE_BYTES:,} bytes "
+                                     "(execbench run --stream has no limit)")
     return out
 
 
@@ -270,8 +284,9 @@ def _read_csv(path: str) -> pd.DataFrame:
     try:
         text = raw.decode("utf-8-sig")       # a UTF-8 byte-order mark is allowed
     except UnicodeDecodeError as e:
+        body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw   # e.start counts after the mark
         raise TraceError(path, None, f"not UTF-8 text (byte {e.start}: "
-                                     f"{raw[e.start:e.start + 1]!r})") from None
+                                     f"{body[e.start:e.start + 1]!r})") from None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         records = list(reader)
@@ -403,12 +418,27 @@ def _module_rules(user, op, ints, present) -> list[Problem]:
     return out
 
 
-def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
+@dataclass
+class Carry:
+    """What validating one chunk of a trace hands to the next (:class:`TraceStream`):
+    the rows before it, the last event's time and the live objects."""
+
+    start: int = 0
+    last_t: int | None = None
+    live: dict = field(default_factory=dict)
+
+
+def validate(df: pd.DataFrame, path: str = "<trace>", carry: Carry | None = None) -> pd.DataFrame:
     """Check a raw string table against the schema; return it typed.
 
     Returns a frame whose id columns are int64/str and whose size columns are
     nullable ``Int64`` (``<NA>`` where the op does not use the column).
     Raises :class:`TraceError` for the earliest broken row.
+
+    ``carry``: ``df`` is the chunk of a longer trace that starts at row
+    ``carry.start``, after an event at ``carry.last_t`` with ``carry.live``
+    objects live; rows in errors are the trace's rows, and ``carry`` is
+    advanced past the chunk.  The checks are the same as for a whole trace.
     """
     if list(df.columns) == COLUMNS_BEFORE_KALLSYMS:
         df = df.assign(**{c: "" for c in MODULE_KALLSYMS_COLUMNS})
@@ -416,6 +446,8 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
     n = len(df)
     if n == 0:
         raise TraceError(path, None, "no events")
+    carry = Carry() if carry is None else carry
+    start = carry.start
     problems: list[Problem] = []
     every = np.ones(n, dtype=bool)
 
@@ -456,13 +488,16 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
                              lambda r: f"not used by {user[r]}/{op[r]}; must be empty", col)):
             problems.append(p)
 
-    if (p := _fail_first(present["seq"] & (ints["seq"] != np.arange(n)),
-                         lambda r: f"seq is {ints['seq'][r]}, expected {r}", "seq")):
+    if (p := _fail_first(present["seq"] & (ints["seq"] != np.arange(start, start + n)),
+                         lambda r: f"seq is {ints['seq'][r]}, expected {start + r}", "seq")):
         problems.append(p)
     t = ints["t_ns"]
     back = np.zeros(n, dtype=bool)
     back[1:] = present["t_ns"][1:] & present["t_ns"][:-1] & (t[1:] < t[:-1])
-    if (p := _fail_first(back, lambda r: f"time goes backwards: {t[r]} < {t[r - 1]}", "t_ns")):
+    if carry.last_t is not None:
+        back[0] = present["t_ns"][0] and t[0] < carry.last_t
+    prev_t = (lambda r: t[r - 1] if r else carry.last_t)
+    if (p := _fail_first(back, lambda r: f"time goes backwards: {t[r]} < {prev_t(r)}", "t_ns")):
         problems.append(p)
     for (u, o), (limit, what) in _SIZE_LIMITS.items():
         m = (user == u) & (op == o) & present["size"]
@@ -487,12 +522,14 @@ def validate(df: pd.DataFrame, path: str = "<trace>") -> pd.DataFrame:
 
     first_bad = min(p[0] for p in problems) if problems else n
     life = _check_lifecycle(user[:first_bad], op[:first_bad], obj[:first_bad],
-                            {c: ints[c][:first_bad] for c in ("text", "offset", "len")})
+                            {c: ints[c][:first_bad] for c in ("text", "offset", "len")}, carry.live)
     if life:
         problems.append(life)
     if problems:
         row, reason, column = min(problems, key=lambda p: p[0])   # earliest row; first check wins
-        raise TraceError(path, row, reason, column)
+        raise TraceError(path, start + row, reason, column)
+    carry.start += n
+    carry.last_t = int(t[-1])
 
     out = pd.DataFrame({"seq": ints["seq"], "t_ns": ints["t_ns"], "cpu": ints["cpu"],
                         "user": user.astype(str), "op": op.astype(str), "obj": obj.astype(str)})
@@ -523,9 +560,10 @@ _LIFE: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
-def _check_lifecycle(user, op, obj, ints) -> Problem | None:
-    """Objects are used only while live, created once, freed once."""
-    live: dict[tuple[str, str], list] = {}   # (user, obj) -> [kind, flag, text]
+def _check_lifecycle(user, op, obj, ints, live: dict | None = None) -> Problem | None:
+    """Objects are used only while live, created once, freed once.  ``live``
+    (updated): the objects live before the first row, (user, obj) -> [kind, flag, text]."""
+    live = {} if live is None else live
     for r in range(len(user)):
         kind, action = _LIFE[(user[r], op[r])]
         k = (user[r], obj[r])
@@ -575,6 +613,186 @@ def load_trace(path: str | os.PathLike, name: str | None = None) -> Trace:
     df = validate(_read_csv(path), path)
     stem = Path(path).name.removesuffix(".gz").removesuffix(".csv")
     return Trace(df=df, path=path, name=name or stem, provenance=load_provenance(path))
+
+
+#: rows per chunk of a streamed trace: ~10-20 MB of parsed strings at a time
+STREAM_CHUNK_ROWS = 16384
+_BLOCK = 1 << 20                 # decompressed bytes read at a time
+_LINE_MAX = 16 * MiB             # a "line" longer than this is not a trace row
+
+
+def _stream_bytes(path: str) -> Iterator[bytes]:
+    """The file's bytes in blocks, gunzipped when they start with the gzip
+    magic; the errors of :func:`_read_bytes`, without its size limit."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise TraceError(path, None, "not a regular file (a streamed trace is read twice)")
+        f = open(path, "rb")
+    except OSError as e:
+        raise TraceError(path, None, f"cannot read: {e.strerror or e}") from None
+    with f:
+        try:
+            magic = f.read(2)
+            f.seek(0)
+            src = gzip.GzipFile(fileobj=f) if magic == b"\x1f\x8b" else f
+            while True:
+                block = src.read(_BLOCK)
+                if not block:
+                    return
+                yield block
+        except (EOFError, zlib.error) as e:
+            raise TraceError(path, None, f"truncated or corrupt gzip data ({e})") from None
+        except OSError as e:     # BadGzipFile is an OSError
+            what = "truncated or corrupt gzip data" if magic == b"\x1f\x8b" else "cannot read"
+            raise TraceError(path, None, f"{what} ({e.strerror or e})") from None
+
+
+def _stream_lines(path: str) -> Iterator[str]:
+    """The decoded text in lines, split as ``io.StringIO(text, newline="")``
+    splits them (``\\n``, ``\\r\\n`` or ``\\r`` kept at the end), so that
+    :func:`csv.reader` counts the same lines as for a whole trace.  A
+    not-UTF-8 byte is named by its offset after an optional byte-order mark,
+    as :func:`_read_csv` names it."""
+    tail = ""
+    pending = b""
+    offset = 0                   # decoded bytes before ``pending``, after the BOM
+    first = True
+    seen_text = False
+    for block in _stream_bytes(path):
+        data = pending + block
+        if first:
+            if len(data) < 3 and data == b"\xef\xbb\xbf"[:len(data)]:
+                pending = data
+                continue
+            if data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+            first = False
+        try:
+            text, used = codecs.utf_8_decode(data, "strict", False)
+        except UnicodeDecodeError as e:
+            raise TraceError(path, None, f"not UTF-8 text (byte {offset + e.start}: "
+                                         f"{data[e.start:e.start + 1]!r})") from None
+        offset += used
+        pending = data[used:]
+        seen_text = seen_text or bool(text.strip())
+        text = tail + text
+        cut = max(text.rfind("\n"), text.rfind("\r", 0, len(text) - 1))
+        tail = text[cut + 1:]
+        if len(tail) > _LINE_MAX:
+            raise TraceError(path, None, f"a line of more than {_LINE_MAX:,} characters")
+        if cut >= 0 and seen_text:
+            yield from io.StringIO(text[:cut + 1], newline="")
+        elif cut >= 0:
+            tail = text                  # only white space so far: maybe an empty file
+    if pending:
+        try:
+            text, _ = codecs.utf_8_decode(pending, "strict", True)
+        except UnicodeDecodeError as e:
+            raise TraceError(path, None, f"not UTF-8 text (byte {offset + e.start}: "
+                                         f"{pending[e.start:e.start + 1]!r})") from None
+        seen_text = seen_text or bool(text.strip())
+        tail += text
+    if not seen_text:
+        raise TraceError(path, None, "empty file (no header, no events)")
+    yield from io.StringIO(tail, newline="")
+
+
+def _stream_chunks(path: str, rows: int) -> Iterator[pd.DataFrame]:
+    """The trace's rows as tables of strings, ``rows`` at a time, with
+    :func:`_read_csv`'s checks (malformed CSV, field counts, blank lines)."""
+    reader = csv.reader(_stream_lines(path), strict=True)
+    header = None
+    body: list[list[str]] = []
+    blank = None                 # the first of a run of blank records (an error unless at the end)
+    row = -1
+    try:
+        for rec in reader:
+            if header is None:
+                header = rec
+                _check_columns(header, path)
+                continue
+            row += 1
+            if not rec:
+                blank = row if blank is None else blank
+                continue
+            if blank is not None:
+                raise TraceError(path, blank, "blank line")
+            if len(rec) != len(header):
+                raise TraceError(path, row, f"{len(rec)} fields, expected {len(header)}")
+            body.append(rec)
+            if len(body) == rows:
+                yield pd.DataFrame(body, columns=header, dtype=object)
+                body = []
+    except csv.Error as e:
+        line = reader.line_num - 2
+        raise TraceError(path, line if line >= 0 else None, f"malformed CSV: {e}") from None
+    if header is None:
+        raise TraceError(path, None, "empty file (no header, no events)")
+    if body:
+        yield pd.DataFrame(body, columns=header, dtype=object)
+
+
+class TraceStream:
+    """A trace file replayed in chunks, at memory that does not grow with its length.
+
+    Reads the file twice and never holds it: construction validates every
+    chunk with the checks of :func:`load_trace` (the row counter, the last
+    event's time and the live objects carried from chunk to chunk) and
+    counts the events; :meth:`events` then reads it again, chunk by chunk.
+    A broken trace therefore still raises :class:`TraceError` before a
+    single event is replayed.  Within a chunk the error is the one
+    :func:`load_trace` reports; across chunks, the first broken chunk's
+    (a whole-trace load would name a malformed CSV record or a short row
+    further on before any broken value, a stream names the first in file
+    order).  There is no size limit (:data:`MAX_TRACE_BYTES` bounds only
+    whole loads), but the file must be a regular file.
+
+    The replay (:func:`execbench.replay.run`) reduces metric samples on the
+    fly for a streamed trace (:class:`~.metrics.streamstats.StreamStats`),
+    so it keeps no timeline.
+    """
+
+    streamed = True
+
+    def __init__(self, path: str | os.PathLike, name: str | None = None,
+                 chunk_rows: int = STREAM_CHUNK_ROWS):
+        self.path = str(path)
+        self.name = name or Path(self.path).name.removesuffix(".gz").removesuffix(".csv")
+        self.provenance = load_provenance(self.path)
+        self.chunk_rows = chunk_rows
+        carry = Carry()
+        cpu = -1
+        for chunk in _stream_chunks(self.path, chunk_rows):
+            cpu = max(cpu, int(validate(chunk, self.path, carry)["cpu"].max()))
+        if carry.start == 0:
+            raise TraceError(self.path, None, "no events")
+        self._n = carry.start
+        self._max_cpu = cpu
+
+    def __len__(self) -> int:
+        return self._n
+
+    def max_cpu(self) -> int:
+        return self._max_cpu
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """The validated chunks, typed as :func:`validate` returns them."""
+        carry = Carry()
+        for chunk in _stream_chunks(self.path, self.chunk_rows):
+            yield validate(chunk, self.path, carry)
+        if carry.start != self._n:
+            raise TraceError(self.path, None, f"changed while replaying ({carry.start:,} events, "
+                                              f"{self._n:,} when validated)")
+
+    def events(self) -> Iterator[Event]:
+        for chunk in self.chunks():
+            yield from _events_of(chunk)
+
+
+def stream_trace(path: str | os.PathLike, name: str | None = None) -> TraceStream:
+    """Validate a trace file for a streamed replay (:class:`TraceStream`)."""
+    return TraceStream(path, name)
 
 
 def from_frame(df: pd.DataFrame, name: str = "<frame>") -> Trace:

@@ -15,6 +15,8 @@ on bad data):
   every shipped table and workload (recorders/shipped.py): tables from the pinned .debs,
   workloads (boot-cloud/-server/-desktop, bpf-observability, cloud-session, kprobe-churn,
   ftrace-trampolines, fleet-day) from the committed tables.
+* ``record fleet-days [--days N] -o trace.csv.gz`` -- fleet-day's recipe for N days after
+  one boot (recorders/fleetdays.py), for fleet-scale replay (``run --stream``); not shipped.
 * ``record jit-sizes [--scratch DIR] [--out DIR]`` — boot Debian's 6.1 kernel under QEMU,
   load the libbpf-tools and fleet-mix objects and write their measured JIT sizes to
   ``workloads/data/bpf/jit-sizes-6.1.csv`` (recorders/qemu/jitsize.py; root, 2-5 minutes).
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``record`` and its subcommands to the CLI."""
     p = subparsers.add_parser("record", help="record workloads and tables from real artifacts",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="record_cmd", required=True, metavar="{modules,boot,bpf,host,shipped,qemu,jit-sizes}")
+    sub = p.add_subparsers(dest="record_cmd", required=True, metavar="{modules,boot,bpf,host,shipped,qemu,jit-sizes,fleet-days}")
 
     m = sub.add_parser("modules", help="per-module loader table from a kernel package or /lib/modules/<ver>")
     m.add_argument("source", type=pathlib.Path, nargs="+",
@@ -84,6 +86,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--data", type=pathlib.Path, default=None,
                    help="data folder to write (default: the installed execbench.workloads data)")
     s.set_defaults(func=_cmd_shipped)
+
+    fd = sub.add_parser("fleet-days", help="fleet-day's recipe for N days on one host, for fleet-scale "
+                                           "replay (~103 k events a day; not shipped)")
+    fd.add_argument("--days", type=int, default=7,
+                    help="days after one boot, 1..10000 (default 7, ~0.72 M events; 97: ~10 M)")
+    fd.add_argument("-o", "--output", type=pathlib.Path, required=True, help="trace path (.csv.gz)")
+    fd.set_defaults(func=_cmd_fleet_days)
 
     h = sub.add_parser("host", help="snapshot this machine's modules, BPF programs, ftrace trampolines, kprobes")
     h.add_argument("--root", type=pathlib.Path, default=pathlib.Path("/"),
@@ -246,6 +255,25 @@ def _cmd_bpf(args: argparse.Namespace) -> int:
     rm.atomic_write_bytes(args.output, text.encode())
     write_toml(sidecar_path(args.output), sh.bpf_table_provenance(rows, deb, args.output, record_date()))
     print(f"{len(rows)} BPF programs in {len({r['tool'] for r in rows})} tools -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_fleet_days(args: argparse.Namespace) -> int:
+    from execbench.workloads import catalog
+    from execbench.workloads.recorders import fleetdays
+
+    if not 1 <= args.days <= 10000:
+        print(f"execbench record fleet-days: --days {args.days}: expected 1..10000", file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+
+    def progress(day: int, n: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r  day {day}/{args.days}: {n:,} events", end="", file=sys.stderr, flush=True)
+
+    n = fleetdays.write(catalog.data_dir(), args.days, args.output, progress)
+    print(f"\nfleet-days: {args.days} days, {n:,} events -> {args.output} "
+          f"({time.monotonic() - t0:.0f} s)", file=sys.stderr)
     return 0
 
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import resource
 from pathlib import Path
 
 from .. import registry
+from ..errors import UsageError
 from ..replay import run
 from ..metrics import METRICS
 from ..report import table
@@ -20,6 +22,7 @@ EXAMPLES = """examples:
   execbench run --design legacy --workload boot-cloud --seed 3
   execbench run --design legacy --workload my.csv.gz --param bpf_prog_pack=false
   execbench run --design legacy --timeline "$TMPDIR/tl.csv" --json
+  execbench run --design legacy --workload week.csv.gz --stream --json   # any length, bounded memory
 """
 
 
@@ -34,6 +37,10 @@ def register(sub) -> None:
     p.add_argument("--timeline", metavar="CSV", help="also write every metric after every event")
     p.add_argument("--out", metavar="CSV", help="summary CSV (default results/run-<workload>-<design>-s<seed>.csv)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--stream", action="store_true",
+                   help="read the trace in chunks and summarise the metrics on the fly: memory does "
+                        "not grow with the trace's length, the summary is the same bytes (x86-64 only; "
+                        "no --timeline)")
     add_machine_options(p)
     p.set_defaults(func=main)
 
@@ -58,11 +65,22 @@ def print_stats(stats: dict[str, tuple[float, float, float]]) -> None:
     print(table.fit(["metric", "unit"], ["final", "peak", "mean"], gauges, w))
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far (getrusage ru_maxrss: KiB on Linux), in MiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def main(args) -> int:
     designs_for_arch(args, [args.design])
     params = parse_param_items(args.param, [args.design], arch_of(args)).get(args.design, {})
     machine, costs = machine_from(args)
-    trace = for_arch(resolve(args.workload), arch_of(args))
+    if args.stream and args.timeline:
+        raise UsageError("--timeline needs every sample and --stream keeps none: drop one of them")
+    if args.stream and arch_of(args) != "x86_64":
+        raise UsageError("--stream replays x86-64 only (other architectures retarget module sizes "
+                         "on the whole trace)")
+    trace = resolve(args.workload, stream=args.stream)
+    trace = trace if args.stream else for_arch(trace, arch_of(args))
     out = Path(args.out) if args.out else RESULTS_DIR / f"run-{trace.name}-{args.design}-s{args.seed}.csv"
     writable(out, "the summary")
     if args.timeline:
@@ -76,6 +94,7 @@ def main(args) -> int:
     if args.json:
         emit_json({"design": r.design, "workload": r.workload, "seed": r.seed, "params": r.params,
                    "events": r.events, "events_per_s": r.events / r.wall_s if r.wall_s else None,
+                   "stream": bool(args.stream), "peak_rss_mb": peak_rss_mb(),
                    "stats": {m: dict(zip(("final", "peak", "mean"), v)) for m, v in r.stats.items()},
                    "counters": r.counters, "entry_points": r.entry_points})
         return 0

@@ -13,6 +13,7 @@ from ..units import PAGE_SIZE, PMD_SIZE
 from .catalog import METRICS
 from .demand import Demand
 from .itlb import OWNERS, ItlbParams, ItlbProbe
+from .streamstats import StreamStats
 
 NAMES = [m.name for m in METRICS]
 _IDX = {n: i for i, n in enumerate(NAMES)}
@@ -21,16 +22,20 @@ _POKE_KEYS = tuple(f"text_pokes_{s}" for s in POKE_SOURCES)
 
 
 class Sampler:
-    """Fills one row of ``samples`` per event."""
+    """Fills one row of ``samples`` per event -- or, with ``keep=False`` (a
+    streamed replay), hands each row to a :class:`~.streamstats.StreamStats`
+    that keeps the summary and not the rows (``samples`` and ``t`` are then
+    ``None``)."""
 
-    def __init__(self, kernel: Kernel, n_events: int):
+    def __init__(self, kernel: Kernel, n_events: int, keep: bool = True):
         self.k = kernel
         self.demand = Demand()
         # metrics only this machine's architecture has (catalog.ARCH_METRICS), after the common ones
         self.extra = tuple(kernel.arch.metrics)
         self.names = NAMES + list(self.extra)
-        self.samples = np.zeros((n_events, len(self.names)), dtype=np.float64)
-        self.t = np.zeros(n_events, dtype=np.float64)
+        self.stream = None if keep else StreamStats(n_events, len(self.names))
+        self.samples = np.zeros((n_events, len(self.names)), dtype=np.float64) if keep else None
+        self.t = np.zeros(n_events, dtype=np.float64) if keep else None
         self._eps = (-1, 0)     # (len(k.entry_points), distinct entry names): the set only grows
         cfg = kernel.config
         self.itlb = (None if cfg.itlb_cpu == "off" else
@@ -92,8 +97,11 @@ class Sampler:
         row.extend(self.itlb.sample(i) if self.itlb is not None else _ITLB_ZERO)
         if self.extra:
             row.extend(c[key] for key in self.extra)
-        self.samples[i] = row
-        self.t[i] = k.now
+        if self.stream is None:
+            self.samples[i] = row
+            self.t[i] = k.now
+        else:
+            self.stream.add(row, k.now)
 
 
 def summarise(samples: np.ndarray, t: np.ndarray, names: list[str] | None = None
