@@ -108,25 +108,30 @@ def test_most_expensive_row_replays_in_under_a_second(worst_trace, design):
     assert r.counters["vmalloc_calls"] > 0
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+
+def _big_machine_trace():
+    """boot-cloud on a 16 GiB machine: ~80 MB of page arrays per replay."""
+    from execbench.workload_ref import resolve
+
+    return resolve("boot-cloud"), {"mem_bytes": 16 << 30, "itlb_cpu": "off"}
+
+
 def test_many_replays_in_one_process_do_not_grow_its_memory():
     """A sweep or fuzz worker replays run after run in one process.  Each
     finished replay leaves its kernel as cyclic garbage holding the 16 GiB
     machine's page arrays (~80 MB); before replay.run collected it, a fuzz
     worker grew ~800 MB per case until the OOM killer stopped it.  Eight
     replays may not leave more than two replays' worth behind."""
-    from execbench.workload_ref import resolve
-
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096 / 1e6
-
-    tr = resolve("boot-cloud")
-    machine = {"mem_bytes": 16 << 30, "itlb_cpu": "off"}
+    tr, machine = _big_machine_trace()
     run(tr, "legacy", machine=machine, progress=False)
-    base = rss_mb()
+    base = _rss_mb()
     for _ in range(8):
         run(tr, "legacy", machine=machine, progress=False)
-    assert rss_mb() - base < 160, f"grew {rss_mb() - base:.0f} MB over 8 replays"
+    assert _rss_mb() - base < 160, f"grew {_rss_mb() - base:.0f} MB over 8 replays"
 
 
 def test_a_finished_replay_frees_its_machine_without_the_cyclic_collector():
@@ -136,22 +141,15 @@ def test_a_finished_replay_frees_its_machine_without_the_cyclic_collector():
     each) leave less than one machine behind."""
     import gc
 
-    from execbench.workload_ref import resolve
-
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * 4096 / 1e6
-
-    tr = resolve("boot-cloud")
-    machine = {"mem_bytes": 16 << 30, "itlb_cpu": "off"}
+    tr, machine = _big_machine_trace()
     run(tr, "execmem_rox", machine=machine, progress=False)
     gc.collect()
     gc.disable()
     try:
-        base = rss_mb()
+        base = _rss_mb()
         for _ in range(4):
             run(tr, "execmem_rox", machine=machine, progress=False)
-        grew = rss_mb() - base
+        grew = _rss_mb() - base
     finally:
         gc.enable()
     assert grew < 60, f"grew {grew:.0f} MB over 4 replays with the collector off"
