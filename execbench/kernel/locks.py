@@ -427,22 +427,31 @@ class LockModel:
         family runs this ~80,000 times on fleet-day)."""
         self.acquire(name)
         try:
-            outer = not self._update_depth
-            if outer:
-                start = self.local()
-                self._update_depth = 1
-            else:
-                self._update_depth += 1
+            start = self._update_begin()
             try:
                 fn(k, addr, nbytes)
             finally:
-                if outer:
-                    self._update_depth = 0
-                    self.record_write(addr, nbytes, start, self.local())
-                else:
-                    self._update_depth -= 1
+                self._update_end(addr, nbytes, start)
         finally:
             self.release(name)
+
+    def _update_begin(self) -> float | None:
+        """Enter an update window (:meth:`page_update`): its start time when
+        it is the outermost, None when it nests in another."""
+        if self._update_depth:
+            self._update_depth += 1
+            return None
+        start = self.local()
+        self._update_depth = 1
+        return start
+
+    def _update_end(self, addr: int, nbytes: int, start: float | None) -> None:
+        """Leave it: the outermost window records its write."""
+        if start is None:
+            self._update_depth -= 1
+        else:
+            self._update_depth = 0
+            self.record_write(addr, nbytes, start, self.local())
 
     # -- summaries ------------------------------------------------------------------------
     def counters(self) -> dict[str, int]:
@@ -483,25 +492,14 @@ class _Hold:
 
 
 class _Update:
-    __slots__ = ("m", "addr", "nbytes", "start", "outer")
+    __slots__ = ("m", "addr", "nbytes", "start")
 
     def __init__(self, m: LockModel, addr: int, nbytes: int):
         self.m, self.addr, self.nbytes = m, addr, nbytes
 
     def __enter__(self) -> None:
-        m = self.m
-        self.outer = not m._update_depth
-        if self.outer:
-            self.start = m.local()
-            m._update_depth = 1
-        else:
-            m._update_depth += 1
+        self.start = self.m._update_begin()
 
     def __exit__(self, *exc) -> bool:
-        m = self.m
-        if self.outer:
-            m._update_depth = 0
-            m.record_write(self.addr, self.nbytes, self.start, m.local())
-        else:
-            m._update_depth -= 1
+        self.m._update_end(self.addr, self.nbytes, self.start)
         return False
