@@ -594,11 +594,16 @@ def _check_lifecycle(user, op, obj, ints, live: dict | None = None) -> Problem |
     return None
 
 
+def trace_stem(path: str | os.PathLike) -> str:
+    """A trace file's name without ``.csv``/``.csv.gz``: the workload's
+    default name and its sidecar's stem (``x.csv.gz`` -> ``x``)."""
+    return Path(path).name.removesuffix(".gz").removesuffix(".csv")
+
+
 def load_provenance(trace_path: str | os.PathLike) -> dict:
     """Read the TOML sidecar (``x.csv.gz`` -> ``x.toml``), or ``{}``."""
     p = Path(trace_path)
-    stem = p.name.removesuffix(".gz").removesuffix(".csv")
-    side = p.with_name(stem + ".toml")
+    side = p.with_name(trace_stem(p) + ".toml")
     if not side.exists():
         return {}
     try:
@@ -611,8 +616,7 @@ def load_trace(path: str | os.PathLike, name: str | None = None) -> Trace:
     """Load and validate a trace file (CSV, optionally gzip-compressed)."""
     path = str(path)
     df = validate(_read_csv(path), path)
-    stem = Path(path).name.removesuffix(".gz").removesuffix(".csv")
-    return Trace(df=df, path=path, name=name or stem, provenance=load_provenance(path))
+    return Trace(df=df, path=path, name=name or trace_stem(path), provenance=load_provenance(path))
 
 
 #: rows per chunk of a streamed trace: ~10-20 MB of parsed strings at a time
@@ -758,7 +762,7 @@ class TraceStream:
     def __init__(self, path: str | os.PathLike, name: str | None = None,
                  chunk_rows: int = STREAM_CHUNK_ROWS):
         self.path = str(path)
-        self.name = name or Path(self.path).name.removesuffix(".gz").removesuffix(".csv")
+        self.name = name or trace_stem(self.path)
         self.provenance = load_provenance(self.path)
         self.chunk_rows = chunk_rows
         carry = Carry()
@@ -788,11 +792,6 @@ class TraceStream:
     def events(self) -> Iterator[Event]:
         for chunk in self.chunks():
             yield from _events_of(chunk)
-
-
-def stream_trace(path: str | os.PathLike, name: str | None = None) -> TraceStream:
-    """Validate a trace file for a streamed replay (:class:`TraceStream`)."""
-    return TraceStream(path, name)
 
 
 def from_frame(df: pd.DataFrame, name: str = "<frame>") -> Trace:

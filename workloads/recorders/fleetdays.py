@@ -29,7 +29,7 @@ import tempfile
 import tomllib
 from typing import Callable
 
-from execbench.trace import COLUMNS, SIZE_COLUMNS, TraceStream
+from execbench.trace import COLUMNS, SIZE_COLUMNS, TraceStream, trace_stem
 
 from . import churn
 from . import session as rs
@@ -128,7 +128,7 @@ def write(data: pathlib.Path, days: int, out: pathlib.Path,
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-    stem = out.name.removesuffix(".gz").removesuffix(".csv")
+    stem = trace_stem(out)
     # fleet-day's sidecar (its [parameters] and [placement] set the side allocations), re-labelled
     prov = tomllib.loads((data / "fleet-day.toml").read_text())
     write_toml(out.with_name(stem + ".toml"), prov | {
