@@ -133,9 +133,8 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
     _unreleased = None
     cls = registry.get(design)
     machine = dict(machine or {})
-    if trace.streamed and machine.get("arch", "x86_64") != "x86_64":
-        raise UsageError("a streamed trace replays on x86-64 only (other architectures "
-                         "retarget module sizes on the whole trace)")
+    if trace.streamed:
+        refuse_stream_arch(machine.get("arch", "x86_64"))
     # the architecture's module sizes (execbench/arch_trace.py; x86-64: the trace as it is)
     trace = for_arch(trace, machine.get("arch", "x86_64"))
     if "itlb_cpu" not in machine and machine.get("arch", "x86_64") != "x86_64":
@@ -223,6 +222,14 @@ def run(trace: Trace, design: str, seed: int = 0, params: dict[str, Any] | None 
         _release(kernel, d, side, sampler)
         _unreleased = None
     return result
+
+
+def refuse_stream_arch(arch: str) -> None:
+    """A streamed trace replays on x86-64 only: other architectures retarget
+    module sizes on the whole trace (execbench/arch_trace.py)."""
+    if arch != "x86_64":
+        raise UsageError("--stream replays x86-64 only (other architectures retarget module "
+                         "sizes on the whole trace)")
 
 
 #: the kernel of the last run that did not break its cycles (a weak reference)

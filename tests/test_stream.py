@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from execbench.cli import main
-from execbench.errors import TraceError
+from execbench.errors import TraceError, UsageError
 from execbench.metrics.sampler import summarise
 from execbench.metrics.streamstats import Pairwise, StreamStats
 from execbench.replay import run
@@ -129,6 +129,18 @@ def test_stream_json_reports_peak_rss(tmp_path, capsys):
     assert 10 < doc["peak_rss_mb"] < 100_000
 
 
+def test_stream_refuses_other_architectures(tmp_path, capsys):
+    # on the command line before the trace's validation pass, and in replay.run itself
+    rc = main(["run", "-d", "legacy", "-w", "cloud-session", "--arch", "arm64",
+               "--out", str(tmp_path / "s.csv"), "--stream"])
+    assert rc != 0
+    err = capsys.readouterr().err
+    assert "x86-64" in err and "--stream" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.csv").exists()
+    with pytest.raises(UsageError, match="x86-64"):
+        run(TraceStream(catalog.find("cloud-session").path), "legacy", machine={"arch": "arm64"})
+
+
 def test_stream_refuses_timeline(tmp_path, capsys):
     rc = main(["run", "-d", "legacy", "-w", "cloud-session", "--out", str(tmp_path / "s.csv"),
                "--stream", "--timeline", str(tmp_path / "tl.csv")])
@@ -165,23 +177,24 @@ def _cells(line):
     return line.rstrip("\n").split(",")
 
 
+def _set_cell(lines, row, col, value):
+    """A copy of ``lines`` with trace row ``row``'s column ``col`` set to ``value``."""
+    lines = list(lines)
+    c = _cells(lines[1 + row])
+    c[col] = value
+    lines[1 + row] = ",".join(c) + "\n"
+    return lines
+
+
 def test_time_backwards_at_a_chunk_boundary(tmp_path, lines):
     """Row 100 is the first of the second chunk; its predecessor is in the first."""
-    lines = list(lines)
-    c = _cells(lines[1 + CHUNK])
-    c[1] = "0"
-    lines[1 + CHUNK] = ",".join(c) + "\n"
-    whole, streamed = _both(tmp_path, lines)
+    whole, streamed = _both(tmp_path, _set_cell(lines, CHUNK, 1, "0"))
     assert whole.row == streamed.row == CHUNK
     assert str(whole) == str(streamed) and "time goes backwards" in str(streamed)
 
 
 def test_seq_wrong_in_a_later_chunk(tmp_path, lines):
-    lines = list(lines)
-    c = _cells(lines[1 + 2 * CHUNK + 5])
-    c[0] = "7"
-    lines[1 + 2 * CHUNK + 5] = ",".join(c) + "\n"
-    whole, streamed = _both(tmp_path, lines)
+    whole, streamed = _both(tmp_path, _set_cell(lines, 2 * CHUNK + 5, 0, "7"))
     assert whole.row == streamed.row == 2 * CHUNK + 5
     assert str(whole) == str(streamed) and f"expected {2 * CHUNK + 5}" in str(streamed)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import registry
 from ..errors import UsageError
-from ..replay import run
+from ..replay import refuse_stream_arch, run
 from ..metrics import METRICS
 from ..report import table
 from ..results import RESULTS_DIR, to_csv_bytes, write_files
@@ -76,9 +76,8 @@ def main(args) -> int:
     machine, costs = machine_from(args)
     if args.stream and args.timeline:
         raise UsageError("--timeline needs every sample and --stream keeps none: drop one of them")
-    if args.stream and arch_of(args) != "x86_64":
-        raise UsageError("--stream replays x86-64 only (other architectures retarget module sizes "
-                         "on the whole trace)")
+    if args.stream:
+        refuse_stream_arch(arch_of(args))          # before the trace's validation pass
     trace = resolve(args.workload, stream=args.stream)
     trace = trace if args.stream else for_arch(trace, arch_of(args))
     out = Path(args.out) if args.out else RESULTS_DIR / f"run-{trace.name}-{args.design}-s{args.seed}.csv"
