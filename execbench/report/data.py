@@ -113,6 +113,16 @@ class Headline:
     def design_names(self) -> list[str]:
         return [d.name for d in self.designs]
 
+    def cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per ``key`` and frame: a report asks for the same
+        per-workload means and per-row cells hundreds of times while it fits
+        its lines (a new ``df`` is a new frame, so nothing stale is returned)."""
+        cache = self.__dict__.setdefault("_cache", {})
+        k = (id(self.df),) + key
+        if k not in cache:
+            cache[k] = compute()
+        return cache[k]
+
     @property
     def workload_names(self) -> list[str]:
         return [w.name for w in self.workloads]

@@ -234,15 +234,13 @@ def _workload_means(h: Headline, workload: str) -> tuple[dict, list[str]]:
     the designs the workload has, computed once per Headline frame and
     workload: a short report builds its tables hundreds of times while it
     fits its lines (a filter and a groupby each took it to a minute)."""
-    cache = h.__dict__.setdefault("_workload_means", {})
-    key = (id(h.df), workload)
-    if key not in cache:
+    def compute() -> tuple[dict, list[str]]:
         sub = h.df[h.df.workload == workload]
         g = sub.groupby(["design", "metric"])[list(_STATS)].mean()
         present = set(sub.design)
-        cache[key] = ({k: tuple(float(x) for x in v) for k, v in zip(g.index, g.to_numpy().tolist())},
-                      [d for d in h.design_names if d in present])
-    return cache[key]
+        return ({k: tuple(float(x) for x in v) for k, v in zip(g.index, g.to_numpy().tolist())},
+                [d for d in h.design_names if d in present])
+    return h.cached(("workload_means", workload), compute)
 
 
 class Table:

@@ -89,11 +89,7 @@ def cells(h: Headline, row: Row, baseline: str) -> dict[str, Cell]:
     once per Headline frame, row and baseline (a short report asks for the
     same cells many times while it fits its lines).  Callers get a new dict
     of the shared, read-only cells."""
-    cache = h.__dict__.setdefault("_cells", {})
-    key = (id(h.df), row, baseline)
-    if key not in cache:
-        cache[key] = _cells(h, row, baseline)
-    return dict(cache[key])
+    return dict(h.cached(("cells", row, baseline), lambda: _cells(h, row, baseline)))
 
 
 def _cells(h: Headline, row: Row, baseline: str) -> dict[str, Cell]:
