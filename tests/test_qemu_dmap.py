@@ -83,3 +83,8 @@ def test_splits_are_explained_only_when_every_cause_changes_the_same_pages():
     assert V.explain_splits(_rows(), {"direct_map_level2_splits": 9}, model) == {}
     # a passing row needs no explanation
     assert V.explain_splits(_rows(direct_map_splits_2m=True), truth, model) == {}
+
+
+def test_validation_names_the_same_causes_as_the_recording():
+    # the validation's pairs (execbench/validation.py) are built from its own copy
+    assert V.DMAP_CAUSES == dmap.CAUSES

@@ -111,15 +111,14 @@ def changes(ev: pd.DataFrame) -> DirectMapChanges | None:
             if primary == 1:
                 last_kind[key] = _kind(set_, clr)
             continue                      # the vmalloc or kernel-image side, not the direct map
+        # primary=1 on a direct-map address: __set_pages_np()/__set_pages_p() of
+        # vm_reset_perms(); its restore (set_direct_map_default_noflush()) undoes
+        # its own invalidation: state only, not counted again
         restore = primary == 1 and bool(set_ & _PAGE_PRESENT)
-        if primary == 1 and clr & _PAGE_PRESENT:
-            cause = "vm_reset_perms"
-        elif restore:
-            # set_direct_map_default_noflush(), the same vm_reset_perms() undoing its
-            # own invalidation: state only, not counted again
-            cause = "vm_reset_perms"
+        if primary == 1:
+            cause = "vm_reset_perms" if (clr | set_) & _PAGE_PRESENT else "other"
         else:
-            cause = last_kind.get(key, "other") if primary == 0 else "other"
+            cause = last_kind.get(key, "other")
         p0 = vaddr >> 12
         for p in range(p0, p0 + n):
             hit = False
